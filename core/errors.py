@@ -1,0 +1,44 @@
+"""One error hierarchy for the whole service; adapters map it to HTTP with ``status``."""
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A failure the client can act on. ``type`` and ``message`` go into the JSON error body."""
+
+    status = 400
+    type = "bad_request"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict:
+        return {"error": {"type": self.type, "message": self.message}}
+
+
+class BadRequest(ServiceError):
+    status, type = 400, "bad_request"
+
+
+class PayloadTooLarge(ServiceError):
+    status, type = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status, type = 415, "unsupported_media_type"
+
+
+class InvalidImage(ServiceError):
+    status, type = 422, "invalid_image"
+
+
+class FetchFailed(ServiceError):
+    status, type = 502, "fetch_failed"
+
+
+class FetchTimeout(ServiceError):
+    status, type = 504, "fetch_timeout"
+
+
+class ModelError(Exception):
+    """The deployed model or its manifest is broken: an operator's problem, never the client's."""

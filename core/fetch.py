@@ -1,0 +1,169 @@
+"""Fetch an image URL without becoming an SSRF proxy (OWASP's guidance).
+
+- http and https only, credentials in the URL refused;
+- the host is resolved here and *every* address checked: anything not globally routable (loopback,
+  private, link-local incl. cloud metadata, multicast, reserved, IPv4-mapped/NAT64 forms) is refused unless
+  it falls in the ``FETCH_ALLOW_NETWORKS`` allow-list; odd spellings (``2130706433``, ``0x7f.1``) resolve to
+  the address they mean and are checked as such;
+- the connection goes to the address that was checked (no DNS-rebinding window), with the original host
+  name kept for the Host header, TLS SNI and certificate checks;
+- redirects are followed by hand, at most N, each hop checked again;
+- connect and read timeouts plus a total deadline, and a byte cap enforced while streaming.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+
+from .errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, UnsupportedMediaType
+
+CHUNK = 64 * 1024
+REDIRECTS = (301, 302, 303, 307, 308)
+USER_AGENT = "serverless-clothing-classifier/1.0"
+# Well-known ranges ipaddress' is_global misses or that wrap another address.
+EXTRA_BLOCKED = tuple(ipaddress.ip_network(n) for n in (
+    "64:ff9b::/96", "64:ff9b:1::/48",  # NAT64: may reach internal IPv4
+    "2002::/16",                        # 6to4: embeds an IPv4 address
+    "2001::/32",                        # Teredo
+    "100.64.0.0/10",                    # carrier-grade NAT
+))
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    connect_timeout: float
+    total_timeout: float
+    max_bytes: int
+    max_redirects: int
+    allow_networks: tuple = ()
+
+
+def is_public(address: ipaddress._BaseAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if embedded is not None:
+            return is_public(embedded)
+        if address.scope_id:
+            return False
+    if any(address in net for net in EXTRA_BLOCKED if net.version == address.version):
+        return False
+    return address.is_global and not address.is_multicast
+
+
+def check_address(address: str, allow_networks) -> ipaddress._BaseAddress:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if any(ip in net for net in allow_networks if net.version == ip.version):
+        return ip
+    if not is_public(ip):
+        raise BadRequest(f"the URL points to a non-public address ({ip}); only public hosts may be fetched")
+    return ip
+
+
+def resolve(host: str, port: int, allow_networks) -> str:
+    """Resolve ``host`` and check every address it has; the first one to connect to."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchFailed(f"cannot resolve host '{host}': {exc}") from None
+    addresses = [check_address(info[4][0], allow_networks) for info in infos]
+    return str(addresses[0])
+
+
+def _split(url: str):
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise BadRequest(f"invalid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise BadRequest("only http and https URLs can be fetched")
+    if not parts.hostname:
+        raise BadRequest("the URL has no host")
+    if parts.username or parts.password:
+        raise BadRequest("URLs with credentials are not accepted")
+    port = port or (443 if parts.scheme == "https" else 80)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return parts.scheme, parts.hostname, port, target
+
+
+def fetch_image_bytes(url: str, limits: FetchLimits) -> bytes:
+    """The body of ``url``, following checked redirects; raises a ServiceError on every failure."""
+    if not isinstance(url, str) or not url:
+        raise BadRequest("'url' must be a non-empty string")
+    deadline = time.monotonic() + limits.total_timeout
+    for _ in range(limits.max_redirects + 1):
+        scheme, host, port, target = _split(url)
+        address = resolve(host, port, limits.allow_networks)
+        response = _request(scheme, host, address, port, target, deadline, limits)
+        try:
+            if response.status in REDIRECTS and response.headers.get("Location"):
+                url = urljoin(url, response.headers["Location"])
+                continue
+            if response.status != 200:
+                raise FetchFailed(f"the image URL answered HTTP {response.status}")
+            _check_content_type(response.headers.get("Content-Type", ""))
+            return _read_capped(response, deadline, limits.max_bytes)
+        finally:
+            response.release_conn()
+            response.close()
+    raise FetchFailed(f"too many redirects (more than {limits.max_redirects})")
+
+
+def _request(scheme, host, address, port, target, deadline, limits):
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
+    timeout = urllib3.Timeout(connect=min(limits.connect_timeout, remaining), read=remaining)
+    kwargs = {"timeout": timeout, "retries": False, "maxsize": 1}
+    if scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(address, port, server_hostname=host, assert_hostname=host, **kwargs)
+    else:
+        pool = urllib3.HTTPConnectionPool(address, port, **kwargs)
+    default_port = 443 if scheme == "https" else 80
+    host_header = host if port == default_port else f"{host}:{port}"
+    if ":" in host and port == default_port:
+        host_header = f"[{host}]"
+    try:
+        return pool.urlopen("GET", target, headers={"Host": host_header, "User-Agent": USER_AGENT,
+                                                    "Accept": "image/*"},
+                            redirect=False, preload_content=False, assert_same_host=False)
+    except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
+        raise FetchTimeout("the image URL did not answer in time") from None
+    except urllib3.exceptions.HTTPError as exc:
+        raise FetchFailed(f"cannot fetch the image URL: {_reason(exc)}") from None
+
+
+def _check_content_type(content_type: str) -> None:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    # Many servers send images as octet-stream; anything else (HTML, JSON...) is not an image.
+    if kind and not (kind.startswith("image/") or kind in ("application/octet-stream", "binary/octet-stream")):
+        raise UnsupportedMediaType(f"the URL returned '{kind}', not an image")
+
+
+def _read_capped(response, deadline: float, max_bytes: int) -> bytes:
+    body = bytearray()
+    try:
+        # read1: at most one socket read per call, so the deadline is checked even on a slow drip.
+        while chunk := response.read1(CHUNK):
+            body += chunk
+            if len(body) > max_bytes:
+                raise PayloadTooLarge(f"the image at the URL is larger than {max_bytes} bytes")
+            if time.monotonic() > deadline:
+                raise FetchTimeout("fetching the image took too long")
+    except urllib3.exceptions.ReadTimeoutError:
+        raise FetchTimeout("the image URL stopped sending data") from None
+    except urllib3.exceptions.HTTPError as exc:
+        raise FetchFailed(f"the image download failed: {_reason(exc)}") from None
+    return bytes(body)
+
+
+def _reason(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    return str(reason).split(": ", 1)[-1][:200]

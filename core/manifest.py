@@ -1,0 +1,101 @@
+"""The model manifest: everything serving needs to know about a ``.tflite`` file, kept next to it.
+
+Swapping the model means swapping the ``.tflite`` and its ``.json``; no code changes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from keras_image_helper.helper import preprocessors as KNOWN_PREPROCESSING
+
+from .errors import ModelError
+
+OUTPUT_KINDS = ("logits", "probabilities")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    name: str
+    version: str
+    model_file: str
+    sha256: str
+    labels: tuple
+    input_size: tuple  # (height, width)
+    preprocessing: str
+    output: str
+    quantization: str
+    runtimes: dict  # runtime name -> whether the model was verified to load in it
+
+    @property
+    def model_path(self) -> Path:
+        return self.path.parent / self.model_file
+
+    def to_dict(self) -> dict:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "path"}
+        data["labels"], data["input_size"] = list(self.labels), list(self.input_size)
+        return data
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_manifest(path) -> Manifest:
+    """Read and validate a manifest; every problem is a ModelError naming the file and the field."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"model manifest not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model manifest {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"model manifest {path} must be a JSON object")
+
+    def need(key, kind):
+        if not isinstance(data.get(key), kind):
+            raise ModelError(f"model manifest {path}: '{key}' is missing or not a {kind.__name__}")
+        return data[key]
+
+    labels = need("labels", list)
+    if not labels or not all(isinstance(label, str) and label for label in labels):
+        raise ModelError(f"model manifest {path}: 'labels' must be a non-empty list of strings")
+    if len(set(labels)) != len(labels):
+        raise ModelError(f"model manifest {path}: 'labels' has duplicates")
+    size = need("input_size", list)
+    if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+        raise ModelError(f"model manifest {path}: 'input_size' must be [height, width]")
+    preprocessing = need("preprocessing", str)
+    if preprocessing not in KNOWN_PREPROCESSING:
+        raise ModelError(f"model manifest {path}: unknown preprocessing '{preprocessing}' "
+                         f"(keras_image_helper knows {', '.join(sorted(KNOWN_PREPROCESSING))})")
+    output = need("output", str)
+    if output not in OUTPUT_KINDS:
+        raise ModelError(f"model manifest {path}: 'output' must be one of {', '.join(OUTPUT_KINDS)}")
+    return Manifest(
+        path=path,
+        name=data.get("name", path.stem),
+        version=str(data.get("version", "0")),
+        model_file=need("model_file", str),
+        sha256=need("sha256", str).lower(),
+        labels=tuple(labels),
+        input_size=(size[0], size[1]),
+        preprocessing=preprocessing,
+        output=output,
+        quantization=str(data.get("quantization", "none")),
+        runtimes=dict(data.get("runtimes", {})),
+    )
+
+
+def write_manifest(path, **fields) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(fields, indent=2) + "\n")
+    return path

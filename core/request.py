@@ -1,0 +1,159 @@
+"""Turn what a client sent (JSON object, or a raw image body) into a validated PredictRequest.
+
+JSON fields: exactly one of ``url`` / ``image`` (base64 of the file) / ``urls`` / ``images`` (lists, for a
+batch); optional ``top_k`` (1..number of labels) and ``probabilities`` (bool). A raw body with
+``Content-Type: image/*`` is one image; its options come from the query string.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Mapping
+
+from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+SOURCE_FIELDS = ("url", "image", "urls", "images")
+KNOWN_FIELDS = frozenset(SOURCE_FIELDS + ("top_k", "probabilities"))
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "url" or "bytes"
+    value: object  # the URL string, or the image bytes
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    sources: tuple
+    batch: bool
+    top_k: int | None = None
+    probabilities: bool = False
+
+    @property
+    def input_kind(self) -> str:
+        return self.sources[0].kind if self.sources else "none"
+
+
+def parse_json_body(body: bytes | str) -> dict:
+    """Decode a JSON request body into an object, with a 400 for anything else."""
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("the request body is not valid UTF-8") from None
+    if not body or not body.strip():
+        raise BadRequest('empty request body: send JSON like {"url": "https://..."}')
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise BadRequest("the JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise BadRequest('the JSON must be an object, like {"url": "https://..."}')
+    return payload
+
+
+def from_payload(payload, num_labels: int, max_batch: int, max_image_bytes: int) -> PredictRequest:
+    """Validate a decoded JSON object."""
+    if not isinstance(payload, dict):
+        raise BadRequest('the request must be a JSON object, like {"url": "https://..."}')
+    unknown = sorted(set(payload) - KNOWN_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(map(str, unknown))[:200]}; "
+                         f"known: {', '.join(sorted(KNOWN_FIELDS))}")
+    present = [name for name in SOURCE_FIELDS if name in payload]
+    if len(present) != 1:
+        raise BadRequest("send exactly one of 'url', 'image', 'urls', 'images'"
+                         + (f" (got {', '.join(present)})" if present else ""))
+    name = present[0]
+    value = payload[name]
+    batch = name in ("urls", "images")
+    if batch:
+        if not isinstance(value, list) or not value:
+            raise BadRequest(f"'{name}' must be a non-empty list")
+        if len(value) > max_batch:
+            raise BadRequest(f"'{name}' has {len(value)} items; the limit is {max_batch}")
+        values = value
+    else:
+        values = [value]
+    if name in ("url", "urls"):
+        sources = tuple(Source("url", _url(v, name)) for v in values)
+    else:
+        sources = tuple(Source("bytes", _base64(v, name, max_image_bytes)) for v in values)
+    return PredictRequest(sources, batch, *_options(payload, num_labels))
+
+
+def from_raw_image(body: bytes, content_type: str, query: Mapping[str, str], num_labels: int,
+                   max_image_bytes: int) -> PredictRequest:
+    """A request whose body is the image file itself; options from the query string."""
+    if not body:
+        raise BadRequest("the request body is empty")
+    if len(body) > max_image_bytes:
+        raise PayloadTooLarge(f"the image is {len(body)} bytes; the limit is {max_image_bytes}")
+    options = {}
+    if "top_k" in query:
+        try:
+            options["top_k"] = int(query["top_k"])
+        except (TypeError, ValueError):
+            raise BadRequest("'top_k' must be an integer") from None
+    if "probabilities" in query:
+        flag = str(query["probabilities"]).lower()
+        if flag not in ("true", "false", "1", "0"):
+            raise BadRequest("'probabilities' must be true or false")
+        options["probabilities"] = flag in ("true", "1")
+    return PredictRequest((Source("bytes", bytes(body)),), False, *_options(options, num_labels))
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def check_media_type(kind: str) -> None:
+    if kind not in ("", "application/json", "text/plain") and not kind.startswith("image/") \
+            and not kind.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type '{kind[:100]}' is not supported: send application/json "
+                                   "or the image itself as image/*")
+
+
+def _options(payload: Mapping, num_labels: int) -> tuple:
+    top_k = payload.get("top_k")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int):
+            raise BadRequest("'top_k' must be an integer")
+        if not 1 <= top_k <= num_labels:
+            raise BadRequest(f"'top_k' must be between 1 and {num_labels}")
+    probabilities = payload.get("probabilities", False)
+    if not isinstance(probabilities, bool):
+        raise BadRequest("'probabilities' must be true or false")
+    return top_k, probabilities
+
+
+def _url(value, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"'{name}' must hold non-empty URL strings")
+    if len(value) > 8192:
+        raise BadRequest("the URL is too long (more than 8192 characters)")
+    return value.strip()
+
+
+def _base64(value, name: str, max_image_bytes: int) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"'{name}' must hold base64 strings of image files")
+    if value.startswith("data:"):  # tolerate data URLs: data:image/png;base64,....
+        value = value.split(",", 1)[-1]
+    if len(value) > (max_image_bytes + 2) // 3 * 4 + 64:
+        raise PayloadTooLarge(f"the image is larger than {max_image_bytes} bytes")
+    value = "".join(value.split())  # `base64 file.jpg` wraps lines
+    padded = value + "=" * (-len(value) % 4)
+    try:
+        # Standard alphabet, else URL-safe; validate=True so stray characters are an error, not dropped.
+        data = base64.b64decode(padded, altchars=b"-_" if ("-" in value or "_" in value) else None,
+                                validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"'{name}' is not valid base64") from None
+    if len(data) > max_image_bytes:
+        raise PayloadTooLarge(f"the image is {len(data)} bytes; the limit is {max_image_bytes}")
+    return data

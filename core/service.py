@@ -1,0 +1,185 @@
+"""The cloud-neutral service: an HTTP-shaped request in, a status code and a JSON body out.
+
+Adapters (AWS, GCP, Azure) only translate their platform's request object into ``handle_http`` arguments
+and the returned ``Response`` back; every decision about requests lives here, so all clouds answer alike.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Mapping
+
+from .errors import ModelError, PayloadTooLarge, ServiceError
+from .fetch import FetchLimits, fetch_image_bytes
+from .images import decode_image
+from .model import Classifier
+from .request import (PredictRequest, check_media_type, from_payload, from_raw_image, media_type,
+                      parse_json_body)
+from .settings import Settings, get_settings
+
+log = logging.getLogger("core")
+ALLOW = "GET, POST, OPTIONS"
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass
+class Response:
+    status: int
+    body: object
+    headers: dict = field(default_factory=lambda: dict(JSON_HEADERS))
+
+    def json(self) -> str:
+        return json.dumps(self.body)
+
+
+class Service:
+    def __init__(self, settings: Settings | None = None, classifier: Classifier | None = None):
+        self.settings = settings or get_settings()
+        self.classifier = classifier or Classifier(self.settings.manifest_path, self.settings.model_threads)
+        self.limits = FetchLimits(
+            connect_timeout=self.settings.fetch_connect_timeout,
+            total_timeout=self.settings.fetch_total_timeout,
+            max_bytes=self.settings.max_image_bytes,
+            max_redirects=self.settings.fetch_max_redirects,
+            allow_networks=self.settings.fetch_allow_networks,
+        )
+        self._cold = True
+
+    # -- entry points -------------------------------------------------------------------------------
+    def handle_http(self, method: str, body: bytes | str | None, content_type: str | None = None,
+                    query: Mapping[str, str] | None = None, cloud: str = "local",
+                    request_id: str | None = None) -> Response:
+        """Answer one HTTP request; never raises."""
+        request_id = request_id or uuid.uuid4().hex
+        method = (method or "POST").upper()
+        if method == "GET":
+            try:
+                return Response(200, self.usage())
+            except ModelError as error:
+                log.error("model error: %s", error)
+                return self._internal_error(request_id)
+        if method == "OPTIONS":
+            return Response(204, None, {"Allow": ALLOW})
+        if method != "POST":
+            error = ServiceError(f"method {method} is not allowed; use POST (GET shows usage)")
+            error.status, error.type = 405, "method_not_allowed"
+            return Response(405, error.to_dict(), {**JSON_HEADERS, "Allow": ALLOW})
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        return self._respond(lambda: self._parse_http(body or b"", content_type, query or {}),
+                             cloud, request_id)
+
+    def handle_payload(self, payload, cloud: str = "local", request_id: str | None = None) -> Response:
+        """Answer an already-decoded JSON request (direct invocations); never raises."""
+        request_id = request_id or uuid.uuid4().hex
+        return self._respond(lambda: self._parse_payload(payload), cloud, request_id)
+
+    def usage(self) -> dict:
+        manifest = self._manifest()
+        return {
+            "usage": 'POST JSON {"url": "https://..."} or {"image": "<base64>"} (batches: "urls" / '
+                     '"images", options: "top_k", "probabilities"), or the image itself as image/*',
+            "model": {"name": manifest.name, "version": manifest.version, "labels": list(manifest.labels)},
+        }
+
+    # -- steps ----------------------------------------------------------------------------------------
+    def _manifest(self):
+        return self.classifier.load().manifest
+
+    def _parse_http(self, body: bytes, content_type: str | None, query: Mapping[str, str]) -> PredictRequest:
+        kind = media_type(content_type)
+        check_media_type(kind)
+        if len(body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(f"the request body is larger than {self.settings.max_body_bytes} bytes")
+        if kind.startswith("image/"):
+            return from_raw_image(body, kind, query, len(self._manifest().labels), self.settings.max_image_bytes)
+        return self._parse_payload(parse_json_body(body))
+
+    def _parse_payload(self, payload) -> PredictRequest:
+        return from_payload(payload, len(self._manifest().labels), self.settings.max_batch,
+                            self.settings.max_image_bytes)
+
+    def _respond(self, parse, cloud: str, request_id: str) -> Response:
+        started = time.perf_counter()
+        timings: dict = {}
+        cold, self._cold = self._cold, False
+        request = None
+        try:
+            request = parse()
+            results = [self._classify_one(source, request, timings) for source in request.sources]
+            if request.batch:
+                body = [r.to_dict() if isinstance(r, ServiceError) else r for r in results]
+            elif isinstance(results[0], ServiceError):
+                raise results[0]
+            else:
+                body = results[0]
+            response = Response(200, body)
+        except ServiceError as error:
+            response = Response(error.status, error.to_dict())
+        except ModelError as error:
+            log.error("model error: %s", error)
+            response = self._internal_error(request_id)
+        except Exception:  # never a traceback to the client; the log has it
+            log.exception("unexpected failure (request %s)", request_id)
+            response = self._internal_error(request_id)
+        response.headers["X-Request-Id"] = request_id
+        self._log(request_id, cloud, request, response, timings, cold, started)
+        return response
+
+    def _classify_one(self, source, request: PredictRequest, timings: dict):
+        """One image -> {label: score}, or the ServiceError it failed with (kept per item in batches)."""
+        try:
+            t = time.perf_counter()
+            data = fetch_image_bytes(source.value, self.limits) if source.kind == "url" else source.value
+            t = _lap(timings, "fetch", t) if source.kind == "url" else t
+            timings["image_bytes"] = timings.get("image_bytes", 0) + len(data)
+            image = decode_image(data, self.settings.max_image_pixels)
+            timings["image_size"] = list(image.size)
+            t = _lap(timings, "decode", t)
+            batch = self.classifier.preprocess(image)
+            t = _lap(timings, "preprocess", t)
+            scores = self.classifier.predict(batch)
+            t = _lap(timings, "inference", t)
+            return self.classifier.postprocess(scores, request.top_k, request.probabilities)
+        except ServiceError as error:
+            if not request.batch:
+                raise
+            return error
+
+    @staticmethod
+    def _internal_error(request_id: str) -> Response:
+        return Response(500, {"error": {"type": "internal_error", "request_id": request_id,
+                                        "message": "the service failed unexpectedly; quote the request id"}})
+
+    @staticmethod
+    def _log(request_id, cloud, request, response, timings, cold, started) -> None:
+        record = {
+            "request_id": request_id, "cloud": cloud,
+            "input": request.input_kind if request else None,
+            "items": len(request.sources) if request else 0,
+            "status": response.status, "cold_start": cold,
+            "ms": {k: v for k, v in timings.items() if isinstance(v, float)},
+            "total_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        if "image_bytes" in timings:
+            record["image_bytes"], record["image_size"] = timings["image_bytes"], timings.get("image_size")
+        if response.status >= 400:
+            record["error"] = response.body["error"]["type"]
+        log.info(json.dumps(record))
+
+
+def _lap(timings: dict, name: str, since: float) -> float:
+    now = time.perf_counter()
+    timings[name] = round(timings.get(name, 0.0) + (now - since) * 1000, 3)
+    return now
+
+
+@lru_cache(maxsize=1)
+def get_service() -> Service:
+    """The process-wide service (the model loads on its first request, then stays warm)."""
+    return Service()
+

@@ -1,0 +1,57 @@
+"""Runtime settings, read from environment variables once per process (see README, "Configuration")."""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "model" / "clothing-model.json"
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _networks(value: str):
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    manifest_path: Path = DEFAULT_MANIFEST
+    # Non-public networks a URL may still point to (tests' loopback server, private deployments).
+    fetch_allow_networks: tuple = field(default_factory=tuple)
+    fetch_connect_timeout: float = 3.0
+    fetch_total_timeout: float = 10.0
+    fetch_max_redirects: int = 3
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_batch: int = 16
+    model_threads: int = 1
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            manifest_path=Path(os.environ.get("MODEL_MANIFEST", DEFAULT_MANIFEST)),
+            fetch_allow_networks=_networks(os.environ.get("FETCH_ALLOW_NETWORKS", "")),
+            fetch_connect_timeout=_float("FETCH_CONNECT_TIMEOUT", cls.fetch_connect_timeout),
+            fetch_total_timeout=_float("FETCH_TOTAL_TIMEOUT", cls.fetch_total_timeout),
+            fetch_max_redirects=_int("FETCH_MAX_REDIRECTS", cls.fetch_max_redirects),
+            max_image_bytes=_int("MAX_IMAGE_BYTES", cls.max_image_bytes),
+            max_image_pixels=_int("MAX_IMAGE_PIXELS", cls.max_image_pixels),
+            max_body_bytes=_int("MAX_BODY_BYTES", cls.max_body_bytes),
+            max_batch=_int("MAX_BATCH", cls.max_batch),
+            model_threads=_int("MODEL_THREADS", cls.model_threads),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

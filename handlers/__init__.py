@@ -1,0 +1,1 @@
+"""Thin platform adapters over ``core``; the AWS Lambda one lives in ``handlers.aws``."""

@@ -1,0 +1,333 @@
+"""Convert a Keras model to TF Lite, check it against Keras, and write its manifest.
+
+    python model/convert.py xception_v4_large_08_0.894.h5 --out model/clothing-model.tflite \
+        --preprocessing xception --quantize none --parity-dir ../shared/data/clothing-dataset-small/validation
+
+Input: a legacy ``.h5`` (as the book saved it), a ``.keras`` file, or a SavedModel folder.
+``--quantize``: ``none`` (float32), ``float16``, ``dynamic`` (int8 weights, float activations) or ``int8``
+(full-integer, int8 input/output, calibrated on ``--representative-dir`` images).
+
+After converting, Keras and TF Lite classify the same images (``--parity-dir``, else the representative
+images, else random inputs) and a table shows the max absolute difference and top-1 agreement. A
+``none`` conversion must agree within ``--tolerance`` (default 1e-4, relative to the largest output
+magnitude) or the command exits 2. The manifest (labels, input size, preprocessing, output kind,
+sha256) is written next to the ``.tflite``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from model.labels import CLOTHING_LABELS  # noqa: E402
+
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+DEFAULT_TOLERANCE = 1e-4
+LEGACY_CHECK = Path(__file__).resolve().parent / "legacy_check.py"
+
+
+class ConversionError(Exception):
+    """A problem the user can fix; printed as one plain line."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", type=Path, help="Keras model: .h5, .keras, or a SavedModel folder")
+    p.add_argument("--out", type=Path, help="output .tflite (default: next to the source)")
+    p.add_argument("--quantize", choices=QUANTIZE_MODES, default="none")
+    p.add_argument("--labels", help="comma-separated labels, or a file with one per line "
+                                    "(default: the book's ten clothing labels)")
+    p.add_argument("--preprocessing", default="xception", help="keras_image_helper mode the model expects")
+    p.add_argument("--output-kind", choices=("auto", "logits", "probabilities"), default="auto",
+                   help="what the model outputs (auto: probabilities if outputs sum to 1)")
+    p.add_argument("--representative-dir", type=Path, help="image folder for int8 calibration")
+    p.add_argument("--representative-count", type=int, default=200)
+    p.add_argument("--parity-dir", type=Path, help="image folder for the Keras/TF Lite parity check")
+    p.add_argument("--parity-count", type=int, default=64)
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    p.add_argument("--name", help="model name in the manifest (default: the output file's stem)")
+    p.add_argument("--version", default="1.0.0", help="model version in the manifest")
+    p.add_argument("--legacy-python", type=Path,
+                   help="a Python with tflite-runtime 2.14 installed: check the model loads there too")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# -- loading ------------------------------------------------------------------------------------------
+class SourceModel:
+    """A Keras model or a SavedModel signature, behind one ``predict(batch)``."""
+
+    def __init__(self, path: Path):
+        import tensorflow as tf
+        import keras
+
+        self.path = path
+        if not path.exists():
+            raise ConversionError(f"model not found: {path}")
+        self.keras_model = None
+        try:
+            if path.is_dir():
+                if not (path / "saved_model.pb").exists():
+                    raise ConversionError(f"{path} is a folder but not a SavedModel (no saved_model.pb)")
+                loaded = tf.saved_model.load(str(path))
+                self._signature = loaded.signatures.get("serving_default")
+                if self._signature is None:
+                    raise ConversionError(f"{path} has no 'serving_default' signature")
+                specs = self._signature.structured_input_signature[1]
+                if len(specs) != 1:
+                    raise ConversionError(f"{path} has {len(specs)} inputs; an image classifier needs one")
+                self._input_name, spec = next(iter(specs.items()))
+                shape = spec.shape
+            elif path.suffix.lower() in (".h5", ".hdf5", ".keras"):
+                self.keras_model = keras.models.load_model(str(path), compile=False)
+                if len(self.keras_model.inputs) != 1 or len(self.keras_model.outputs) != 1:
+                    raise ConversionError(
+                        f"{path} has {len(self.keras_model.inputs)} inputs and {len(self.keras_model.outputs)} "
+                        "outputs; an image classifier needs exactly one of each")
+                shape = self.keras_model.inputs[0].shape
+            else:
+                raise ConversionError(f"unsupported model file '{path.name}': use .h5, .keras or a SavedModel folder")
+        except ConversionError:
+            raise
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            hint = "the file is damaged or not a Keras model"
+            if "Unknown layer" in str(exc) or "custom" in str(exc).lower():
+                hint = "it uses a layer Keras does not know (a custom layer): load and re-save it with its code"
+            raise ConversionError(f"cannot load {path}: {hint} ({_first_line(exc)})") from None
+        if len(shape) != 4 or shape[1] is None or shape[2] is None or shape[3] != 3:
+            raise ConversionError(f"{path} takes input {tuple(shape)}; expected (batch, height, width, 3)")
+        self.input_size = (int(shape[1]), int(shape[2]))
+
+    def predict(self, batch):
+        import numpy as np
+
+        if self.keras_model is not None:
+            return np.asarray(self.keras_model(batch, training=False))
+        out = self._signature(**{self._input_name: batch})
+        if len(out) != 1:
+            raise ConversionError(f"{self.path} has {len(out)} outputs; an image classifier needs one")
+        return np.asarray(next(iter(out.values())))
+
+    def converter(self):
+        import tensorflow as tf
+
+        if self.keras_model is not None:
+            return tf.lite.TFLiteConverter.from_keras_model(self.keras_model)
+        return tf.lite.TFLiteConverter.from_saved_model(str(self.path))
+
+
+# -- images ---------------------------------------------------------------------------------------------
+def image_batches(folder: Path | None, count: int, size, preprocessing: str, seed: int):
+    """Up to ``count`` preprocessed images (1, H, W, 3) from ``folder`` (recursive), spread over it."""
+    import numpy as np
+    from keras_image_helper import create_preprocessor
+
+    if folder is None:
+        return []
+    if not folder.is_dir():
+        raise ConversionError(f"image folder not found: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp"))
+    if not files:
+        raise ConversionError(f"no images (.jpg, .png, .webp, .bmp) in {folder}")
+    rng = np.random.default_rng(seed)
+    chosen = [files[i] for i in sorted(rng.permutation(len(files))[:count])]
+    preprocessor = create_preprocessor(preprocessing, target_size=(size[1], size[0]))
+    return [preprocessor.from_path(str(p)).astype("float32") for p in chosen]
+
+
+def random_batches(count: int, size, seed: int):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-1, 1, (1, size[0], size[1], 3)).astype("float32") for _ in range(count)]
+
+
+# -- conversion ---------------------------------------------------------------------------------------------
+def convert(source: SourceModel, mode: str, representative) -> bytes:
+    import tensorflow as tf
+
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras' export prints its whole signature
+        converter = source.converter()
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        if not representative:
+            raise ConversionError("--quantize int8 needs --representative-dir: a folder of typical images")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([batch] for batch in representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return converter.convert()
+    except Exception as exc:  # the converter raises many types; its first line names the op
+        raise ConversionError(f"TF Lite cannot convert this model: {_first_line(exc)} "
+                              "(an op without a TF Lite builtin needs a different layer)") from None
+
+
+def run_tflite(model_bytes: bytes, batches):
+    """TF Lite outputs for each batch, (de)quantized exactly as serving does."""
+    import numpy as np
+
+    from core.model import _dequantize, _quantize
+    from core.runtime import find_runtime
+
+    _, Interpreter = find_runtime()
+    interpreter = Interpreter(model_content=model_bytes)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    results = []
+    for batch in batches:
+        interpreter.set_tensor(inp["index"], _quantize(batch, inp))
+        interpreter.invoke()
+        results.append(_dequantize(interpreter.get_tensor(out["index"]), out).reshape(-1))
+    return np.stack(results)
+
+
+def parity(source: SourceModel, model_bytes: bytes, batches) -> dict:
+    import numpy as np
+
+    expected = np.stack([source.predict(b).reshape(-1) for b in batches])
+    actual = run_tflite(model_bytes, batches)
+    max_abs = float(np.max(np.abs(expected - actual)))
+    scale = float(max(1.0, np.max(np.abs(expected))))
+    return {
+        "images": len(batches),
+        "max_abs_diff": max_abs,
+        "relative_diff": max_abs / scale,
+        "top1_agreement": float(np.mean(expected.argmax(1) == actual.argmax(1))),
+        "expected": expected,
+    }
+
+
+def detect_output_kind(outputs) -> str:
+    import numpy as np
+
+    sums_to_one = np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3)
+    return "probabilities" if sums_to_one and outputs.min() >= 0 else "logits"
+
+
+def legacy_runtime_ok(python: Path, model_path: Path, batches, expected) -> tuple[bool, str]:
+    """Whether tflite-runtime 2.14 (in another Python) loads the model and gives the same top-1 answers."""
+    import tempfile
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "inputs.npy", np.concatenate(batches))
+        proc = subprocess.run([str(python), str(LEGACY_CHECK), str(model_path), str(Path(tmp) / "inputs.npy"),
+                               str(Path(tmp) / "outputs.npy")], capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            return False, (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        got = np.load(Path(tmp) / "outputs.npy")
+    agree = float(np.mean(got.argmax(1) == expected.argmax(1)))
+    return agree == 1.0, f"top-1 agreement with Keras {agree:.3f}"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
+
+
+def read_labels(value: str | None) -> list:
+    if not value:
+        return list(CLOTHING_LABELS)
+    path = Path(value)
+    if path.is_file():
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [label.strip() for label in value.split(",") if label.strip()]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        return run(args)
+    except ConversionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from core.manifest import sha256_of, write_manifest
+
+    out = args.out or args.source.with_suffix(".tflite")
+    if out.suffix != ".tflite":
+        raise ConversionError(f"--out must end in .tflite (got {out})")
+    say(f"loading {args.source} ...")
+    source = SourceModel(args.source)
+    labels = read_labels(args.labels)
+    say(f"  input {source.input_size[0]}x{source.input_size[1]}x3, {len(labels)} labels")
+
+    representative = image_batches(args.representative_dir, args.representative_count, source.input_size,
+                                   args.preprocessing, args.seed)
+    check_images = image_batches(args.parity_dir, args.parity_count, source.input_size, args.preprocessing,
+                                 args.seed) or representative[: args.parity_count]
+    if not check_images:
+        say("  no --parity-dir given: checking parity on random inputs")
+        check_images = random_batches(min(args.parity_count, 8), source.input_size, args.seed)
+
+    started = time.perf_counter()
+    say(f"converting (quantize={args.quantize}) ...")
+    model_bytes = convert(source, args.quantize, representative)
+    say(f"  {len(model_bytes) / 1e6:.2f} MB in {time.perf_counter() - started:.1f}s")
+
+    result = parity(source, model_bytes, check_images)
+    outputs = result.pop("expected")
+    if outputs.shape[1] != len(labels):
+        raise ConversionError(f"the model outputs {outputs.shape[1]} scores but {len(labels)} labels were given "
+                              "(--labels)")
+    say("parity, Keras vs TF Lite:")
+    say(f"  {'images':>8} {'max abs diff':>14} {'relative':>10} {'top-1 agree':>12}")
+    say(f"  {result['images']:>8} {result['max_abs_diff']:>14.3g} {result['relative_diff']:>10.3g} "
+        f"{result['top1_agreement']:>12.3f}")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(model_bytes)
+    runtimes = {"ai_edge_litert": True, "tensorflow": True}
+    if args.legacy_python:
+        ok, detail = legacy_runtime_ok(args.legacy_python, out, check_images, outputs)
+        runtimes["tflite_runtime"] = ok
+        say(f"tflite-runtime 2.14: {'loads, same answers' if ok else 'NOT compatible'} ({detail})")
+    manifest = out.with_suffix(".json")
+    write_manifest(
+        manifest,
+        name=args.name or out.stem,
+        version=args.version,
+        model_file=out.name,
+        sha256=sha256_of(out),
+        labels=labels,
+        input_size=list(source.input_size),
+        preprocessing=args.preprocessing,
+        output=detect_output_kind(outputs) if args.output_kind == "auto" else args.output_kind,
+        quantization=args.quantize,
+        runtimes=runtimes,
+        parity={k: round(v, 8) for k, v in result.items()},
+    )
+    say(f"wrote {out} and {manifest}")
+    if args.quantize == "none" and result["relative_diff"] > args.tolerance:
+        print(f"error: float32 TF Lite differs from Keras by {result['relative_diff']:.3g} (relative), more than "
+              f"the tolerance {args.tolerance:g}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

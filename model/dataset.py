@@ -1,0 +1,41 @@
+"""Load an image-folder split (``<root>/<split>/<label>/*.jpg``) the way serving sees it.
+
+Images are resized with ``keras_image_helper`` itself (RGB, nearest-neighbour resize to the full target
+size, no aspect-ratio keeping), so training, evaluation and serving all start from identical pixels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from keras_image_helper import create_preprocessor
+from PIL import Image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
+
+
+def list_split(split_dir: Path, labels) -> tuple[list[Path], np.ndarray]:
+    """Image paths and integer label ids of one split, in a stable (sorted) order."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"data folder not found: {split_dir}")
+    paths, ids = [], []
+    for index, label in enumerate(labels):
+        folder = split_dir / label
+        if not folder.is_dir():
+            raise FileNotFoundError(f"label folder missing: {folder}")
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(path)
+                ids.append(index)
+    return paths, np.asarray(ids, dtype=np.int64)
+
+
+def load_pixels(paths, size: int, mode: str = "xception") -> np.ndarray:
+    """uint8 array (N, size, size, 3), resized exactly as keras_image_helper resizes before preprocessing."""
+    preprocessor = create_preprocessor(mode, target_size=(size, size))
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        with Image.open(path) as img:
+            out[i] = np.asarray(preprocessor.resize_image(img), dtype=np.uint8)
+    return out

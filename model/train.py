@@ -1,0 +1,194 @@
+"""Train the default clothing classifier from scratch (no pretrained weights) on the book's dataset.
+
+    python model/train.py --data-dir ../shared/data/clothing-dataset-small --out model/runs/default
+
+The network is a compact residual CNN sized for a fast TF Lite model on one CPU core. Images are resized
+with keras_image_helper (as serving does) and scaled with the 'xception' mode (x / 127.5 - 1). The epoch
+with the best validation accuracy (of the weight moving average) is kept as ``best.keras``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from model.dataset import list_split, load_pixels  # noqa: E402
+from model.labels import CLOTHING_LABELS  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default="../shared/data/clothing-dataset-small",
+                   help="folder holding train/ and validation/, one sub-folder per label")
+    p.add_argument("--out", default="model/runs/default", help="output folder for the run")
+    p.add_argument("--image-size", type=int, default=128, help="square input size in pixels")
+    p.add_argument("--widths", default="32,64,128,256", help="channels of each residual stage")
+    p.add_argument("--blocks", default="1,2,2,1", help="residual blocks in each stage")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, cosine decay)")
+    p.add_argument("--warmup-epochs", type=int, default=3)
+    p.add_argument("--weight-decay", type=float, default=5e-2)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--mixup", type=float, default=0.2, help="mixup Beta(a, a) parameter; 0 disables")
+    p.add_argument("--zoom", type=float, default=0.2, help="random zoom range (fraction)")
+    p.add_argument("--shift", type=float, default=0.1, help="random translation range (fraction)")
+    p.add_argument("--rotation", type=float, default=0.05, help="random rotation range (fraction of a turn)")
+    p.add_argument("--ema", type=float, default=0.99, help="weight moving-average momentum; 0 disables")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--threads", type=int, default=0, help="TF intra-op threads (0 = all cores)")
+    p.add_argument("--limit", type=int, default=0, help="use only N training images (smoke tests)")
+    return p.parse_args(argv)
+
+
+def build_model(keras, num_classes: int, size: int, widths, blocks, dropout: float):
+    """Stem (stride 4) + residual stages (stride 2 each after the first) + global pooling + dense."""
+    layers = keras.layers
+
+    def conv_bn(x, filters, kernel=3, strides=1, act=True):
+        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x) if act else x
+
+    def block(x, filters, strides):
+        shortcut = x
+        y = conv_bn(x, filters, strides=strides)
+        y = conv_bn(y, filters, act=False)
+        if strides != 1 or shortcut.shape[-1] != filters:
+            if strides != 1:
+                shortcut = layers.AveragePooling2D(strides, padding="same")(shortcut)
+            shortcut = conv_bn(shortcut, filters, kernel=1, act=False)
+        return layers.ReLU()(layers.Add()([y, shortcut]))
+
+    inputs = keras.Input((size, size, 3), name="input")
+    x = conv_bn(inputs, widths[0] // 2, strides=2)
+    x = conv_bn(x, widths[0])
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    for stage, (filters, count) in enumerate(zip(widths, blocks)):
+        for i in range(count):
+            x = block(x, filters, strides=2 if (stage > 0 and i == 0) else 1)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="clothing_resnet")
+
+
+def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
+    augment = keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=args.seed),
+        keras.layers.RandomRotation(args.rotation, fill_mode="reflect", seed=args.seed + 1),
+        keras.layers.RandomZoom((-args.zoom, args.zoom), fill_mode="reflect", seed=args.seed + 2),
+        keras.layers.RandomTranslation(args.shift, args.shift, fill_mode="reflect", seed=args.seed + 3),
+        keras.layers.RandomContrast(0.2, seed=args.seed + 4),
+        keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=args.seed + 5),
+    ], name="augment")
+
+    def scale(x):  # keras_image_helper's 'xception' mode
+        return tf.cast(x, tf.float32) / 127.5 - 1.0
+
+    def train_map(x, y):
+        x = augment(tf.cast(x, tf.float32), training=True)
+        return scale(tf.clip_by_value(x, 0.0, 255.0)), tf.one_hot(y, num_classes)
+
+    def mixup(x, y):
+        a = args.mixup
+        g1 = tf.random.gamma([tf.shape(x)[0]], a, seed=args.seed)
+        g2 = tf.random.gamma([tf.shape(x)[0]], a, seed=args.seed + 7)
+        lam = g1 / (g1 + g2)
+        perm = tf.random.shuffle(tf.range(tf.shape(x)[0]), seed=args.seed)
+        lx = tf.reshape(lam, [-1, 1, 1, 1])
+        ly = tf.reshape(lam, [-1, 1])
+        return lx * x + (1 - lx) * tf.gather(x, perm), ly * y + (1 - ly) * tf.gather(y, perm)
+
+    train = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
+             .shuffle(len(x_train), seed=args.seed, reshuffle_each_iteration=True)
+             .batch(args.batch_size, drop_remainder=True)
+             .map(train_map, num_parallel_calls=tf.data.AUTOTUNE))
+    if args.mixup > 0:
+        train = train.map(mixup, num_parallel_calls=tf.data.AUTOTUNE)
+    val = (tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(64)
+           .map(lambda x, y: (scale(x), tf.one_hot(y, num_classes))))
+    return train.prefetch(tf.data.AUTOTUNE), val.prefetch(tf.data.AUTOTUNE)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow as tf
+    import keras
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    keras.utils.set_random_seed(args.seed)
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+
+    data = Path(args.data_dir)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = list(CLOTHING_LABELS)
+    widths = [int(w) for w in args.widths.split(",")]
+    blocks = [int(b) for b in args.blocks.split(",")]
+    if len(widths) != len(blocks):
+        sys.exit("error: --widths and --blocks need the same number of stages")
+
+    t0 = time.time()
+    train_paths, y_train = list_split(data / "train", labels)
+    val_paths, y_val = list_split(data / "validation", labels)
+    if args.limit:
+        keep = np.random.default_rng(args.seed).permutation(len(train_paths))[: args.limit]
+        train_paths, y_train = [train_paths[i] for i in keep], y_train[keep]
+    x_train = load_pixels(train_paths, args.image_size)
+    x_val = load_pixels(val_paths, args.image_size)
+    print(f"loaded {len(x_train)} train / {len(x_val)} validation images at {args.image_size}px "
+          f"in {time.time() - t0:.1f}s", flush=True)
+
+    train_ds, val_ds = make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, len(labels))
+    model = build_model(keras, len(labels), args.image_size, widths, blocks, args.dropout)
+    steps = len(x_train) // args.batch_size
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=args.lr / 100, decay_steps=max(1, steps * (args.epochs - args.warmup_epochs)),
+        warmup_target=args.lr, warmup_steps=steps * args.warmup_epochs, alpha=0.01)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay,
+                                       use_ema=args.ema > 0, ema_momentum=args.ema or 0.99)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                            label_smoothing=args.label_smoothing),
+                  metrics=["accuracy"])
+    model.summary(print_fn=lambda line, **_: print(line), line_length=100)
+
+    callbacks = [
+        keras.callbacks.CSVLogger(str(out / "history.csv")),
+        keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_accuracy", mode="max",
+                                        save_best_only=True, verbose=1),
+    ]
+    if args.ema > 0:  # evaluate and checkpoint the averaged weights, train the raw ones
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks,
+                        verbose=1 if sys.stdout.isatty() else 2)  # progress bar on a terminal, a line per epoch in a log
+
+    best_epoch = int(np.argmax(history.history["val_accuracy"]))
+    summary = {
+        "best_epoch": best_epoch + 1,
+        "val_accuracy": float(history.history["val_accuracy"][best_epoch]),
+        "train_seconds": round(time.time() - t0, 1),
+        "params": int(model.count_params()),
+        "command": "python model/train.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "args": vars(args),
+        "labels": labels,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: summary[k] for k in ("best_epoch", "val_accuracy", "train_seconds", "params")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""URL fetching: real HTTP on loopback, SSRF refusals, timeouts, caps and redirects."""
+import ipaddress
+import time
+
+import pytest
+
+from core.errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, UnsupportedMediaType
+from core.fetch import FetchLimits, fetch_image_bytes, is_public
+from tests.conftest import image_bytes
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+def limits(**kw):
+    base = dict(connect_timeout=1.0, total_timeout=2.0, max_bytes=100_000, max_redirects=2, allow_networks=LOOPBACK)
+    base.update(kw)
+    return FetchLimits(**base)
+
+
+def test_fetches_from_allow_listed_loopback(image_server):
+    base, routes = image_server
+    body = image_bytes("JPEG")
+    routes["/ok.jpg"] = (200, {"Content-Type": "image/jpeg"}, body)
+    assert fetch_image_bytes(base + "/ok.jpg", limits()) == body
+
+
+@pytest.mark.parametrize("host", [
+    "127.0.0.1", "localhost", "2130706433", "0x7f.1", "0177.0.0.1", "127.1", "[::1]", "[::ffff:127.0.0.1]",
+    "169.254.169.254", "10.0.0.1", "192.168.1.1", "172.16.0.1", "0.0.0.0", "[fd00:ec2::254]", "100.64.0.1",
+    "224.0.0.1", "[fe80::1]",
+])
+def test_non_public_addresses_are_refused_by_default(host):
+    with pytest.raises(BadRequest, match="non-public"):
+        fetch_image_bytes(f"http://{host}/x.jpg", limits(allow_networks=()))
+
+
+def test_is_public():
+    assert is_public(ipaddress.ip_address("93.184.216.34"))
+    assert is_public(ipaddress.ip_address("2606:4700::1111"))
+    assert not is_public(ipaddress.ip_address("::ffff:10.0.0.1"))
+    assert not is_public(ipaddress.ip_address("2002:7f00:1::"))  # 6to4 of 127.0.0.1
+
+
+@pytest.mark.parametrize("url, message", [
+    ("ftp://example.com/a.jpg", "http and https"),
+    ("file:///etc/passwd", "http and https"),
+    ("http:///nohost", "no host"),
+    ("http://user:pw@example.com/a.jpg", "credentials"),
+    ("http://example.com:99999/a.jpg", "invalid URL"),
+])
+def test_bad_urls(url, message):
+    with pytest.raises(BadRequest, match=message):
+        fetch_image_bytes(url, limits())
+
+
+def test_unresolvable_host_is_502():
+    with pytest.raises(FetchFailed, match="cannot resolve"):
+        fetch_image_bytes("http://no-such-host.invalid/a.jpg", limits())
+
+
+def test_http_error_and_wrong_content_type(image_server):
+    base, routes = image_server
+    routes["/500"] = (500, {}, b"oops")
+    routes["/html"] = (200, {"Content-Type": "text/html"}, b"<html></html>")
+    with pytest.raises(FetchFailed, match="HTTP 500"):
+        fetch_image_bytes(base + "/500", limits())
+    with pytest.raises(UnsupportedMediaType, match="text/html"):
+        fetch_image_bytes(base + "/html", limits())
+
+
+def test_size_cap_while_streaming_ignores_content_length(image_server):
+    base, routes = image_server
+
+    def unannounced(handler):  # no Content-Length: the body ends when the connection closes
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/jpeg")
+        handler.end_headers()
+        for _ in range(30):
+            handler.wfile.write(b"x" * 10_000)
+    routes["/big"] = unannounced
+    routes["/big2"] = (200, {"Content-Type": "image/jpeg"}, b"x" * 300_000)
+    with pytest.raises(PayloadTooLarge):
+        fetch_image_bytes(base + "/big", limits())
+    with pytest.raises(PayloadTooLarge):
+        fetch_image_bytes(base + "/big2", limits())
+
+
+def test_slow_drip_is_cut_at_the_total_deadline(image_server):
+    base, routes = image_server
+
+    def drip(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/jpeg")
+        handler.end_headers()
+        for _ in range(100):
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            time.sleep(0.1)
+    routes["/drip"] = drip
+    started = time.monotonic()
+    with pytest.raises(FetchTimeout):
+        fetch_image_bytes(base + "/drip", limits(total_timeout=1.0))
+    assert time.monotonic() - started < 2.0
+
+
+def test_hanging_server_times_out(image_server):
+    base, routes = image_server
+    routes["/hang"] = lambda handler: time.sleep(3)
+    started = time.monotonic()
+    with pytest.raises(FetchTimeout):
+        fetch_image_bytes(base + "/hang", limits(total_timeout=1.0))
+    assert time.monotonic() - started < 2.0
+
+
+def test_redirects_are_followed_and_rechecked(image_server):
+    base, routes = image_server
+    body = image_bytes("PNG")
+    routes["/final.png"] = (200, {"Content-Type": "image/png"}, body)
+    routes["/hop"] = (302, {"Location": "/final.png"}, b"")
+    routes["/loop"] = (302, {"Location": "/loop"}, b"")
+    routes["/to-metadata"] = (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b"")
+    assert fetch_image_bytes(base + "/hop", limits()) == body
+    with pytest.raises(FetchFailed, match="too many redirects"):
+        fetch_image_bytes(base + "/loop", limits())
+    with pytest.raises(BadRequest, match="non-public"):
+        fetch_image_bytes(base + "/to-metadata", limits())

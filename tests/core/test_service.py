@@ -1,0 +1,131 @@
+"""The service end to end: real model, real HTTP fetches from loopback, every error mapped to a JSON 4xx."""
+import base64
+import json
+import math
+
+import pytest
+
+from core.model import Classifier
+from tests.conftest import MANIFEST, image_bytes
+
+LABELS = list(Classifier(MANIFEST).load().manifest.labels)
+
+
+def post(service, payload, content_type="application/json", query=None):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    response = service.handle_http("POST", body, content_type, query or {})
+    json.loads(response.json())  # always serialisable
+    return response
+
+
+def test_url_gives_one_score_per_label_in_manifest_order(service, image_server, pants_photo):
+    base, routes = image_server
+    routes["/pants.jpg"] = (200, {"Content-Type": "image/jpeg"}, pants_photo.read_bytes())
+    response = post(service, {"url": base + "/pants.jpg"})
+    assert response.status == 200
+    assert list(response.body) == LABELS
+    assert max(response.body, key=response.body.get) == "pants"
+    assert response.headers["Content-Type"] == "application/json"
+
+
+def test_base64_and_raw_body_agree(service, pants_photo):
+    data = pants_photo.read_bytes()
+    from_json = post(service, {"image": base64.b64encode(data).decode()})
+    raw = post(service, data, "image/jpeg")
+    assert from_json.status == raw.status == 200
+    assert from_json.body == raw.body
+
+
+def test_top_k_and_probabilities(service, pants_photo):
+    b64 = base64.b64encode(pants_photo.read_bytes()).decode()
+    top = post(service, {"image": b64, "top_k": 3, "probabilities": True}).body
+    assert len(top) == 3 and list(top)[0] == "pants"
+    assert list(top.values()) == sorted(top.values(), reverse=True)
+    full = post(service, {"image": b64, "probabilities": True}).body
+    assert math.isclose(sum(full.values()), 1.0, rel_tol=1e-5)
+    raw = post(service, data := pants_photo.read_bytes(), "image/jpeg", {"top_k": "1"}).body
+    assert list(raw) == ["pants"] and data
+
+
+def test_batch_keeps_order_and_reports_failures_per_item(service, image_server, dataset):
+    base, routes = image_server
+    shoes = sorted((dataset / "validation" / "shoes").glob("*.jpg"))[0].read_bytes()
+    routes["/shoes.jpg"] = (200, {"Content-Type": "image/jpeg"}, shoes)
+    response = post(service, {"urls": [base + "/shoes.jpg", base + "/missing.jpg", "ftp://x/y"], "top_k": 1})
+    assert response.status == 200
+    first, missing, bad_scheme = response.body
+    assert first == post(service, {"url": base + "/shoes.jpg", "top_k": 1}).body and len(first) == 1
+    assert missing["error"]["type"] == "fetch_failed"
+    assert bad_scheme["error"]["type"] == "bad_request"
+
+
+@pytest.mark.parametrize("payload, content_type, status, kind", [
+    (b"{bad json", "application/json", 400, "bad_request"),
+    ({"nothing": 1}, "application/json", 400, "bad_request"),
+    ({"image": base64.b64encode(b"not an image").decode()}, "application/json", 422, "invalid_image"),
+    (image_bytes("PNG")[:40], "image/png", 422, "invalid_image"),
+    (b"<xml/>", "application/xml", 415, "unsupported_media_type"),
+    ({"url": "http://169.254.169.254/latest/meta-data/"}, "application/json", 400, "bad_request"),
+])
+def test_client_errors_are_json(service, payload, content_type, status, kind):
+    response = post(service, payload, content_type)
+    assert response.status == status
+    assert response.body["error"]["type"] == kind
+    assert response.body["error"]["message"]
+
+
+def test_fetch_errors_map_to_502_and_504(service, image_server):
+    import time
+
+    base, routes = image_server
+    routes["/boom"] = (500, {}, b"")
+    routes["/slow"] = lambda handler: time.sleep(5)
+    assert post(service, {"url": base + "/boom"}).status == 502
+    slow = post(service, {"url": base + "/slow"})
+    assert slow.status == 504 and slow.body["error"]["type"] == "fetch_timeout"
+
+
+def test_methods(service):
+    usage = service.handle_http("GET", b"")
+    assert usage.status == 200 and usage.body["model"]["labels"] == LABELS
+    put = service.handle_http("PUT", b"{}")
+    assert put.status == 405 and "POST" in put.headers["Allow"]
+    assert put.body["error"]["type"] == "method_not_allowed"
+
+
+def test_unexpected_failure_is_500_with_request_id(loopback_settings, pants_photo):
+    from core.service import Service
+
+    class Exploding(Classifier):
+        def predict(self, batch):
+            raise RuntimeError("secret internal detail")
+
+    service = Service(loopback_settings, Exploding(MANIFEST))
+    response = service.handle_http("POST", pants_photo.read_bytes(), "image/jpeg", request_id="req-1")
+    assert response.status == 500
+    assert response.body["error"]["request_id"] == "req-1"
+    assert "secret" not in response.json()
+
+
+def test_broken_model_is_500_not_traceback(tmp_path):
+    from core.service import Service
+    from core.settings import Settings
+
+    service = Service(Settings(manifest_path=tmp_path / "missing.json"))
+    response = service.handle_http("POST", b'{"url": "http://example.com/a.jpg"}', "application/json")
+    assert response.status == 500 and response.body["error"]["type"] == "internal_error"
+
+
+def test_cli_prints_json_for_a_local_file(pants_photo):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "core", str(pants_photo), "--top-k", "2"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert list(json.loads(out.stdout))[0] == "pants"
+    missing = subprocess.run([sys.executable, "-m", "core", "/no/such/file.jpg"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
