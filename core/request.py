@@ -2,7 +2,8 @@
 
 JSON fields: exactly one of ``url`` / ``image`` (base64 of the file) / ``urls`` / ``images`` (lists, for a
 batch); optional ``top_k`` (1..number of labels) and ``probabilities`` (bool). A raw body with
-``Content-Type: image/*`` is one image; its options come from the query string.
+``Content-Type: image/*`` (or ``application/octet-stream``) is one image; its options come from the query
+string.
 """
 from __future__ import annotations
 
@@ -111,9 +112,17 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def is_raw_image(kind: str) -> bool:
+    return kind.startswith("image/") or kind == "application/octet-stream"
+
+
+# Bodies read as JSON. curl's -d sends application/x-www-form-urlencoded unless told otherwise, so it is
+# read as JSON too (a form-encoded body then fails as invalid JSON, with a clear message).
+JSON_MEDIA_TYPES = frozenset(("", "application/json", "text/plain", "application/x-www-form-urlencoded"))
+
+
 def check_media_type(kind: str) -> None:
-    if kind not in ("", "application/json", "text/plain") and not kind.startswith("image/") \
-            and not kind.endswith("+json"):
+    if kind not in JSON_MEDIA_TYPES and not is_raw_image(kind) and not kind.endswith("+json"):
         raise UnsupportedMediaType(f"Content-Type '{kind[:100]}' is not supported: send application/json "
                                    "or the image itself as image/*")
 

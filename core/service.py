@@ -17,7 +17,7 @@ from .errors import ModelError, PayloadTooLarge, ServiceError
 from .fetch import FetchLimits, fetch_image_bytes
 from .images import decode_image
 from .model import Classifier
-from .request import (PredictRequest, check_media_type, from_payload, from_raw_image, media_type,
+from .request import (PredictRequest, check_media_type, from_payload, from_raw_image, is_raw_image, media_type,
                       parse_json_body)
 from .settings import Settings, get_settings
 
@@ -95,7 +95,7 @@ class Service:
         check_media_type(kind)
         if len(body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"the request body is larger than {self.settings.max_body_bytes} bytes")
-        if kind.startswith("image/"):
+        if is_raw_image(kind):
             return from_raw_image(body, kind, query, len(self._manifest().labels), self.settings.max_image_bytes)
         return self._parse_payload(parse_json_body(body))
 

@@ -1,0 +1,102 @@
+"""Evaluate a served model (manifest + .tflite) on an image-folder split, through the serving code itself.
+
+    python model/evaluate.py model/clothing-model.json --split ../shared/data/clothing-dataset-small/validation \
+        --json model/metrics.json --confusion-png model/confusion-matrix.png
+
+Reports accuracy, per-class accuracy, the confusion matrix, and single-image inference latency
+(median of the per-image `predict` times, one thread).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.images import decode_image  # noqa: E402
+from core.model import Classifier  # noqa: E402
+from model.dataset import list_split  # noqa: E402
+
+
+def evaluate(manifest_path, split_dir, threads: int = 1) -> dict:
+    clf = Classifier(manifest_path, threads=threads).load()
+    labels = list(clf.manifest.labels)
+    paths, truth = list_split(Path(split_dir), labels)
+    predicted, latencies = [], []
+    for path in paths:
+        batch = clf.preprocess(decode_image(path.read_bytes(), max_pixels=10**8))
+        started = time.perf_counter()
+        scores = clf.predict(batch)
+        latencies.append((time.perf_counter() - started) * 1000)
+        predicted.append(int(np.argmax(scores)))
+    predicted = np.asarray(predicted)
+    confusion = np.zeros((len(labels), len(labels)), dtype=int)
+    for t, p in zip(truth, predicted):
+        confusion[t, p] += 1
+    per_class = {label: float(confusion[i, i] / max(1, confusion[i].sum())) for i, label in enumerate(labels)}
+    return {
+        "model": clf.manifest.name,
+        "quantization": clf.manifest.quantization,
+        "runtime": clf.runtime,
+        "images": len(paths),
+        "accuracy": float(np.mean(predicted == truth)),
+        "per_class_accuracy": per_class,
+        "labels": labels,
+        "confusion_matrix": confusion.tolist(),
+        "latency_ms_median": statistics.median(latencies),
+        "model_bytes": clf.manifest.model_path.stat().st_size,
+    }
+
+
+def plot_confusion(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(result["confusion_matrix"])
+    labels = result["labels"]
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, matrix[i, j], ha="center", va="center",
+                    color="white" if matrix[i, j] > matrix.max() / 2 else "black", fontsize=8)
+    ax.set_title(f"{result['model']} on validation: accuracy {result['accuracy']:.1%}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("manifest", type=Path)
+    p.add_argument("--split", type=Path, default=Path("../shared/data/clothing-dataset-small/validation"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--confusion-png", type=Path, help="draw the confusion matrix here")
+    args = p.parse_args(argv)
+    result = evaluate(args.manifest, args.split, args.threads)
+    print(f"{result['model']} ({result['quantization']}, {result['runtime']}): accuracy {result['accuracy']:.4f} "
+          f"on {result['images']} images, median inference {result['latency_ms_median']:.2f} ms, "
+          f"{result['model_bytes'] / 1e6:.2f} MB")
+    for label, acc in result["per_class_accuracy"].items():
+        print(f"  {label:<11} {acc:.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.confusion_png:
+        plot_confusion(result, args.confusion_png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

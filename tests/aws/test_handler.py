@@ -1,0 +1,98 @@
+"""Every Lambda event shape, from the sample events in tests/events/, through handlers.aws.lambda_handler."""
+import base64
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from handlers.aws import EVENT_SHAPES, ApiGatewayV1, DirectInvocation, HttpApiV2
+
+CONTEXT = SimpleNamespace(aws_request_id="test-request-id")
+
+
+@pytest.fixture
+def pants_url(image_server, pants_photo):
+    base, routes = image_server
+    routes["/mlbookcamp-pants"] = (200, {"Content-Type": "image/jpeg"}, pants_photo.read_bytes())
+    return base + "/mlbookcamp-pants"
+
+
+def with_url(event, url):
+    event["body"] = json.dumps({"url": url})
+    return event
+
+
+@pytest.mark.parametrize("name, shape", [
+    ("direct.json", DirectInvocation), ("apigw-v1.json", ApiGatewayV1), ("apigw-v1-base64-image.json", ApiGatewayV1),
+    ("http-api-v2.json", HttpApiV2), ("function-url.json", HttpApiV2),
+])
+def test_shapes_are_recognised_in_order(event, name, shape):
+    assert next(s for s in EVENT_SHAPES if s.infer(event(name))) is shape
+
+
+def test_direct_invocation_returns_the_plain_result(handler, event, pants_url):
+    payload = event("direct.json")
+    payload["url"] = pants_url
+    result = handler(payload, CONTEXT)
+    assert len(result) == 10 and max(result, key=result.get) == "pants"
+
+
+def test_direct_invocation_client_error_is_an_error_object(handler):
+    result = handler({"url": "ftp://example.com/x.jpg"}, CONTEXT)
+    assert result["error"]["type"] == "bad_request"
+    assert handler("not json at all", CONTEXT)["error"]["type"] == "bad_request"
+    assert handler(["a", "list"], CONTEXT)["error"]["type"] == "bad_request"
+
+
+@pytest.mark.parametrize("name", ["apigw-v1.json", "http-api-v2.json"])
+def test_http_events_with_url(handler, event, pants_url, name):
+    response = handler(with_url(event(name), pants_url), CONTEXT)
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert response["headers"]["X-Request-Id"] == "test-request-id"
+    body = json.loads(response["body"])
+    assert max(body, key=body.get) == "pants"
+
+
+@pytest.mark.parametrize("name, top_k", [("apigw-v1-base64-image.json", 3), ("function-url.json", 2)])
+def test_base64_encoded_raw_image_bodies(handler, event, pants_photo, name, top_k):
+    payload = event(name)
+    payload["body"] = base64.b64encode(pants_photo.read_bytes()).decode()
+    response = handler(payload, CONTEXT)
+    assert response["statusCode"] == 200, response["body"]
+    body = json.loads(response["body"])
+    assert len(body) == top_k and list(body)[0] == "pants"
+
+
+@pytest.mark.parametrize("name", ["apigw-v1.json", "http-api-v2.json"])
+@pytest.mark.parametrize("body, status", [
+    ("{oops", 400), ('{"url": 3}', 400), ('{"image": "aGVsbG8="}', 422), ("", 400),
+])
+def test_http_client_errors(handler, event, name, body, status):
+    payload = event(name)
+    payload["body"] = body
+    response = handler(payload, CONTEXT)
+    assert response["statusCode"] == status
+    assert "error" in json.loads(response["body"])
+
+
+def test_v1_headers_are_case_insensitive_and_null_safe(handler, event, pants_photo):
+    payload = event("apigw-v1.json")
+    payload["headers"] = {"CONTENT-TYPE": "image/jpeg"}
+    payload["queryStringParameters"] = None
+    payload["body"] = base64.b64encode(pants_photo.read_bytes()).decode()
+    payload["isBase64Encoded"] = True
+    assert handler(payload, CONTEXT)["statusCode"] == 200
+    payload["headers"] = None
+    payload["body"] = "{}"
+    payload["isBase64Encoded"] = False
+    assert handler(payload, CONTEXT)["statusCode"] == 400
+
+
+def test_get_and_other_methods(handler, event):
+    payload = event("http-api-v2.json")
+    payload["requestContext"]["http"]["method"] = "GET"
+    assert handler(payload, CONTEXT)["statusCode"] == 200
+    payload["requestContext"]["http"]["method"] = "DELETE"
+    response = handler(payload, CONTEXT)
+    assert response["statusCode"] == 405 and "POST" in response["headers"]["Allow"]

@@ -1,0 +1,32 @@
+"""The committed model, through the serving code, on the validation split: as good as its model card says.
+
+Runs on every runtime `make test` uses (LiteRT and tflite-runtime 2.14), so it also checks that the book's
+runtime gives the same answers.
+"""
+import json
+
+import numpy as np
+
+from model.evaluate import evaluate
+from tests.conftest import MANIFEST, ROOT
+
+CARD = json.loads((ROOT / "model" / "metrics.json").read_text())
+
+
+def test_validation_accuracy_matches_the_model_card(dataset):
+    result = evaluate(MANIFEST, dataset / "validation")
+    print(f"\nvalidation accuracy {result['accuracy']:.4f} on {result['runtime']} (card: {CARD['accuracy']:.4f})")
+    assert result["images"] == CARD["images"]
+    assert result["accuracy"] >= CARD["accuracy"] - 0.01
+    assert result["per_class_accuracy"]["pants"] >= CARD["per_class_accuracy"]["pants"] - 0.03
+
+
+def test_pants_photos_come_out_as_pants(dataset):
+    from core.images import decode_image
+    from core.model import Classifier
+
+    clf = Classifier(MANIFEST).load()
+    photos = sorted((dataset / "validation" / "pants").glob("*.jpg"))
+    top = [max(clf.classify(decode_image(p.read_bytes(), 10**8)).items(), key=lambda kv: kv[1])[0] for p in photos]
+    share = np.mean([label == "pants" for label in top])
+    assert top[0] == "pants" and share >= 0.85, f"only {share:.0%} of pants photos are pants"

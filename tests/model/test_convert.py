@@ -1,0 +1,140 @@
+"""model/convert.py on real Keras models: the book's Xception shape, a small model in every format and
+quantization mode, and broken inputs that must give one clear line, not a traceback."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow", reason="TensorFlow (requirements-model.txt) is needed to convert models")
+keras = pytest.importorskip("keras")
+
+from core.model import Classifier  # noqa: E402
+from model.convert import main as convert_main  # noqa: E402
+from tests.conftest import ROOT, image_bytes  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    """A few real-looking images (dataset photos when available, else generated ones)."""
+    folder = tmp_path_factory.mktemp("images")
+    data = ROOT.parent / "shared" / "data" / "clothing-dataset-small" / "validation"
+    photos = sorted(data.glob("*/*.jpg"))[::40][:8] if data.is_dir() else []
+    for i, photo in enumerate(photos):
+        (folder / f"photo{i}.jpg").write_bytes(photo.read_bytes())
+    for i, color in enumerate([(200, 30, 30), (20, 180, 60), (30, 30, 220), (240, 240, 240)]):
+        (folder / f"gen{i}.png").write_bytes(image_bytes("PNG", size=(90, 120), color=color))
+    return folder
+
+
+def small_model(outputs=10, softmax=False):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((64, 64, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.DepthwiseConv2D(3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(outputs, activation="softmax" if softmax else None)(x)
+    return keras.Model(inputs, x)
+
+
+@pytest.fixture(scope="module")
+def keras_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("small") / "small.keras"
+    small_model().save(path)
+    return path
+
+
+def run(capsys, *args):
+    code = convert_main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_book_shaped_xception_h5_converts_with_parity(tmp_path, image_dir, capsys):
+    """The book's model shape: Xception, weights=None, 10 classes, 299x299, saved as legacy .h5."""
+    model = keras.applications.Xception(weights=None, classes=10, input_shape=(299, 299, 3))
+    source = tmp_path / "xception_v4_large.h5"
+    model.save(source)
+    out = tmp_path / "xception.tflite"
+    code, stdout, err = run(capsys, source, "--out", out, "--parity-dir", image_dir, "--parity-count", 4)
+    assert code == 0, stdout + err
+    assert "top-1 agree" in stdout and "max abs diff" in stdout
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["input_size"] == [299, 299] and manifest["output"] == "probabilities"
+    assert manifest["parity"]["top1_agreement"] == 1.0
+    result = Classifier(out.with_suffix(".json")).load()
+    assert result.manifest.input_size == (299, 299)
+
+
+@pytest.mark.parametrize("mode", ["none", "float16", "dynamic", "int8"])
+def test_every_quantization_mode_loads_and_runs_in_serving(keras_file, image_dir, tmp_path, capsys, mode):
+    out = tmp_path / f"small-{mode}.tflite"
+    code, stdout, err = run(capsys, keras_file, "--out", out, "--quantize", mode, "--representative-dir", image_dir,
+                            "--parity-dir", image_dir, "--labels", ",".join(f"c{i}" for i in range(10)))
+    assert code == 0, stdout + err
+    clf = Classifier(out.with_suffix(".json")).load()
+    assert clf.manifest.quantization == mode and clf.manifest.output == "logits"
+    reference = keras.models.load_model(keras_file)
+    from core.images import decode_image
+
+    image = decode_image(next(image_dir.glob("gen*.png")).read_bytes(), 10**7)
+    batch = clf.preprocess(image)
+    scores = clf.predict(batch)
+    expected = np.asarray(reference(batch)).reshape(-1)
+    assert scores.shape == (10,) and np.isfinite(scores).all()
+    tolerance = {"none": 1e-4, "float16": 5e-2, "dynamic": 0.2, "int8": 0.3}[mode]
+    assert np.max(np.abs(scores - expected)) <= tolerance * max(1.0, np.max(np.abs(expected)))
+    if mode == "int8":
+        detail = clf._interpreter().get_input_details()[0]
+        assert detail["dtype"] == np.int8  # really full-integer: serving quantizes the input
+
+
+def test_savedmodel_folder_converts(tmp_path, image_dir, capsys):
+    folder = tmp_path / "saved"
+    small_model(softmax=True).export(str(folder), format="tf_saved_model")
+    out = tmp_path / "saved.tflite"
+    code, stdout, err = run(capsys, folder, "--out", out, "--parity-dir", image_dir)
+    assert code == 0, stdout + err
+    assert json.loads(out.with_suffix(".json").read_text())["output"] == "probabilities"
+
+
+def test_int8_without_images_is_a_clear_error(keras_file, tmp_path, capsys):
+    code, _, err = run(capsys, keras_file, "--out", tmp_path / "x.tflite", "--quantize", "int8")
+    assert code == 1 and "needs --representative-dir" in err
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing.h5", "model not found"),
+    (lambda p: (p / "broken.h5").write_bytes(b"this is not HDF5") and p / "broken.h5", "cannot load"),
+    (lambda p: (p / "broken.keras").write_bytes(b"PK\x03\x04 truncated zip") and p / "broken.keras", "cannot load"),
+    (lambda p: (p / "model.onnx").write_bytes(b"x") and p / "model.onnx", "unsupported model file"),
+    (lambda p: p, "not a SavedModel"),
+])
+def test_broken_inputs_give_one_clear_line(tmp_path, capsys, make, message):
+    code, _, err = run(capsys, make(tmp_path), "--out", tmp_path / "x.tflite")
+    assert code == 1
+    assert message in err and "Traceback" not in err
+
+
+def test_several_inputs_are_refused(tmp_path, capsys):
+    a, b = keras.Input((32, 32, 3)), keras.Input((32, 32, 3))
+    model = keras.Model([a, b], keras.layers.Dense(2)(keras.layers.Flatten()(keras.layers.Add()([a, b]))))
+    model.save(tmp_path / "two.keras")
+    code, _, err = run(capsys, tmp_path / "two.keras", "--out", tmp_path / "two.tflite")
+    assert code == 1 and "2 inputs" in err
+
+
+def test_label_count_mismatch_is_refused(keras_file, tmp_path, capsys):
+    code, _, err = run(capsys, keras_file, "--out", tmp_path / "x.tflite", "--labels", "a,b,c")
+    assert code == 1 and "outputs 10 scores but 3 labels" in err
+
+
+def test_cli_exits_nonzero_when_float32_parity_fails(keras_file, tmp_path):
+    """A tolerance of 0 cannot be met by a real conversion on random inputs: the command must fail (exit 2)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "model" / "convert.py"), str(keras_file), "--out",
+                           str(tmp_path / "x.tflite"), "--tolerance", "0"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "differs from Keras" in proc.stderr
