@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/data/clothing-dataset-small
 
 .PHONY: install install-python install-legacy install-node test test-main test-legacy \
-        model convert-variants package clean
+        model package clean bundle-gcp bundle-azure serve-gcp
 
 install: install-python install-legacy install-node
 
@@ -43,3 +43,13 @@ package:
 
 clean:
 	rm -rf .serverless dist .pytest_cache
+
+bundle-gcp:
+	$(PY) scripts/bundle.py gcp dist/gcp
+
+bundle-azure:
+	$(PY) scripts/bundle.py azure dist/azure
+
+# Local servers from the repository (the bundles run the same code).
+serve-gcp:
+	PYTHONPATH=. $(VENV)/bin/functions-framework --source gcp/main.py --target predict --port 8080

@@ -1,0 +1,20 @@
+"""Azure Functions entry point (Python v2 programming model): ``POST /api/predict``.
+
+Function-level keys by default (``?code=...`` or ``x-functions-key``); every method reaches the function,
+so GET answers usage and other methods a JSON 405, as on the other clouds.
+"""
+import azure.functions as func
+
+from core import get_service
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.function_name(name="predict")
+@app.route(route="predict", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def predict(req: func.HttpRequest) -> func.HttpResponse:
+    response = get_service().handle_http(
+        req.method, req.get_body(), req.headers.get("Content-Type"), dict(req.params), cloud="azure",
+        request_id=req.headers.get("x-ms-request-id"))
+    return func.HttpResponse(body="" if response.body is None else response.json(),
+                             status_code=response.status, headers=response.headers)

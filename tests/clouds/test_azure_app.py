@@ -1,0 +1,23 @@
+"""The Azure function as registered on the FunctionApp: its trigger binding, and requests through it."""
+import json
+
+
+def test_registered_http_trigger(azure_app):
+    functions = {f.get_function_name(): f for f in azure_app.get_functions()}
+    assert set(functions) == {"predict"}
+    bindings = {b["type"]: b for b in json.loads(functions["predict"].get_function_json())["bindings"]}
+    trigger = bindings["httpTrigger"]
+    assert trigger["route"] == "predict"
+    assert "post" in [m.lower() for m in trigger["methods"]]
+    assert trigger["authLevel"].lower() == "function"  # keys by default
+    assert bindings["http"]["direction"].lower() == "out"
+
+
+def test_raw_image_and_query_options(azure, pants_photo):
+    status, headers, body = azure("POST", pants_photo.read_bytes(), "image/jpeg", {"top_k": "1"})
+    assert status == 200 and list(body) == ["pants"]
+
+
+def test_options_answers_allow(azure):
+    status, headers, body = azure("OPTIONS", b"", "application/json")
+    assert status == 204 and "POST" in headers.get("Allow", headers.get("allow", "")) and body is None

@@ -1,0 +1,86 @@
+"""The real functions-framework server (gunicorn, threads) on a loopback port, with concurrent requests."""
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_port
+
+
+def wait_until_up(url: str, proc, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError("server exited: " + proc.stdout.read()[-3000:])
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not come up in {seconds}s")
+
+
+def start_functions_framework(python_bin_dir: Path, source: Path, cwd: Path, extra_env=None):
+    port = free_port()
+    env = dict(os.environ, FETCH_ALLOW_NETWORKS="127.0.0.0/8", PYTHONPATH=str(cwd), **(extra_env or {}))
+    proc = subprocess.Popen([str(python_bin_dir / "functions-framework"), "--source", str(source), "--target",
+                             "predict", "--host", "127.0.0.1", "--port", str(port)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until_up(url, proc)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, url
+
+
+def post(url, body: bytes, content_type="application/json"):
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_url_and_errors_over_real_http(server, image_server, pants_photo):
+    base, routes = image_server
+    routes["/gcp-pants.jpg"] = (200, {"Content-Type": "image/jpeg"}, pants_photo.read_bytes())
+    status, body = post(server, json.dumps({"url": base + "/gcp-pants.jpg"}).encode())
+    assert status == 200 and max(body, key=body.get) == "pants"
+    status, body = post(server, b"{broken", "application/json")
+    assert status == 400 and body["error"]["type"] == "bad_request"
+    status, body = post(server, pants_photo.read_bytes(), "image/jpeg")
+    assert status == 200 and max(body, key=body.get) == "pants"
+
+
+def test_32_concurrent_requests_are_all_correct(server, dataset):
+    """Threads share one process: each must get its own interpreter and its own image's answer."""
+    photos = [(label, sorted((dataset / "validation" / label).glob("*.jpg"))[:4]) for label in ("pants", "shoes")]
+    jobs = [p for _, ps in photos for p in ps] * 4  # 32 requests
+    single = {p: post(server, p.read_bytes(), "image/jpeg")[1] for p in set(jobs)}  # answers one at a time
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(lambda p: post(server, p.read_bytes(), "image/jpeg"), jobs))
+    elapsed = time.perf_counter() - started
+    print(f"\n32 concurrent requests in {elapsed:.2f}s: {len(jobs) / elapsed:.0f} requests/s")
+    for path, (status, body) in zip(jobs, answers):
+        assert status == 200
+        assert body == single[path]  # identical scores: no interpreter shared between threads
