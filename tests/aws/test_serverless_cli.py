@@ -152,3 +152,18 @@ def test_offline_bad_requests_are_json_4xx(offline, body, content_type, status, 
     assert got_status == status and got["error"]["type"] == kind
 
 
+
+
+def test_container_image_route_is_consistent(sls):
+    """serverless-container.yml resolves, and the Dockerfile ships what the zip route ships."""
+    proc = subprocess.run([sls, "print", "--config", "serverless-container.yml", "--format", "json"], cwd=ROOT,
+                          env=sls_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert config["functions"]["predict"]["image"]["name"] == "clothing"
+    assert config["provider"]["ecr"]["images"]["clothing"]["path"] == "./"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "FROM public.ecr.aws/lambda/python:3.12" in dockerfile
+    assert 'CMD ["handlers.aws.lambda_handler"]' in dockerfile
+    for path in ("core/", "handlers/", "model/clothing-model.tflite", "model/clothing-model.json", "requirements.txt"):
+        assert path in dockerfile and (ROOT / path).exists()
