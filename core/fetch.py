@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -32,6 +34,10 @@ EXTRA_BLOCKED = tuple(ipaddress.ip_network(n) for n in (
     "2001::/32",                        # Teredo
     "100.64.0.0/10",                    # carrier-grade NAT
 ))
+
+
+# getaddrinfo has no timeout of its own: it runs here so a hung resolver cannot outlive the deadline.
+_RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
 
 
 @dataclass(frozen=True)
@@ -64,10 +70,12 @@ def check_address(address: str, allow_networks) -> ipaddress._BaseAddress:
     return ip
 
 
-def resolve(host: str, port: int, allow_networks) -> str:
+def resolve(host: str, port: int, allow_networks, timeout: float = 5.0) -> str:
     """Resolve ``host`` and check every address it has; the first one to connect to."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM).result(timeout)
+    except FutureTimeout:
+        raise FetchTimeout(f"resolving host '{host}' took too long") from None
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchFailed(f"cannot resolve host '{host}': {exc}") from None
     addresses = [check_address(info[4][0], allow_networks) for info in infos]
@@ -93,14 +101,21 @@ def _split(url: str):
     return parts.scheme, parts.hostname, port, target
 
 
-def fetch_image_bytes(url: str, limits: FetchLimits) -> bytes:
-    """The body of ``url``, following checked redirects; raises a ServiceError on every failure."""
+def fetch_image_bytes(url: str, limits: FetchLimits, deadline: float | None = None) -> bytes:
+    """The body of ``url``, following checked redirects; raises a ServiceError on every failure.
+
+    ``deadline`` (a ``time.monotonic()`` value) lets several fetches of one request share one time budget.
+    """
     if not isinstance(url, str) or not url:
         raise BadRequest("'url' must be a non-empty string")
-    deadline = time.monotonic() + limits.total_timeout
+    if deadline is None:
+        deadline = time.monotonic() + limits.total_timeout
     for _ in range(limits.max_redirects + 1):
         scheme, host, port, target = _split(url)
-        address = resolve(host, port, limits.allow_networks)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
+        address = resolve(host, port, limits.allow_networks, timeout=remaining)
         response = _request(scheme, host, address, port, target, deadline, limits)
         try:
             if response.status in REDIRECTS and response.headers.get("Location"):

@@ -32,9 +32,11 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
             img.load()
     except PayloadTooLarge:
         raise
+    except Image.DecompressionBombError:  # PIL's own check, which fires inside open() for some formats
+        raise PayloadTooLarge(f"the image has more pixels than the limit ({max_pixels})") from None
     except UnidentifiedImageError:
         raise InvalidImage(f"not a decodable image (supported formats: {', '.join(FORMATS)})") from None
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise InvalidImage(f"the image could not be decoded: {exc}") from None
     return _to_8bit(img)
 

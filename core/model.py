@@ -84,7 +84,8 @@ class Classifier:
     def _interpreter(self):
         interpreter = getattr(self._local, "interpreter", None)
         if interpreter is None:
-            interpreter = self._local.interpreter = self._new_interpreter(self.manifest)
+            with self._load_lock:  # building interpreters one at a time keeps delegate set-up race-free
+                interpreter = self._local.interpreter = self._new_interpreter(self.manifest)
         return interpreter
 
     # -- preprocess ---------------------------------------------------------------------------------

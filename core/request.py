@@ -1,9 +1,9 @@
 """Turn what a client sent (JSON object, or a raw image body) into a validated PredictRequest.
 
 JSON fields: exactly one of ``url`` / ``image`` (base64 of the file) / ``urls`` / ``images`` (lists, for a
-batch); optional ``top_k`` (1..number of labels) and ``probabilities`` (bool). A raw body with
-``Content-Type: image/*`` (or ``application/octet-stream``) is one image; its options come from the query
-string.
+batch); optional ``top_k`` (1..number of labels) and ``probabilities`` (bool), which may also come from
+the query string (JSON fields win). A raw body with ``Content-Type: image/*`` (or ``application/octet-stream``)
+is one image; its options come from the query string.
 """
 from __future__ import annotations
 
@@ -87,13 +87,17 @@ def from_payload(payload, num_labels: int, max_batch: int, max_image_bytes: int)
     return PredictRequest(sources, batch, *_options(payload, num_labels))
 
 
-def from_raw_image(body: bytes, content_type: str, query: Mapping[str, str], num_labels: int,
-                   max_image_bytes: int) -> PredictRequest:
-    """A request whose body is the image file itself; options from the query string."""
+def from_raw_image(body: bytes, query_options: Mapping, num_labels: int, max_image_bytes: int) -> PredictRequest:
+    """A request whose body is the image file itself; its options come from the query string."""
     if not body:
         raise BadRequest("the request body is empty")
     if len(body) > max_image_bytes:
         raise PayloadTooLarge(f"the image is {len(body)} bytes; the limit is {max_image_bytes}")
+    return PredictRequest((Source("bytes", bytes(body)),), False, *_options(query_options, num_labels))
+
+
+def options_from_query(query: Mapping[str, str]) -> dict:
+    """``top_k`` / ``probabilities`` from a query string, typed; validated with the JSON fields' rules."""
     options = {}
     if "top_k" in query:
         try:
@@ -105,7 +109,7 @@ def from_raw_image(body: bytes, content_type: str, query: Mapping[str, str], num
         if flag not in ("true", "false", "1", "0"):
             raise BadRequest("'probabilities' must be true or false")
         options["probabilities"] = flag in ("true", "1")
-    return PredictRequest((Source("bytes", bytes(body)),), False, *_options(options, num_labels))
+    return options
 
 
 def media_type(content_type: str | None) -> str:

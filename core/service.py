@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,10 +19,22 @@ from .fetch import FetchLimits, fetch_image_bytes
 from .images import decode_image
 from .model import Classifier
 from .request import (PredictRequest, check_media_type, from_payload, from_raw_image, is_raw_image, media_type,
-                      parse_json_body)
+                      options_from_query, parse_json_body)
 from .settings import Settings, get_settings
 
 log = logging.getLogger("core")
+
+
+def _configure_logging() -> None:
+    """One JSON line per request at INFO. Lambda and Azure give the root logger a handler (used as is);
+    where nobody configured logging (functions-framework, the CLI), write the lines to stderr ourselves."""
+    if log.level == logging.NOTSET:
+        log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    if not logging.getLogger().handlers and not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
 ALLOW = "GET, POST, OPTIONS"
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -48,6 +61,7 @@ class Service:
             allow_networks=self.settings.fetch_allow_networks,
         )
         self._cold = True
+        _configure_logging()
 
     # -- entry points -------------------------------------------------------------------------------
     def handle_http(self, method: str, body: bytes | str | None, content_type: str | None = None,
@@ -95,9 +109,11 @@ class Service:
         check_media_type(kind)
         if len(body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"the request body is larger than {self.settings.max_body_bytes} bytes")
+        options = options_from_query(query)  # validated for every body, so a bad ?top_k= is always a 400
         if is_raw_image(kind):
-            return from_raw_image(body, kind, query, len(self._manifest().labels), self.settings.max_image_bytes)
-        return self._parse_payload(parse_json_body(body))
+            return from_raw_image(body, options, len(self._manifest().labels), self.settings.max_image_bytes)
+        payload = parse_json_body(body)
+        return self._parse_payload({**options, **payload})
 
     def _parse_payload(self, payload) -> PredictRequest:
         return from_payload(payload, len(self._manifest().labels), self.settings.max_batch,
@@ -110,7 +126,9 @@ class Service:
         request = None
         try:
             request = parse()
-            results = [self._classify_one(source, request, timings) for source in request.sources]
+            # One fetch budget for the whole request, so a batch of slow URLs cannot outlive the function.
+            deadline = time.monotonic() + self.limits.total_timeout
+            results = [self._classify_one(source, request, timings, deadline) for source in request.sources]
             if request.batch:
                 body = [r.to_dict() if isinstance(r, ServiceError) else r for r in results]
             elif isinstance(results[0], ServiceError):
@@ -130,11 +148,11 @@ class Service:
         self._log(request_id, cloud, request, response, timings, cold, started)
         return response
 
-    def _classify_one(self, source, request: PredictRequest, timings: dict):
+    def _classify_one(self, source, request: PredictRequest, timings: dict, deadline: float):
         """One image -> {label: score}, or the ServiceError it failed with (kept per item in batches)."""
         try:
             t = time.perf_counter()
-            data = fetch_image_bytes(source.value, self.limits) if source.kind == "url" else source.value
+            data = fetch_image_bytes(source.value, self.limits, deadline) if source.kind == "url" else source.value
             t = _lap(timings, "fetch", t) if source.kind == "url" else t
             timings["image_bytes"] = timings.get("image_bytes", 0) + len(data)
             image = decode_image(data, self.settings.max_image_pixels)

@@ -35,7 +35,8 @@ def _body(event) -> bytes:
             return base64.b64decode(body)
         except (binascii.Error, ValueError):
             return b"\xff"  # undecodable: core answers it as a bad body
-    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    # surrogatepass: a body with lone surrogates becomes invalid UTF-8, which core answers with a 400.
+    return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
 
 
 def _http_response(response: Response) -> dict:

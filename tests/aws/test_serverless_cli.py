@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +17,7 @@ import pytest
 from tests.conftest import ROOT, free_port
 
 SLS = ROOT / "node_modules" / ".bin" / "serverless"
-LOCAL_RUNTIME = "--param=runtime=python3.11"  # v3's invoke local only runs python <= 3.11 without Docker
+LOCAL_RUNTIME = "--param=python=3.11"  # v3's invoke local only runs python <= 3.11 without Docker
 
 
 def sls_env(**extra):
@@ -58,6 +59,19 @@ def test_template_has_the_function_and_the_endpoint(packaged):
     assert paths == ["predict"]
     assert [m["HttpMethod"] for m in methods] == ["POST"]
     assert methods[0]["Integration"]["Type"] == "AWS_PROXY"
+    assert methods[0]["ApiKeyRequired"] is False  # public by default, as in the book
+    kinds = {r["Type"] for r in resources.values()}
+    assert {"AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan"} <= kinds
+    plan = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::UsagePlan")["Properties"]
+    assert plan["Throttle"] == {"BurstLimit": 50, "RateLimit": 20}
+
+
+def test_api_key_can_be_required(sls):
+    proc = subprocess.run([sls, "print", "--param=apiKey=true", "--format", "json"], cwd=ROOT, env=sls_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert config["functions"]["predict"]["events"][0]["http"]["private"] is True
 
 
 def test_zip_holds_the_function_and_nothing_else(packaged):
@@ -86,7 +100,7 @@ def test_invoke_local_with_a_base64_image(sls, pants_photo, tmp_path):
     proc = subprocess.run([sls, "invoke", "local", "-f", "predict", LOCAL_RUNTIME, "--path", str(event)],
                           cwd=ROOT, env=sls_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    result = json.loads(proc.stdout[proc.stdout.rindex("\n{\n") + 1:])  # after the handler's JSON log line
     assert list(result)[0] == "pants" and len(result) == 3
 
 
@@ -110,6 +124,8 @@ def offline(sls):
     if "Server ready" not in line:
         os.killpg(proc.pid, 9)
         pytest.fail("serverless offline did not start:\n" + "".join(output)[-3000:])
+    # keep reading: an unread pipe fills up with the function's log lines and blocks the server
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
     yield f"http://127.0.0.1:{http_port}/dev/predict"
     os.killpg(proc.pid, 15)
     try:
@@ -167,3 +183,28 @@ def test_container_image_route_is_consistent(sls):
     assert 'CMD ["handlers.aws.lambda_handler"]' in dockerfile
     for path in ("core/", "handlers/", "model/clothing-model.tflite", "model/clothing-model.json", "requirements.txt"):
         assert path in dockerfile and (ROOT / path).exists()
+
+
+RUN_FROM_ZIP = """
+import base64, json, sys
+sys.path.insert(0, sys.argv[1])
+from handlers.aws import lambda_handler
+event = {"image": base64.b64encode(open(sys.argv[2], "rb").read()).decode(), "top_k": 1}
+print(json.dumps(lambda_handler(event, None)))
+import numpy, PIL
+assert all(m.__file__.startswith(sys.argv[1]) for m in (numpy, PIL)), "imported from outside the zip"
+"""
+
+
+def test_zip_alone_runs_the_function(sls, tmp_path, pants_photo):
+    """The slimmed zip is complete: built for this machine's Python (3.11), unzipped, run with no site-packages."""
+    out = tmp_path / "pkg"
+    proc = subprocess.run([sls, "package", "--package", str(out), "--param=python=3.11"], cwd=ROOT, env=sls_env(),
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with zipfile.ZipFile(out / "clothing-classifier.zip") as zf:
+        zf.extractall(tmp_path / "unzipped")
+    run = subprocess.run([sys.executable, "-S", "-c", RUN_FROM_ZIP, str(tmp_path / "unzipped"), str(pants_photo)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"]})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert list(json.loads(run.stdout.strip().splitlines()[-1])) == ["pants"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts.bundle import build
-from tests.clouds.test_gcp_server import post, start_functions_framework
+from tests.clouds.test_gcp_server import post, start_functions_framework, stop_server
 
 
 def fresh_venv(bundle: Path, where: Path) -> Path:

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -14,11 +15,11 @@ import pytest
 from tests.conftest import ROOT, free_port
 
 
-def wait_until_up(url: str, proc, seconds=60):
+def wait_until_up(url: str, proc, log: Path, seconds=60):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError("server exited: " + proc.stdout.read()[-3000:])
+            raise AssertionError("server exited: " + log.read_text()[-3000:])
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -30,17 +31,29 @@ def wait_until_up(url: str, proc, seconds=60):
 
 def start_functions_framework(python_bin_dir: Path, source: Path, cwd: Path, extra_env=None):
     port = free_port()
-    env = dict(os.environ, FETCH_ALLOW_NETWORKS="127.0.0.0/8", PYTHONPATH=str(cwd), **(extra_env or {}))
-    proc = subprocess.Popen([str(python_bin_dir / "functions-framework"), "--source", str(source), "--target",
-                             "predict", "--host", "127.0.0.1", "--port", str(port)], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "FETCH_ALLOW_NETWORKS": "127.0.0.0/8", "PYTHONPATH": str(cwd), **(extra_env or {})}
+    # The server logs a line per request: into a file, since an unread pipe would fill up and block it.
+    log = Path(tempfile.mkstemp(prefix="functions-framework-", suffix=".log")[1])
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(python_bin_dir / "functions-framework"), "--source", str(source), "--target",
+                                 "predict", "--host", "127.0.0.1", "--port", str(port)], cwd=cwd, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        wait_until_up(url, proc)
+        wait_until_up(url, proc, log)
     except AssertionError:
         proc.kill()
         raise
     return proc, url
+
+
+def stop_server(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # gunicorn waits for in-flight requests; the test is over
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def post(url, body: bytes, content_type="application/json"):
@@ -56,8 +69,7 @@ def post(url, body: bytes, content_type="application/json"):
 def server():
     proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT)
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop_server(proc)
 
 
 def test_url_and_errors_over_real_http(server, image_server, pants_photo):

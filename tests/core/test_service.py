@@ -43,8 +43,12 @@ def test_top_k_and_probabilities(service, pants_photo):
     assert list(top.values()) == sorted(top.values(), reverse=True)
     full = post(service, {"image": b64, "probabilities": True}).body
     assert math.isclose(sum(full.values()), 1.0, rel_tol=1e-5)
-    raw = post(service, data := pants_photo.read_bytes(), "image/jpeg", {"top_k": "1"}).body
-    assert list(raw) == ["pants"] and data
+    raw = post(service, pants_photo.read_bytes(), "image/jpeg", {"top_k": "1"}).body
+    assert list(raw) == ["pants"]
+    # query options apply to JSON bodies too (the JSON fields win), and are validated for every body
+    assert len(post(service, {"image": b64}, query={"top_k": "2"}).body) == 2
+    assert len(post(service, {"image": b64, "top_k": 4}, query={"top_k": "2"}).body) == 4
+    assert post(service, {"image": b64}, query={"top_k": "null"}).status == 400
 
 
 def test_batch_keeps_order_and_reports_failures_per_item(service, image_server, dataset):
