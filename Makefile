@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/data/clothing-dataset-small
 
 .PHONY: install install-python install-legacy install-node test test-main test-legacy \
-        model package clean bundle-gcp bundle-azure serve-gcp
+        model package clean bundle-gcp bundle-azure serve-gcp bench bench-smoke
 
 install: install-python install-legacy install-node
 
@@ -23,7 +23,7 @@ install-legacy:
 install-node:
 	npm ci --no-audit --no-fund
 
-test: test-main test-legacy
+test: test-main bench-smoke test-legacy
 
 test-main:
 	EXPECT_TFLITE_RUNTIME=ai_edge_litert $(PY) -m pytest tests
@@ -32,11 +32,15 @@ test-main:
 test-legacy:
 	EXPECT_TFLITE_RUNTIME=tflite_runtime $(LEGACY)/bin/python -m pytest tests/core
 
-# Retrain the default model (about 20 minutes on 2 cores) and convert it.
+# Retrain the default model from scratch (25-35 minutes on 2 cores), convert it to int8 and describe it.
 model:
 	$(PY) model/train.py --data-dir $(DATA) --out model/runs/default
-	$(PY) model/convert.py model/runs/default/best.keras --out model/clothing-model.tflite \
-	    --name clothing-model --parity-dir $(DATA)/validation --legacy-python $(LEGACY)/bin/python
+	cp model/runs/default/best.keras model/clothing-model.keras
+	$(PY) model/convert.py model/clothing-model.keras --out model/clothing-model.tflite --name clothing-model \
+	    --quantize int8 --representative-dir $(DATA)/train --parity-dir $(DATA)/validation \
+	    --legacy-python $(LEGACY)/bin/python
+	$(PY) model/evaluate.py model/clothing-model.json --split $(DATA)/validation --json model/metrics.json \
+	    --confusion-png model/confusion-matrix.png
 
 package:
 	npx serverless package
@@ -53,3 +57,10 @@ bundle-azure:
 # Local servers from the repository (the bundles run the same code).
 serve-gcp:
 	PYTHONPATH=. $(VENV)/bin/functions-framework --source gcp/main.py --target predict --port 8080
+
+# Benchmarks (a few minutes): results in bench/results/, discussed in BENCHMARKS.md.
+bench:
+	$(PY) -m bench.run
+
+bench-smoke:
+	BENCH_RESULTS=bench/results/tmp/smoke $(PY) -m bench.run --smoke

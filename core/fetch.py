@@ -20,8 +20,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-import urllib3
-
 from .errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, UnsupportedMediaType
 
 CHUNK = 64 * 1024
@@ -132,6 +130,8 @@ def fetch_image_bytes(url: str, limits: FetchLimits, deadline: float | None = No
 
 
 def _request(scheme, host, address, port, target, deadline, limits):
+    import urllib3  # imported on the first URL request: requests carrying the image never pay for it
+
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
@@ -163,6 +163,8 @@ def _check_content_type(content_type: str) -> None:
 
 
 def _read_capped(response, deadline: float, max_bytes: int) -> bytes:
+    import urllib3
+
     body = bytearray()
     try:
         # read1: at most one socket read per call, so the deadline is checked even on a slow drip.

@@ -27,10 +27,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-dir", default="../shared/data/clothing-dataset-small",
                    help="folder holding train/ and validation/, one sub-folder per label")
     p.add_argument("--out", default="model/runs/default", help="output folder for the run")
-    p.add_argument("--image-size", type=int, default=128, help="square input size in pixels")
+    p.add_argument("--image-size", type=int, default=160, help="square input size in pixels")
     p.add_argument("--widths", default="32,64,128,256", help="channels of each residual stage")
     p.add_argument("--blocks", default="1,2,2,1", help="residual blocks in each stage")
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, cosine decay)")
     p.add_argument("--warmup-epochs", type=int, default=3)

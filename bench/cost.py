@@ -1,0 +1,56 @@
+"""Benchmark 6: Lambda cost per million predictions, from measured warm latency and configured memory.
+
+Prices: AWS Lambda, us-east-1, first pricing tier, as published on the AWS Lambda pricing page
+(https://aws.amazon.com/lambda/pricing/): x86_64 $0.0000166667 and arm64 $0.0000133334 per GB-second,
+$0.20 per million requests. Recorded 2026-11-24 from the published rates (not fetched live: this machine has
+no internet access); they have been unchanged since arm64 launched in 2021.
+
+Lambda gives a function CPU in proportion to its memory (one full vCPU at 1,769 MB), and this workload is
+CPU-bound, so the local one-thread latency is scaled by max(1, 1769 / MB) for smaller sizes. Billing rounds
+each invocation up to the next millisecond. arm64 is assumed to run as fast as x86_64 (not measured here).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+from bench.common import RESULTS, chart, save
+
+PRICE_GB_S = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
+PRICE_REQUEST = 0.20 / 1e6
+PRICES_DATE = "2026-11-24"
+FULL_VCPU_MB = 1769
+MEMORY_SIZES = (512, 1024, 1769, 2048)
+
+
+def cost_per_million(local_ms: float, memory_mb: int, arch: str) -> tuple[float, float]:
+    lambda_ms = local_ms * max(1.0, FULL_VCPU_MB / memory_mb)
+    billed_s = math.ceil(lambda_ms) / 1000
+    return lambda_ms, 1e6 * (billed_s * memory_mb / 1024 * PRICE_GB_S[arch] + PRICE_REQUEST)
+
+
+def run(smoke: bool = False) -> dict:
+    latency = json.loads((RESULTS / "latency.json").read_text())
+    base = next(r for r in latency["rows"] if r["stack"] == "this project" and r["model"] == "default int8"
+                and r["photo"] == "0.2MP" and r["threads"] == 1)
+    local_ms = base["ms"]["end_to_end"]["median"]
+    rows = []
+    for arch in PRICE_GB_S:
+        for mb in MEMORY_SIZES:
+            lambda_ms, cost = cost_per_million(local_ms, mb, arch)
+            rows.append({"arch": arch, "memory_mb": mb, "estimated_ms": round(lambda_ms, 2),
+                         "usd_per_million": round(cost, 3)})
+    _, book_cost = cost_per_million(2000, 1024, "x86_64")  # the book's ~2 s per request at 1024 MB
+    best = min(rows, key=lambda r: r["usd_per_million"])
+    result = {"local_end_to_end_ms": local_ms, "prices": {"per_gb_s": PRICE_GB_S, "per_request": PRICE_REQUEST,
+                                                        "date": PRICES_DATE, "region": "us-east-1"},
+              "rows": rows, "book_2s_at_1024mb_usd_per_million": round(book_cost, 2), "cheapest": best}
+    save("cost", result)
+    chart(RESULTS / "cost.png", "Lambda cost per million predictions, default model",
+          [f"{r['arch']} {r['memory_mb']} MB" for r in rows], [r["usd_per_million"] for r in rows], "USD")
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(run("--smoke" in sys.argv), indent=2))

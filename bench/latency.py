@@ -1,0 +1,74 @@
+"""Benchmarks 1 and 2: warm end-to-end latency split by stage, this project vs the book's stack.
+
+Every request fetches its photo from a loopback HTTP server, as a URL request would.
+"""
+from __future__ import annotations
+
+import json
+
+from bench import models
+from bench.common import LEGACY_PY, RESULTS, VENV_PY, ImageServer, chart, run_json, save, summarize
+
+
+def measure(smoke: bool) -> dict:
+    n = 3 if smoke else 40
+    photos = models.photos()
+    server = ImageServer(photos["0.2MP"].parent)
+    url = {size: f"{server.url}/{path.name}" for size, path in photos.items()}
+    configs = [  # (name, manifest, photo, threads)
+        ("default int8", models.DEFAULT_INT8, "0.2MP", 1),
+        ("default float32", models.default_float32(), "0.2MP", 1),
+    ]
+    if not smoke:
+        configs += [("default int8", models.DEFAULT_INT8, "0.85MP", 1),
+                    ("xception-299 float32", models.xception("float32"), "0.2MP", 1),
+                    ("xception-299 float32", models.xception("float32"), "0.2MP", 2),
+                    ("xception-299 float32", models.xception("float32"), "0.85MP", 1),
+                    ("xception-299 dynamic", models.xception("dynamic"), "0.85MP", 1)]
+    rows = []
+    try:
+        for name, manifest, photo, threads in configs:
+            result = run_json(VENV_PY, "worker_ours.py", manifest, url[photo], n, threads)
+            rows.append({"stack": "this project", "model": name, "photo": photo, "threads": threads,
+                         "runtime": result["runtime"],
+                         "ms": {k: summarize(v) for k, v in result["samples_ms"].items()}})
+        book_model = models.xception("float32") if not smoke else models.default_float32()
+        book_size = 299 if not smoke else 128
+        if LEGACY_PY.exists():
+            manifest = json.loads(book_model.read_text())
+            model_path = book_model.parent / manifest["model_file"]
+            result = run_json(LEGACY_PY, "worker_book.py", model_path, url["0.2MP"], n, book_size)
+            rows.append({"stack": "book (tflite-runtime 2.14)", "model": "xception-299 float32" if not smoke
+                         else "default float32", "photo": "0.2MP", "threads": 1, "runtime": result["runtime"],
+                         "ms": {k: summarize(v) for k, v in result["samples_ms"].items()}})
+    finally:
+        server.close()
+    return {"rows": rows, "comparison": compare(rows)}
+
+
+def compare(rows) -> dict:
+    """Book's end-to-end median over ours, same model and photo (1 and 2 threads)."""
+    book = next((r for r in rows if r["stack"].startswith("book")), None)
+    if not book:
+        return {}
+    out = {}
+    for r in rows:
+        if r["stack"] == "this project" and r["model"] == book["model"] and r["photo"] == book["photo"]:
+            out[f"{r['threads']} thread(s)"] = round(book["ms"]["end_to_end"]["median"]
+                                                     / r["ms"]["end_to_end"]["median"], 2)
+    return {"model": book["model"], "photo": book["photo"], "speedup_over_book": out}
+
+
+def run(smoke: bool = False) -> dict:
+    result = measure(smoke)
+    save("latency", result)
+    labels = [f"{r['stack'][:12]} | {r['model']} | {r['photo']} | {r['threads']}t" for r in result["rows"]]
+    chart(RESULTS / "latency.png", "Warm end-to-end latency per request (median)", labels,
+          [r["ms"]["end_to_end"]["median"] for r in result["rows"]], "ms")
+    return result
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(json.dumps(run("--smoke" in sys.argv)["comparison"], indent=2))

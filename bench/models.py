@@ -1,0 +1,51 @@
+"""Models and photos the benchmarks share, generated once into bench/results/tmp (not committed)."""
+from __future__ import annotations
+
+import subprocess
+
+from bench.common import DATA, ROOT, VENV_PY, WORK
+
+DEFAULT_INT8 = ROOT / "model" / "clothing-model.json"
+
+
+def _convert(source, out, quantize: str) -> None:
+    if out.with_suffix(".json").exists():
+        return
+    subprocess.run([str(VENV_PY), "model/convert.py", str(source), "--out", str(out), "--quantize", quantize,
+                    "--representative-dir", str(DATA / "train"), "--representative-count", "50",
+                    "--parity-count", "8"], cwd=ROOT, check=True, capture_output=True, timeout=1800)
+
+
+def default_float32():
+    out = WORK / "default-float32.tflite"
+    _convert(ROOT / "model" / "clothing-model.keras", out, "none")
+    return out.with_suffix(".json")
+
+
+def xception(quantize: str):
+    """The book's model shape: Xception, weights=None, 10 classes, 299x299 (random weights: speed only)."""
+    source = WORK / "xception-299.keras"
+    if not source.exists():
+        WORK.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(VENV_PY), "-c", "import keras; keras.applications.Xception(weights=None, classes=10, "
+                        f"input_shape=(299, 299, 3)).save('{source}')"], check=True, capture_output=True,
+                       timeout=600)
+    out = WORK / f"xception-299-{quantize}.tflite"
+    _convert(source, out, "dynamic" if quantize == "dynamic" else "none")
+    return out.with_suffix(".json")
+
+
+def photos() -> dict:
+    """The book-like photo (a dataset photo of pants, 400x534 = 0.2 MP) and a 0.85 MP version of it."""
+    from PIL import Image
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    source = sorted((DATA / "validation" / "pants").glob("*.jpg"))[0]
+    small = WORK / "pants-0.2mp.jpg"
+    large = WORK / "pants-0.85mp.jpg"
+    if not small.exists():
+        small.write_bytes(source.read_bytes())
+    if not large.exists():
+        with Image.open(source) as img:
+            img.convert("RGB").resize((800, 1067), Image.BICUBIC).save(large, quality=90)
+    return {"0.2MP": small, "0.85MP": large}

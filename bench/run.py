@@ -1,0 +1,27 @@
+"""Run the benchmarks: ``python -m bench.run [--smoke] [latency coldstart size memory cost]``.
+
+Results go to bench/results/<name>.json and .png; BENCHMARKS.md discusses them. ``--smoke`` runs tiny counts
+(CI runs it so the benchmarks cannot rot); it asserts nothing about timings.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+
+ORDER = ("latency", "coldstart", "size", "memory", "cost")  # cost reads latency's results
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    smoke = "--smoke" in argv
+    names = [a for a in argv if not a.startswith("--")] or list(ORDER)
+    for name in names:
+        started = time.perf_counter()
+        importlib.import_module(f"bench.{name}").run(smoke=smoke)
+        print(f"{name}: done in {time.perf_counter() - started:.0f}s -> bench/results/{name}.json", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
