@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ OURS = """
 import json, sys
 from handlers.aws import lambda_handler
 print(json.dumps(lambda_handler({"image": sys.argv[1]}, None)))
-"""
+""" + "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n"
 BOOK = """
 import base64, io, json, sys
 sys.path.insert(0, "bench")
@@ -29,7 +28,7 @@ X = book.preprocessor.convert_to_tensor(Image.open(io.BytesIO(base64.b64decode(s
 book.interpreter.set_tensor(book.input_index, X)
 book.interpreter.invoke()
 print(json.dumps(dict(zip(book.CLASSES, book.interpreter.get_tensor(book.output_index)[0].tolist()))))
-"""
+""" + "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n"
 FULL_TF = """
 import base64, io, json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -37,23 +36,26 @@ import keras
 from keras_image_helper import create_preprocessor
 from PIL import Image
 model = keras.models.load_model(sys.argv[2], compile=False)
-X = create_preprocessor("xception", target_size=(128, 128)).convert_to_tensor(
+size = int(sys.argv[3])
+X = create_preprocessor("xception", target_size=(size, size)).convert_to_tensor(
     Image.open(io.BytesIO(base64.b64decode(sys.argv[1]))))
 print(json.dumps(dict(zip(["dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt",
                            "t-shirt"], model(X, training=False).numpy()[0].tolist()))))
-"""
+""" + "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n"
 
 
 def cold_run(python, code, *args, env=None) -> tuple[float, float]:
-    """(wall ms from spawn to exit, peak RSS MB) of one fresh process."""
+    """(wall ms from spawn to exit, peak RSS MB) of one fresh process; the snippet prints its VmHWM last
+    (ru_maxrss would not do: Linux keeps it across exec, so a child reports at least its parent's size)."""
     started = time.perf_counter()
     proc = subprocess.run([str(python), "-c", code, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "LOG_LEVEL": "WARNING", **(env or {})})
     wall = (time.perf_counter() - started) * 1000
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
-    json.loads(proc.stdout.strip().splitlines()[-1])
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    *_, answer, peak_kb = proc.stdout.strip().splitlines()
+    json.loads(answer)
+    return wall, int(peak_kb) / 1024
 
 
 def run(smoke: bool = False) -> dict:
@@ -63,31 +65,20 @@ def run(smoke: bool = False) -> dict:
     photo = base64.b64encode(models.photos()["0.2MP"].read_bytes()).decode()
     float_manifest = models.default_float32()
     float_model = float_manifest.parent / json.loads(float_manifest.read_text())["model_file"]
+    size = models.input_size(float_manifest)
     handlers = [("this project (LiteRT, int8 default model)", VENV_PY, OURS, (photo,), None),
                 ("this project (LiteRT, float32 default model)", VENV_PY, OURS, (photo,),
                  {"MODEL_MANIFEST": str(float_manifest)})]
     if LEGACY_PY.exists():
         handlers.append(("book's stack (tflite-runtime 2.14, float32)", LEGACY_PY, BOOK, (photo,),
-                         {"BOOK_MODEL": str(float_model), "BOOK_SIZE": "128"}))
+                         {"BOOK_MODEL": str(float_model), "BOOK_SIZE": str(size)}))
     handlers.append(("full TensorFlow + Keras handler", VENV_PY, FULL_TF,
-                     (photo, ROOT / "model" / "clothing-model.keras"), None))
+                     (photo, ROOT / "model" / "clothing-model.keras", size), None))
     rows = []
     for name, python, code, args, env in handlers:
-        # RUSAGE_CHILDREN's max RSS is the largest child so far: measure each handler in its own helper process.
-        measure = subprocess.run([sys.executable, "-c", f"""
-import json, sys
-sys.path.insert(0, {str(ROOT)!r})
-from bench.coldstart import cold_run
-walls = []
-for _ in range({n}):
-    wall, rss = cold_run({str(python)!r}, {code!r}, *{[str(a) for a in args]!r}, env={env!r})
-    walls.append(wall)
-print(json.dumps({{"walls": walls, "rss": rss}}))
-"""], capture_output=True, text=True, timeout=1800, cwd=ROOT)
-        if measure.returncode != 0:
-            raise RuntimeError(measure.stderr[-2000:])
-        data = json.loads(measure.stdout.strip().splitlines()[-1])
-        rows.append({"handler": name, "ms": summarize(data["walls"]), "peak_rss_mb": round(data["rss"], 1)})
+        runs = [cold_run(python, code, *args, env=env) for _ in range(n)]
+        rows.append({"handler": name, "ms": summarize([wall for wall, _ in runs]),
+                     "peak_rss_mb": round(max(rss for _, rss in runs), 1)})
     result = {"rows": rows, "note": "wall time from process spawn to exit, including the interpreter's own start"}
     save("coldstart", result)
     chart(RESULTS / "coldstart.png", "Cold start: fresh process to first answer (median)",

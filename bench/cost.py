@@ -24,10 +24,14 @@ FULL_VCPU_MB = 1769
 MEMORY_SIZES = (512, 1024, 1769, 2048)
 
 
-def cost_per_million(local_ms: float, memory_mb: int, arch: str) -> tuple[float, float]:
-    lambda_ms = local_ms * max(1.0, FULL_VCPU_MB / memory_mb)
-    billed_s = math.ceil(lambda_ms) / 1000
-    return lambda_ms, 1e6 * (billed_s * memory_mb / 1024 * PRICE_GB_S[arch] + PRICE_REQUEST)
+def lambda_ms(local_ms: float, memory_mb: int) -> float:
+    """Local one-thread latency -> Lambda latency at this memory size (CPU share scales with memory)."""
+    return local_ms * max(1.0, FULL_VCPU_MB / memory_mb)
+
+
+def cost_per_million(duration_ms: float, memory_mb: int, arch: str) -> float:
+    billed_s = math.ceil(duration_ms) / 1000  # billed per started millisecond
+    return 1e6 * (billed_s * memory_mb / 1024 * PRICE_GB_S[arch] + PRICE_REQUEST)
 
 
 def run(smoke: bool = False) -> dict:
@@ -38,10 +42,10 @@ def run(smoke: bool = False) -> dict:
     rows = []
     for arch in PRICE_GB_S:
         for mb in MEMORY_SIZES:
-            lambda_ms, cost = cost_per_million(local_ms, mb, arch)
-            rows.append({"arch": arch, "memory_mb": mb, "estimated_ms": round(lambda_ms, 2),
-                         "usd_per_million": round(cost, 3)})
-    _, book_cost = cost_per_million(2000, 1024, "x86_64")  # the book's ~2 s per request at 1024 MB
+            duration = lambda_ms(local_ms, mb)
+            rows.append({"arch": arch, "memory_mb": mb, "estimated_ms": round(duration, 2),
+                         "usd_per_million": round(cost_per_million(duration, mb, arch), 3)})
+    book_cost = cost_per_million(2000, 1024, "x86_64")  # the book's ~2 s per request on Lambda at 1024 MB
     best = min(rows, key=lambda r: r["usd_per_million"])
     result = {"local_end_to_end_ms": local_ms, "prices": {"per_gb_s": PRICE_GB_S, "per_request": PRICE_REQUEST,
                                                         "date": PRICES_DATE, "region": "us-east-1"},

@@ -9,8 +9,9 @@ DEFAULT_INT8 = ROOT / "model" / "clothing-model.json"
 
 
 def _convert(source, out, quantize: str) -> None:
-    if out.with_suffix(".json").exists():
-        return
+    manifest = out.with_suffix(".json")
+    if manifest.exists() and manifest.stat().st_mtime > source.stat().st_mtime:
+        return  # converted from this very source already
     subprocess.run([str(VENV_PY), "model/convert.py", str(source), "--out", str(out), "--quantize", quantize,
                     "--representative-dir", str(DATA / "train"), "--representative-count", "50",
                     "--parity-count", "8"], cwd=ROOT, check=True, capture_output=True, timeout=1800)
@@ -33,6 +34,12 @@ def xception(quantize: str):
     out = WORK / f"xception-299-{quantize}.tflite"
     _convert(source, out, "dynamic" if quantize == "dynamic" else "none")
     return out.with_suffix(".json")
+
+
+def input_size(manifest) -> int:
+    import json
+
+    return json.loads(manifest.read_text())["input_size"][0]
 
 
 def photos() -> dict:

@@ -9,6 +9,8 @@ import importlib
 import sys
 import time
 
+from bench.common import RESULTS
+
 ORDER = ("latency", "coldstart", "size", "memory", "cost")  # cost reads latency's results
 
 
@@ -19,7 +21,7 @@ def main(argv=None) -> int:
     for name in names:
         started = time.perf_counter()
         importlib.import_module(f"bench.{name}").run(smoke=smoke)
-        print(f"{name}: done in {time.perf_counter() - started:.0f}s -> bench/results/{name}.json", flush=True)
+        print(f"{name}: done in {time.perf_counter() - started:.0f}s -> {RESULTS / (name + '.json')}", flush=True)
     return 0
 
 
