@@ -155,7 +155,7 @@ class Service:
             data = fetch_image_bytes(source.value, self.limits, deadline) if source.kind == "url" else source.value
             t = _lap(timings, "fetch", t) if source.kind == "url" else t
             timings["image_bytes"] = timings.get("image_bytes", 0) + len(data)
-            image = decode_image(data, self.settings.max_image_pixels)
+            image = decode_image(data, self.settings.max_image_pixels, self._draft_size())
             timings["image_size"] = list(image.size)
             t = _lap(timings, "decode", t)
             batch = self.classifier.preprocess(image)
@@ -167,6 +167,12 @@ class Service:
             if not request.batch:
                 raise
             return error
+
+    def _draft_size(self):
+        if not self.settings.jpeg_draft:
+            return None
+        height, width = self.classifier.manifest.input_size
+        return width, height
 
     @staticmethod
     def _internal_error(request_id: str) -> Response:

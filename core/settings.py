@@ -35,6 +35,8 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_batch: int = 16
     model_threads: int = 1
+    # Opt-in: decode JPEGs at reduced DCT scale (faster on big photos; pixels differ from keras_image_helper's).
+    jpeg_draft: bool = False
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -49,6 +51,7 @@ class Settings:
             max_body_bytes=_int("MAX_BODY_BYTES", cls.max_body_bytes),
             max_batch=_int("MAX_BATCH", cls.max_batch),
             model_threads=_int("MODEL_THREADS", cls.model_threads),
+            jpeg_draft=os.environ.get("JPEG_DRAFT", "").lower() in ("1", "true", "yes"),
         )
 
 

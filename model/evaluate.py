@@ -24,13 +24,14 @@ from core.model import Classifier  # noqa: E402
 from model.dataset import list_split  # noqa: E402
 
 
-def evaluate(manifest_path, split_dir, threads: int = 1) -> dict:
+def evaluate(manifest_path, split_dir, threads: int = 1, jpeg_draft: bool = False) -> dict:
     clf = Classifier(manifest_path, threads=threads).load()
+    draft = (clf.manifest.input_size[1], clf.manifest.input_size[0]) if jpeg_draft else None
     labels = list(clf.manifest.labels)
     paths, truth = list_split(Path(split_dir), labels)
     predicted, latencies = [], []
     for path in paths:
-        batch = clf.preprocess(decode_image(path.read_bytes(), max_pixels=10**8))
+        batch = clf.preprocess(decode_image(path.read_bytes(), max_pixels=10**8, draft_size=draft))
         started = time.perf_counter()
         scores = clf.predict(batch)
         latencies.append((time.perf_counter() - started) * 1000)
@@ -82,10 +83,11 @@ def main(argv=None) -> int:
     p.add_argument("manifest", type=Path)
     p.add_argument("--split", type=Path, default=Path("../shared/data/clothing-dataset-small/validation"))
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--jpeg-draft", action="store_true", help="decode JPEGs at reduced scale (JPEG_DRAFT=1)")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--confusion-png", type=Path, help="draw the confusion matrix here")
     args = p.parse_args(argv)
-    result = evaluate(args.manifest, args.split, args.threads)
+    result = evaluate(args.manifest, args.split, args.threads, args.jpeg_draft)
     print(f"{result['model']} ({result['quantization']}, {result['runtime']}): accuracy {result['accuracy']:.4f} "
           f"on {result['images']} images, median inference {result['latency_ms_median']:.2f} ms, "
           f"{result['model_bytes'] / 1e6:.2f} MB")

@@ -64,3 +64,12 @@ def test_unsupported_format_is_refused():
     Image.new("RGB", (10, 10)).save(buf, "TIFF")
     with pytest.raises(InvalidImage, match="supported formats"):
         decode_image(buf.getvalue(), max_pixels=10**6)
+
+
+def test_jpeg_draft_is_opt_in_and_never_below_the_model_size():
+    big = image_bytes("JPEG", size=(1600, 1200))
+    assert decode_image(big, max_pixels=10**7).size == (1600, 1200)  # default: full decode, as Keras
+    drafted = decode_image(big, max_pixels=10**7, draft_size=(160, 160))
+    assert drafted.size == (400, 300)  # 1/4 scale: 1/8 would give 200x150, below 160 in height
+    png = image_bytes("PNG", size=(1600, 1200))
+    assert decode_image(png, max_pixels=10**7, draft_size=(160, 160)).size == (1600, 1200)  # JPEG only

@@ -133,3 +133,16 @@ def test_cli_prints_json_for_a_local_file(pants_photo):
     missing = subprocess.run([sys.executable, "-m", "core", "/no/such/file.jpg"], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_jpeg_draft_setting_reaches_the_decoder(loopback_settings, pants_photo):
+    from dataclasses import replace
+
+    from core.service import Service
+
+    exact = Service(loopback_settings).handle_http("POST", pants_photo.read_bytes(), "image/jpeg")
+    draft = Service(replace(loopback_settings, jpeg_draft=True)).handle_http("POST", pants_photo.read_bytes(),
+                                                                           "image/jpeg")
+    assert exact.status == draft.status == 200
+    assert draft.body != exact.body  # other pixels, other scores
+    assert max(draft.body, key=draft.body.get) == "pants"
