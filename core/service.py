@@ -18,8 +18,16 @@ from .errors import ModelError, PayloadTooLarge, ServiceError
 from .fetch import FetchLimits, fetch_image_bytes
 from .images import decode_image
 from .model import Classifier
-from .request import (PredictRequest, check_media_type, from_payload, from_raw_image, is_raw_image, media_type,
-                      options_from_query, parse_json_body)
+from .request import (
+    PredictRequest,
+    check_media_type,
+    from_payload,
+    from_raw_image,
+    is_raw_image,
+    media_type,
+    options_from_query,
+    parse_json_body,
+)
 from .settings import Settings, get_settings
 
 log = logging.getLogger("core")

@@ -39,7 +39,11 @@ def _body(event) -> bytes:
     return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
 
 
-def _http_response(response: Response) -> dict:
+def _answer_http(event, method, request_id) -> dict:
+    """An HTTP-shaped event through core, answered in API Gateway's response format."""
+    response: Response = get_service().handle_http(
+        method or "POST", _body(event), _header(event.get("headers"), "content-type"),
+        event.get("queryStringParameters") or {}, cloud=CLOUD, request_id=request_id)
     return {
         "statusCode": response.status,
         "headers": response.headers,
@@ -58,11 +62,7 @@ class HttpApiV2:
 
     @staticmethod
     def handle(event, request_id):
-        response = get_service().handle_http(
-            event["requestContext"]["http"].get("method", "POST"), _body(event),
-            _header(event.get("headers"), "content-type"), event.get("queryStringParameters") or {},
-            cloud=CLOUD, request_id=request_id)
-        return _http_response(response)
+        return _answer_http(event, event["requestContext"]["http"].get("method"), request_id)
 
 
 class ApiGatewayV1:
@@ -74,11 +74,7 @@ class ApiGatewayV1:
 
     @staticmethod
     def handle(event, request_id):
-        response = get_service().handle_http(
-            event.get("httpMethod") or "POST", _body(event),
-            _header(event.get("headers"), "content-type"), event.get("queryStringParameters") or {},
-            cloud=CLOUD, request_id=request_id)
-        return _http_response(response)
+        return _answer_http(event, event.get("httpMethod"), request_id)
 
 
 class DirectInvocation:

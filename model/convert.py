@@ -69,8 +69,8 @@ class SourceModel:
     """A Keras model or a SavedModel signature, behind one ``predict(batch)``."""
 
     def __init__(self, path: Path):
-        import tensorflow as tf
         import keras
+        import tensorflow as tf
 
         self.path = path
         if not path.exists():
@@ -273,7 +273,6 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    import numpy as np
 
     from core.manifest import sha256_of, write_manifest
 

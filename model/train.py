@@ -121,9 +121,9 @@ def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
     import numpy as np
     import tensorflow as tf
-    import keras
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -172,8 +172,9 @@ def main(argv=None) -> int:
     ]
     if args.ema > 0:  # evaluate and checkpoint the averaged weights, train the raw ones
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    # A progress bar on a terminal, one line per epoch in a log file.
     history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks,
-                        verbose=1 if sys.stdout.isatty() else 2)  # progress bar on a terminal, a line per epoch in a log
+                        verbose=1 if sys.stdout.isatty() else 2)
 
     best_epoch = int(np.argmax(history.history["val_accuracy"]))
     summary = {

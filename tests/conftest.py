@@ -120,6 +120,27 @@ def _parse(text):
 
 
 @pytest.fixture
+def handler(fresh_service):
+    """handlers.aws.lambda_handler over a fresh service whose settings allow the loopback image server."""
+    from handlers.aws import lambda_handler
+
+    return lambda_handler
+
+
+def http_post(url, body: bytes, content_type="application/json", timeout=60):
+    """A real HTTP POST; (status, parsed JSON body), for 2xx and error answers alike."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
 def aws(fresh_service):
     from handlers.aws import lambda_handler
 

@@ -2,19 +2,16 @@
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, http_post
 
 SLS = ROOT / "node_modules" / ".bin" / "serverless"
 LOCAL_RUNTIME = "--param=python=3.11"  # v3's invoke local only runs python <= 3.11 without Docker
@@ -132,15 +129,6 @@ def offline(sls):
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
-
-
-def http_post(url, body: bytes, content_type="application/json"):
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_offline_predicts_from_a_url(offline, image_server, pants_photo):

@@ -46,8 +46,7 @@ def test_gcp_bundle_serves_from_its_own_virtualenv(tmp_path, pants_photo):
         status, body = post(url, b'{"url": "file:///etc/passwd"}')
         assert status == 400 and body["error"]["type"] == "bad_request"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_server(proc)
 
 
 AZURE_CALL = """

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, http_post
 
 
 def wait_until_up(url: str, proc, log: Path, seconds=60):
@@ -56,13 +56,7 @@ def stop_server(proc) -> None:
         proc.wait(timeout=10)
 
 
-def post(url, body: bytes, content_type="application/json"):
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+post = http_post
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,0 @@
-import pytest
-
-
-@pytest.fixture
-def handler(fresh_service):
-    from handlers.aws import lambda_handler
-
-    return lambda_handler
