@@ -59,7 +59,17 @@ class Response:
 
 class Service:
     def __init__(self, settings: Settings | None = None, classifier: Classifier | None = None):
-        self.settings = settings or get_settings()
+        _configure_logging()
+        # A bad environment variable must not crash the adapter (a platform error page, a traceback):
+        # the service starts with defaults and answers every request with a 500 until it is fixed.
+        self._config_error = None
+        if settings is None:
+            try:
+                settings = get_settings()
+            except ValueError as exc:
+                self._config_error = str(exc)
+                settings = Settings()
+        self.settings = settings
         self.classifier = classifier or Classifier(self.settings.manifest_path, self.settings.model_threads)
         self.limits = FetchLimits(
             connect_timeout=self.settings.fetch_connect_timeout,
@@ -69,7 +79,6 @@ class Service:
             allow_networks=self.settings.fetch_allow_networks,
         )
         self._cold = True
-        _configure_logging()
 
     # -- entry points -------------------------------------------------------------------------------
     def handle_http(self, method: str, body: bytes | str | None, content_type: str | None = None,
@@ -77,6 +86,8 @@ class Service:
                     request_id: str | None = None) -> Response:
         """Answer one HTTP request; never raises."""
         request_id = request_id or uuid.uuid4().hex
+        if self._config_error:
+            return self._broken(request_id)
         method = (method or "POST").upper()
         if method == "GET":
             try:
@@ -98,6 +109,8 @@ class Service:
     def handle_payload(self, payload, cloud: str = "local", request_id: str | None = None) -> Response:
         """Answer an already-decoded JSON request (direct invocations); never raises."""
         request_id = request_id or uuid.uuid4().hex
+        if self._config_error:
+            return self._broken(request_id)
         return self._respond(lambda: self._parse_payload(payload), cloud, request_id)
 
     def usage(self) -> dict:
@@ -181,6 +194,10 @@ class Service:
             return None
         height, width = self.classifier.manifest.input_size
         return width, height
+
+    def _broken(self, request_id: str) -> Response:
+        log.error("configuration error (request %s): %s", request_id, self._config_error)
+        return self._internal_error(request_id)
 
     @staticmethod
     def _internal_error(request_id: str) -> Response:

@@ -10,16 +10,27 @@ from pathlib import Path
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "model" / "clothing-model.json"
 
 
+def _parse(name: str, default, kind):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return kind(value)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={value!r} is invalid: {exc}") from None
+
+
 def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+    return _parse(name, default, float)
 
 
 def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    return _parse(name, default, int)
 
 
-def _networks(value: str):
-    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+def _networks(name: str):
+    return _parse(name, (), lambda value: tuple(ipaddress.ip_network(part.strip(), strict=False)
+                                                for part in value.split(",") if part.strip()))
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,7 @@ class Settings:
     def from_env(cls) -> "Settings":
         return cls(
             manifest_path=Path(os.environ.get("MODEL_MANIFEST", DEFAULT_MANIFEST)),
-            fetch_allow_networks=_networks(os.environ.get("FETCH_ALLOW_NETWORKS", "")),
+            fetch_allow_networks=_networks("FETCH_ALLOW_NETWORKS"),
             fetch_connect_timeout=_float("FETCH_CONNECT_TIMEOUT", cls.fetch_connect_timeout),
             fetch_total_timeout=_float("FETCH_TOTAL_TIMEOUT", cls.fetch_total_timeout),
             fetch_max_redirects=_int("FETCH_MAX_REDIRECTS", cls.fetch_max_redirects),

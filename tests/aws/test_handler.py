@@ -96,3 +96,16 @@ def test_get_and_other_methods(handler, event):
     payload["requestContext"]["http"]["method"] = "DELETE"
     response = handler(payload, CONTEXT)
     assert response["statusCode"] == 405 and "POST" in response["headers"]["Allow"]
+
+
+def test_bad_configuration_is_a_500_json_not_a_crash(monkeypatch, handler, event):
+    monkeypatch.setenv("MAX_BATCH", "sixteen")
+    from core.service import get_service
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    get_service.cache_clear()
+    response = handler(event("http-api-v2.json"), CONTEXT)
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"])["error"]["type"] == "internal_error"
+    assert handler({"url": "http://x/y"}, CONTEXT)["error"]["type"] == "internal_error"
