@@ -27,6 +27,7 @@ REDIRECTS = (301, 302, 303, 307, 308)
 USER_AGENT = "serverless-clothing-classifier/1.0"
 # Well-known ranges ipaddress' is_global misses or that wrap another address.
 EXTRA_BLOCKED = tuple(ipaddress.ip_network(n) for n in (
+    "::/96",                            # IPv4-compatible (deprecated), e.g. ::127.0.0.1: is_global misses it
     "64:ff9b::/96", "64:ff9b:1::/48",  # NAT64: may reach internal IPv4
     "2002::/16",                        # 6to4: embeds an IPv4 address
     "2001::/32",                        # Teredo

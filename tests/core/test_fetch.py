@@ -27,7 +27,8 @@ def test_fetches_from_allow_listed_loopback(image_server):
 @pytest.mark.parametrize("host", [
     "127.0.0.1", "localhost", "2130706433", "0x7f.1", "0177.0.0.1", "127.1", "[::1]", "[::ffff:127.0.0.1]",
     "169.254.169.254", "10.0.0.1", "192.168.1.1", "172.16.0.1", "0.0.0.0", "[fd00:ec2::254]", "100.64.0.1",
-    "224.0.0.1", "[fe80::1]",
+    "224.0.0.1", "[fe80::1]", "[::127.0.0.1]", "[::]", "[64:ff9b::a9fe:a9fe]", "[2002:a9fe:a9fe::1]",
+    "255.255.255.255", "240.0.0.1",
 ])
 def test_non_public_addresses_are_refused_by_default(host):
     with pytest.raises(BadRequest, match="non-public"):

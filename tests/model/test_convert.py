@@ -138,3 +138,29 @@ def test_cli_exits_nonzero_when_float32_parity_fails(keras_file, tmp_path):
                           timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "differs from Keras" in proc.stderr
+
+
+CUSTOM_LAYER_MODEL = """
+import keras, sys
+
+@keras.saving.register_keras_serializable(package="someone_elses")
+class Mystery(keras.layers.Layer):
+    def call(self, x):
+        return x * 2
+
+inputs = keras.Input((32, 32, 3))
+x = Mystery()(inputs)
+x = keras.layers.GlobalAveragePooling2D()(x)
+keras.Model(inputs, keras.layers.Dense(10)(x)).save(sys.argv[1])
+"""
+
+
+def test_unknown_custom_layer_is_named_in_plain_words(tmp_path):
+    """A model saved with a custom layer whose code is not importable here: one clear line, exit 1."""
+    source = tmp_path / "custom.keras"
+    subprocess.run([sys.executable, "-c", CUSTOM_LAYER_MODEL, str(source)], check=True, capture_output=True,
+                   timeout=300)
+    proc = subprocess.run([sys.executable, str(ROOT / "model" / "convert.py"), str(source), "--out",
+                           str(tmp_path / "custom.tflite")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "custom layer" in proc.stderr and "Traceback" not in proc.stderr
