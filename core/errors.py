@@ -20,6 +20,10 @@ class BadRequest(ServiceError):
     status, type = 400, "bad_request"
 
 
+class MethodNotAllowed(ServiceError):
+    status, type = 405, "method_not_allowed"
+
+
 class PayloadTooLarge(ServiceError):
     status, type = 413, "payload_too_large"
 

@@ -142,10 +142,9 @@ def _request(scheme, host, address, port, target, deadline, limits):
         pool = urllib3.HTTPSConnectionPool(address, port, server_hostname=host, assert_hostname=host, **kwargs)
     else:
         pool = urllib3.HTTPConnectionPool(address, port, **kwargs)
-    default_port = 443 if scheme == "https" else 80
-    host_header = host if port == default_port else f"{host}:{port}"
-    if ":" in host and port == default_port:
-        host_header = f"[{host}]"
+    host_header = f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
+    if port != (443 if scheme == "https" else 80):
+        host_header += f":{port}"
     try:
         return pool.urlopen("GET", target, headers={"Host": host_header, "User-Agent": USER_AGENT,
                                                     "Accept": "image/*"},

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping
 
-from .errors import ModelError, PayloadTooLarge, ServiceError
+from .errors import MethodNotAllowed, ModelError, PayloadTooLarge, ServiceError
 from .fetch import FetchLimits, fetch_image_bytes
 from .images import decode_image
 from .model import Classifier
@@ -31,6 +31,8 @@ from .request import (
 from .settings import Settings, get_settings
 
 log = logging.getLogger("core")
+ALLOW = "GET, POST, OPTIONS"
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def _configure_logging() -> None:
@@ -43,8 +45,6 @@ def _configure_logging() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.propagate = False
-ALLOW = "GET, POST, OPTIONS"
-JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -98,9 +98,8 @@ class Service:
         if method == "OPTIONS":
             return Response(204, None, {"Allow": ALLOW})
         if method != "POST":
-            error = ServiceError(f"method {method} is not allowed; use POST (GET shows usage)")
-            error.status, error.type = 405, "method_not_allowed"
-            return Response(405, error.to_dict(), {**JSON_HEADERS, "Allow": ALLOW})
+            error = MethodNotAllowed(f"method {method} is not allowed; use POST (GET shows usage)")
+            return Response(error.status, error.to_dict(), {**JSON_HEADERS, "Allow": ALLOW})
         if isinstance(body, str):
             body = body.encode("utf-8")
         return self._respond(lambda: self._parse_http(body or b"", content_type, query or {}),
@@ -182,7 +181,7 @@ class Service:
             batch = self.classifier.preprocess(image)
             t = _lap(timings, "preprocess", t)
             scores = self.classifier.predict(batch)
-            t = _lap(timings, "inference", t)
+            _lap(timings, "inference", t)
             return self.classifier.postprocess(scores, request.top_k, request.probabilities)
         except ServiceError as error:
             if not request.batch:

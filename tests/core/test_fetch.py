@@ -125,3 +125,40 @@ def test_redirects_are_followed_and_rechecked(image_server):
         fetch_image_bytes(base + "/loop", limits())
     with pytest.raises(BadRequest, match="non-public"):
         fetch_image_bytes(base + "/to-metadata", limits())
+
+
+def test_ipv6_loopback_when_allow_listed():
+    """A URL with an IPv6 literal reaches an allow-listed server, Host header bracketed with its port."""
+    import http.server
+    import socket
+    import threading
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    seen = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen["host"] = self.headers["Host"]
+            body = image_bytes("PNG")
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.HTTPServer):
+        address_family = socket.AF_INET6
+
+    try:
+        server = Server(("::1", 0), Handler)
+    except OSError:
+        pytest.skip("cannot bind ::1 here")
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    port = server.server_address[1]
+    data = fetch_image_bytes(f"http://[::1]:{port}/a.png", limits(allow_networks=(ipaddress.ip_network("::1/128"),)))
+    server.server_close()
+    assert data.startswith(b"\x89PNG") and seen["host"] == f"[::1]:{port}"
