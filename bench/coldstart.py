@@ -13,12 +13,15 @@ import time
 
 from bench import models
 from bench.common import LEGACY_PY, RESULTS, ROOT, VENV_PY, chart, save, summarize
+from core.manifest import load_manifest
 
+# Appended to each snippet: its own peak RSS in kB (VmHWM), printed last.
+PRINT_PEAK_RSS = "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n"
 OURS = """
 import json, sys
 from handlers.aws import lambda_handler
 print(json.dumps(lambda_handler({"image": sys.argv[1]}, None)))
-""" + "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n"
+""" + PRINT_PEAK_RSS
 BOOK = """
 import base64, io, json, sys
 sys.path.insert(0, "bench")
@@ -28,7 +31,7 @@ X = book.preprocessor.convert_to_tensor(Image.open(io.BytesIO(base64.b64decode(s
 book.interpreter.set_tensor(book.input_index, X)
 book.interpreter.invoke()
 print(json.dumps(dict(zip(book.CLASSES, book.interpreter.get_tensor(book.output_index)[0].tolist()))))
-""" + "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n"
+""" + PRINT_PEAK_RSS
 FULL_TF = """
 import base64, io, json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -41,7 +44,7 @@ X = create_preprocessor("xception", target_size=(size, size)).convert_to_tensor(
     Image.open(io.BytesIO(base64.b64decode(sys.argv[1]))))
 print(json.dumps(dict(zip(["dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt",
                            "t-shirt"], model(X, training=False).numpy()[0].tolist()))))
-""" + "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n"
+""" + PRINT_PEAK_RSS
 
 
 def cold_run(python, code, *args, env=None) -> tuple[float, float]:
@@ -64,7 +67,7 @@ def run(smoke: bool = False) -> dict:
     n = 2 if smoke else 7
     photo = base64.b64encode(models.photos()["0.2MP"].read_bytes()).decode()
     float_manifest = models.default_float32()
-    float_model = float_manifest.parent / json.loads(float_manifest.read_text())["model_file"]
+    float_model = load_manifest(float_manifest).model_path
     size = models.input_size(float_manifest)
     handlers = [("this project (LiteRT, int8 default model)", VENV_PY, OURS, (photo,), None),
                 ("this project (LiteRT, float32 default model)", VENV_PY, OURS, (photo,),

@@ -8,6 +8,7 @@ import json
 
 from bench import models
 from bench.common import LEGACY_PY, RESULTS, VENV_PY, ImageServer, chart, run_json, save, summarize
+from core.manifest import load_manifest
 
 
 def measure(smoke: bool) -> dict:
@@ -36,9 +37,7 @@ def measure(smoke: bool) -> dict:
         if not smoke:
             book_configs.append(("xception-299 float32", models.xception("float32")))
         for name, book_model in book_configs if LEGACY_PY.exists() else []:
-            manifest = json.loads(book_model.read_text())
-            model_path = book_model.parent / manifest["model_file"]
-            result = run_json(LEGACY_PY, "worker_book.py", model_path, url["0.2MP"], n,
+            result = run_json(LEGACY_PY, "worker_book.py", load_manifest(book_model).model_path, url["0.2MP"], n,
                               models.input_size(book_model))
             rows.append({"stack": "book (tflite-runtime 2.14)", "model": name, "photo": "0.2MP", "threads": 1,
                          "runtime": result["runtime"],

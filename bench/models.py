@@ -37,9 +37,9 @@ def xception(quantize: str):
 
 
 def input_size(manifest) -> int:
-    import json
+    from core.manifest import load_manifest
 
-    return json.loads(manifest.read_text())["input_size"][0]
+    return load_manifest(manifest).input_size[0]
 
 
 def photos() -> dict:
