@@ -141,8 +141,11 @@ def main(argv=None) -> int:
         sys.exit("error: --widths and --blocks need the same number of stages")
 
     t0 = time.time()
-    train_paths, y_train = list_split(data / "train", labels)
-    val_paths, y_val = list_split(data / "validation", labels)
+    try:
+        train_paths, y_train = list_split(data / "train", labels)
+        val_paths, y_val = list_split(data / "validation", labels)
+    except FileNotFoundError as exc:
+        sys.exit(f"error: {exc} (--data-dir must hold train/ and validation/, one folder per label)")
     if args.limit:
         keep = np.random.default_rng(args.seed).permutation(len(train_paths))[: args.limit]
         train_paths, y_train = [train_paths[i] for i in keep], y_train[keep]

@@ -1,0 +1,30 @@
+"""model/train.py end to end on a tiny budget (the real run takes half an hour): it must keep working."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytest.importorskip("tensorflow", reason="TensorFlow (requirements-model.txt) is needed to train")
+
+
+def test_tiny_training_run_writes_model_history_and_summary(dataset, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(ROOT / "model" / "train.py"), "--data-dir", str(dataset), "--out",
+                           str(out), "--limit", "64", "--epochs", "2", "--image-size", "32", "--warmup-epochs", "1",
+                           "--batch-size", "16"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Epoch 2/2" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels"][4] == "pants" and 0 <= summary["val_accuracy"] <= 1
+    assert (out / "best.keras").stat().st_size > 0
+    assert len((out / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+
+
+def test_missing_data_folder_is_one_clear_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "model" / "train.py"), "--data-dir", str(tmp_path / "nope"),
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "data folder not found" in proc.stderr and "Traceback" not in proc.stderr
