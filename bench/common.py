@@ -101,10 +101,6 @@ def chart(path: Path, title: str, labels, values, unit: str) -> None:
     plt.close(fig)
 
 
-def python_ok(python: Path) -> bool:
-    return python.exists()
-
-
 if __name__ == "__main__":
     print(json.dumps(machine()))
     sys.exit(0)

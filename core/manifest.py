@@ -34,11 +34,6 @@ class Manifest:
     def model_path(self) -> Path:
         return self.path.parent / self.model_file
 
-    def to_dict(self) -> dict:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "path"}
-        data["labels"], data["input_size"] = list(self.labels), list(self.input_size)
-        return data
-
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
