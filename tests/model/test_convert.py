@@ -164,3 +164,27 @@ def test_unknown_custom_layer_is_named_in_plain_words(tmp_path):
                            str(tmp_path / "custom.tflite")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "custom layer" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_uint8_full_integer_model_is_served(tmp_path, image_dir):
+    """Full-integer models with uint8 input/output (older converters' default) are (de)quantized by serving too."""
+    from core.manifest import sha256_of, write_manifest
+    from model.convert import image_batches
+
+    model = small_model()
+    batches = image_batches(image_dir, 8, (64, 64), "xception", 0)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([b] for b in batches)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.uint8
+    path = tmp_path / "u8.tflite"
+    path.write_bytes(converter.convert())
+    manifest = write_manifest(tmp_path / "u8.json", name="u8", version="1", model_file=path.name,
+                              sha256=sha256_of(path), labels=[f"c{i}" for i in range(10)], input_size=[64, 64],
+                              preprocessing="xception", output="logits", quantization="int8")
+    clf = Classifier(manifest).load()
+    assert clf._interpreter().get_input_details()[0]["dtype"] == np.uint8
+    scores = clf.predict(batches[0])
+    expected = np.asarray(model(batches[0])).reshape(-1)
+    assert scores.dtype == np.float32 and np.max(np.abs(scores - expected)) <= 0.3 * max(1.0, np.abs(expected).max())
