@@ -12,7 +12,7 @@ import sys
 import time
 
 from bench import models
-from bench.common import LEGACY_PY, RESULTS, ROOT, VENV_PY, chart, save, summarize
+from bench.common import LEGACY_PY, ROOT, VENV_PY, publish, summarize
 from core.manifest import load_manifest
 
 # Appended to each snippet: its own peak RSS in kB (VmHWM), printed last.
@@ -83,10 +83,8 @@ def run(smoke: bool = False) -> dict:
         rows.append({"handler": name, "ms": summarize([wall for wall, _ in runs]),
                      "peak_rss_mb": round(max(rss for _, rss in runs), 1)})
     result = {"rows": rows, "note": "wall time from process spawn to exit, including the interpreter's own start"}
-    save("coldstart", result)
-    chart(RESULTS / "coldstart.png", "Cold start: fresh process to first answer (median)",
-          [r["handler"] for r in rows], [r["ms"]["median"] for r in rows], "ms")
-    return result
+    return publish("coldstart", result, "Cold start: fresh process to first answer (median)",
+                   [r["handler"] for r in rows], [r["ms"]["median"] for r in rows], "ms")
 
 
 if __name__ == "__main__":

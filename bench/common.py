@@ -52,6 +52,13 @@ def save(name: str, result: dict) -> Path:
     return path
 
 
+def publish(name: str, result: dict, title: str, labels, values, unit: str) -> dict:
+    """Write ``<name>.json`` (with the machine) and a bar chart ``<name>.png`` of the headline numbers."""
+    save(name, result)
+    chart(RESULTS / f"{name}.png", title, labels, values, unit)
+    return result
+
+
 def run_json(python: Path, script: str, *args, env=None, timeout=900) -> dict:
     """Run a bench worker script in another interpreter and parse the JSON it prints last."""
     proc = subprocess.run([str(python), str(ROOT / "bench" / script), *map(str, args)], cwd=ROOT,

@@ -15,7 +15,7 @@ import json
 import math
 import sys
 
-from bench.common import RESULTS, chart, save
+from bench.common import RESULTS, publish
 
 PRICE_GB_S = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 PRICE_REQUEST = 0.20 / 1e6
@@ -50,10 +50,8 @@ def run(smoke: bool = False) -> dict:
     result = {"local_end_to_end_ms": local_ms, "prices": {"per_gb_s": PRICE_GB_S, "per_request": PRICE_REQUEST,
                                                         "date": PRICES_DATE, "region": "us-east-1"},
               "rows": rows, "book_2s_at_1024mb_usd_per_million": round(book_cost, 2), "cheapest": best}
-    save("cost", result)
-    chart(RESULTS / "cost.png", "Lambda cost per million predictions, default model",
-          [f"{r['arch']} {r['memory_mb']} MB" for r in rows], [r["usd_per_million"] for r in rows], "USD")
-    return result
+    return publish("cost", result, "Lambda cost per million predictions, default model",
+                   [f"{r['arch']} {r['memory_mb']} MB" for r in rows], [r["usd_per_million"] for r in rows], "USD")
 
 
 if __name__ == "__main__":

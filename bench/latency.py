@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from bench import models
-from bench.common import LEGACY_PY, RESULTS, VENV_PY, ImageServer, chart, run_json, save, summarize
+from bench.common import LEGACY_PY, VENV_PY, ImageServer, publish, run_json, summarize
 from core.manifest import load_manifest
 
 
@@ -61,11 +61,9 @@ def compare(rows) -> list:
 
 def run(smoke: bool = False) -> dict:
     result = measure(smoke)
-    save("latency", result)
     labels = [f"{r['stack'][:12]} | {r['model']} | {r['photo']} | {r['threads']}t" for r in result["rows"]]
-    chart(RESULTS / "latency.png", "Warm end-to-end latency per request (median)", labels,
-          [r["ms"]["end_to_end"]["median"] for r in result["rows"]], "ms")
-    return result
+    return publish("latency", result, "Warm end-to-end latency per request (median)", labels,
+                   [r["ms"]["end_to_end"]["median"] for r in result["rows"]], "ms")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from bench import models
-from bench.common import RESULTS, ROOT, VENV_PY, WORK, chart, save, summarize
+from bench.common import ROOT, VENV_PY, WORK, publish, summarize
 
 WORKER = """
 import base64, json, os, sys, time
@@ -61,10 +61,8 @@ def run(smoke: bool = False) -> dict:
         by_batch.append({"batch": batch, "peak_rss_mb": round(data["peak_rss_mb"], 1), "ms": ms,
                          "images_per_s": round(batch * 1000 / ms["median"], 1)})
     result = {"model": "default (int8)", "by_image_size": by_size, "by_batch": by_batch}
-    save("memory", result)
-    chart(RESULTS / "memory.png", "Peak RSS of a fresh process by image size (default model)",
-          [f"{r['megapixels']} MP" for r in by_size], [r["peak_rss_mb"] for r in by_size], "MB")
-    return result
+    return publish("memory", result, "Peak RSS of a fresh process by image size (default model)",
+                   [f"{r['megapixels']} MP" for r in by_size], [r["peak_rss_mb"] for r in by_size], "MB")
 
 
 if __name__ == "__main__":

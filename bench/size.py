@@ -9,7 +9,7 @@ import sys
 import zipfile
 from collections import Counter
 
-from bench.common import RESULTS, ROOT, VENV_PY, WORK, chart, save
+from bench.common import ROOT, VENV_PY, WORK, publish
 
 ZIP_LIMIT, UNZIPPED_LIMIT = 50 * 1024 * 1024, 250 * 1024 * 1024
 
@@ -36,11 +36,9 @@ def package(arch: str) -> dict:
 def run(smoke: bool = False) -> dict:
     rows = [package(arch) for arch in (["x86_64"] if smoke else ["x86_64", "arm64"])]
     result = {"rows": rows, "limits_mb": {"zipped": 52.4, "unzipped": 262.1}}
-    save("size", result)
-    chart(RESULTS / "size.png", "Lambda zip size (limits: 50 MiB zipped, 250 MiB unzipped)",
-          [f"{r['arch']} {k}" for r in rows for k in ("zipped", "unzipped")],
-          [r[f"{k}_mb"] for r in rows for k in ("zipped", "unzipped")], "MB")
-    return result
+    return publish("size", result, "Lambda zip size (limits: 50 MiB zipped, 250 MiB unzipped)",
+                   [f"{r['arch']} {k}" for r in rows for k in ("zipped", "unzipped")],
+                   [r[f"{k}_mb"] for r in rows for k in ("zipped", "unzipped")], "MB")
 
 
 if __name__ == "__main__":
