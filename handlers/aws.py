@@ -21,8 +21,13 @@ from core import Response, get_service
 CLOUD = "aws"
 
 
+def _dict(value) -> dict:
+    """Event fields that should be objects, tolerating null and malformed test events."""
+    return value if isinstance(value, dict) else {}
+
+
 def _header(headers, name: str):
-    for key, value in (headers or {}).items():
+    for key, value in _dict(headers).items():
         if key.lower() == name:
             return value
     return None
@@ -35,15 +40,17 @@ def _body(event) -> bytes:
             return base64.b64decode(body)
         except (binascii.Error, ValueError):
             return b"\xff"  # undecodable: core answers it as a bad body
+    if isinstance(body, (dict, list)):  # a hand-written test event with the JSON inlined, not as a string
+        return json.dumps(body).encode()
     # surrogatepass: a body with lone surrogates becomes invalid UTF-8, which core answers with a 400.
-    return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else str(body).encode()
 
 
 def _answer_http(event, method, request_id) -> dict:
     """An HTTP-shaped event through core, answered in API Gateway's response format."""
     response: Response = get_service().handle_http(
         method or "POST", _body(event), _header(event.get("headers"), "content-type"),
-        event.get("queryStringParameters") or {}, cloud=CLOUD, request_id=request_id)
+        _dict(event.get("queryStringParameters")), cloud=CLOUD, request_id=request_id)
     return {
         "statusCode": response.status,
         "headers": response.headers,

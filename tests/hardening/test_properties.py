@@ -71,6 +71,9 @@ def test_direct_invocations(handler, event):
 
 
 @pytest.mark.parametrize("event", [{"body": None, "httpMethod": "POST", "requestContext": {}},
+                                   {"body": {"url": 5}, "httpMethod": "POST", "requestContext": {}, "headers": []},
+                                   {"body": 42, "httpMethod": "POST", "requestContext": {},
+                                    "queryStringParameters": ["top_k"]},
                                    {"version": "2.0", "requestContext": {"http": {}}, "body": None},
                                    {"httpMethod": "POST", "requestContext": {}, "body": "%%%", "isBase64Encoded": True}])
 def test_odd_but_real_event_details(handler, event):
