@@ -35,7 +35,7 @@ test-legacy:
 # Retrain the default model from scratch (25-35 minutes on 2 cores), convert it to int8 and describe it.
 model:
 	$(PY) model/train.py --data-dir $(DATA) --out model/runs/default
-	cp model/runs/default/best.keras model/clothing-model.keras
+	cp model/runs/default/model.keras model/clothing-model.keras
 	$(PY) model/convert.py model/clothing-model.keras --out model/clothing-model.tflite --name clothing-model \
 	    --quantize int8 --representative-dir $(DATA)/train --parity-dir $(DATA)/validation \
 	    --legacy-python $(LEGACY)/bin/python

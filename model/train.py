@@ -4,7 +4,8 @@
 
 The network is a compact residual CNN sized for a fast TF Lite model on one CPU core. Images are resized
 with keras_image_helper (as serving does) and scaled with the 'xception' mode (x / 127.5 - 1). The epoch
-with the best validation accuracy (of the weight moving average) is kept as ``best.keras``.
+with the best validation accuracy (of the weight moving average) is kept as ``best.keras``
+(with its optimizer state) and ``model.keras`` (the network alone, what `convert.py` needs).
 """
 from __future__ import annotations
 
@@ -179,6 +180,9 @@ def main(argv=None) -> int:
     history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks,
                         verbose=1 if sys.stdout.isatty() else 2)
 
+    # The checkpoint carries the optimizer state (moments and weight average: 4x the weights); ship the
+    # network alone.
+    keras.saving.load_model(out / "best.keras", compile=False).save(out / "model.keras")
     best_epoch = int(np.argmax(history.history["val_accuracy"]))
     summary = {
         "best_epoch": best_epoch + 1,
