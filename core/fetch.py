@@ -9,12 +9,18 @@
   name kept for the Host header, TLS SNI and certificate checks;
 - redirects are followed by hand, at most N, each hop checked again;
 - connect and read timeouts plus a total deadline, and a byte cap enforced while streaming.
+
+Connections are kept open per (scheme, host, checked address, port): a warm function that fetches from the same
+bucket or CDN again skips the TCP and TLS handshakes. Reuse cannot bypass a check, because the key holds the
+address this request's resolution checked.
 """
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -37,6 +43,8 @@ EXTRA_BLOCKED = tuple(ipaddress.ip_network(n) for n in (
 
 # getaddrinfo has no timeout of its own: it runs here so a hung resolver cannot outlive the deadline.
 _RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
+POOLS_KEPT = 8          # hosts whose connections stay open
+CONNECTIONS_KEPT = 8    # per host: as many as a threaded server (functions-framework, 8 threads) uses at once
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,10 @@ def check_address(address: str, allow_networks) -> ipaddress._BaseAddress:
 
 def resolve(host: str, port: int, allow_networks, timeout: float = 5.0) -> str:
     """Resolve ``host`` and check every address it has; the first one to connect to."""
+    try:  # an address literal in standard form needs no resolver (odd spellings still go through it)
+        return str(check_address(host, allow_networks))
+    except ValueError:
+        pass
     try:
         infos = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM).result(timeout)
     except FutureTimeout:
@@ -116,6 +128,7 @@ def fetch_image_bytes(url: str, limits: FetchLimits, deadline: float | None = No
             raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
         address = resolve(host, port, limits.allow_networks, timeout=remaining)
         response = _request(scheme, host, address, port, target, deadline, limits)
+        reusable = False
         try:
             if response.status in REDIRECTS and response.headers.get("Location"):
                 url = urljoin(url, response.headers["Location"])
@@ -123,36 +136,78 @@ def fetch_image_bytes(url: str, limits: FetchLimits, deadline: float | None = No
             if response.status != 200:
                 raise FetchFailed(f"the image URL answered HTTP {response.status}")
             _check_content_type(response.headers.get("Content-Type", ""))
-            return _read_capped(response, deadline, limits.max_bytes)
+            body = _read_capped(response, deadline, limits.max_bytes)
+            reusable = True  # read to the end: the connection can serve the next request
+            return body
         finally:
+            if not reusable:  # an unread or half-read body: this connection is done
+                response.close()
             response.release_conn()
-            response.close()
     raise FetchFailed(f"too many redirects (more than {limits.max_redirects})")
 
 
-def _request(scheme, host, address, port, target, deadline, limits):
-    import urllib3  # imported on the first URL request: requests carrying the image never pay for it
+class _Pools:
+    """The most recently used connection pools, keyed by (scheme, host, checked address, port)."""
 
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
-    timeout = urllib3.Timeout(connect=min(limits.connect_timeout, remaining), read=remaining)
-    kwargs = {"timeout": timeout, "retries": False, "maxsize": 1}
-    if scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(address, port, server_hostname=host, assert_hostname=host, **kwargs)
-    else:
-        pool = urllib3.HTTPConnectionPool(address, port, **kwargs)
+    def __init__(self, size: int):
+        self.size = size
+        self.pools: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, scheme: str, host: str, address: str, port: int):
+        import urllib3  # imported on the first URL request: requests carrying the image never pay for it
+
+        key = (scheme, host, address, port)
+        with self.lock:
+            pool = self.pools.pop(key, None)
+            if pool is None:
+                kwargs = {"retries": False, "maxsize": CONNECTIONS_KEPT, "block": False}
+                if scheme == "https":
+                    pool = urllib3.HTTPSConnectionPool(address, port, server_hostname=host, assert_hostname=host,
+                                                       **kwargs)
+                else:
+                    pool = urllib3.HTTPConnectionPool(address, port, **kwargs)
+            self.pools[key] = pool
+            while len(self.pools) > self.size:
+                self.pools.popitem(last=False)[1].close()
+            return pool
+
+    def discard(self, scheme: str, host: str, address: str, port: int) -> None:
+        with self.lock:
+            pool = self.pools.pop((scheme, host, address, port), None)
+        if pool is not None:
+            pool.close()
+
+
+_POOLS = _Pools(POOLS_KEPT)
+
+
+def _request(scheme, host, address, port, target, deadline, limits):
+    import urllib3
+
     host_header = f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
     if port != (443 if scheme == "https" else 80):
         host_header += f":{port}"
-    try:
-        return pool.urlopen("GET", target, headers={"Host": host_header, "User-Agent": USER_AGENT,
-                                                    "Accept": "image/*"},
-                            redirect=False, preload_content=False, assert_same_host=False)
-    except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
-        raise FetchTimeout("the image URL did not answer in time") from None
-    except urllib3.exceptions.HTTPError as exc:
-        raise FetchFailed(f"cannot fetch the image URL: {_reason(exc)}") from None
+    headers = {"Host": host_header, "User-Agent": USER_AGENT, "Accept": "image/*"}
+    for attempt in (1, 2):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
+        timeout = urllib3.Timeout(connect=min(limits.connect_timeout, remaining), read=remaining)
+        pool = _POOLS.get(scheme, host, address, port)
+        reused = pool.num_requests > 0
+        try:
+            return pool.urlopen("GET", target, headers=headers, timeout=timeout, redirect=False,
+                                preload_content=False, assert_same_host=False)
+        except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
+            raise FetchTimeout("the image URL did not answer in time") from None
+        except urllib3.exceptions.ProtocolError as exc:
+            # A kept connection the server closed meanwhile: once more on a fresh one.
+            _POOLS.discard(scheme, host, address, port)
+            if not (reused and attempt == 1):
+                raise FetchFailed(f"cannot fetch the image URL: {_reason(exc)}") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise FetchFailed(f"cannot fetch the image URL: {_reason(exc)}") from None
 
 
 def _check_content_type(content_type: str) -> None:

@@ -1,9 +1,13 @@
-"""URL fetching: real HTTP on loopback, SSRF refusals, timeouts, caps and redirects."""
+"""URL fetching: real HTTP on loopback, SSRF refusals, timeouts, caps, redirects and kept connections."""
+import http.server
 import ipaddress
+import socket
+import threading
 import time
 
 import pytest
 
+from core import fetch
 from core.errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, UnsupportedMediaType
 from core.fetch import FetchLimits, fetch_image_bytes, is_public
 from tests.conftest import image_bytes
@@ -129,10 +133,6 @@ def test_redirects_are_followed_and_rechecked(image_server):
 
 def test_ipv6_loopback_when_allow_listed():
     """A URL with an IPv6 literal reaches an allow-listed server, Host header bracketed with its port."""
-    import http.server
-    import socket
-    import threading
-
     if not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
     seen = {}
@@ -162,3 +162,76 @@ def test_ipv6_loopback_when_allow_listed():
     data = fetch_image_bytes(f"http://[::1]:{port}/a.png", limits(allow_networks=(ipaddress.ip_network("::1/128"),)))
     server.server_close()
     assert data.startswith(b"\x89PNG") and seen["host"] == f"[::1]:{port}"
+
+
+@pytest.fixture
+def keepalive_server():
+    """An HTTP/1.1 server that keeps connections open and counts them; yields (base_url, state)."""
+    state = {"connections": 0}
+    body = image_bytes("JPEG")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def setup(self):
+            state["connections"] += 1
+            super().setup()
+
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            payload = body * 50 if self.path == "/big.jpg" else body
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            # /drop.jpg: closes the connection without announcing it, as an idle-timeout does
+            self.close_connection = self.path == "/drop.jpg"
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state["body"] = body
+    yield f"http://127.0.0.1:{server.server_address[1]}", state
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_kept_connection_serves_the_next_fetches(keepalive_server):
+    base, state = keepalive_server
+    for _ in range(3):
+        assert fetch_image_bytes(base + "/a.jpg", limits()) == state["body"]
+    assert state["connections"] == 1
+
+
+def test_a_half_read_connection_is_not_reused(keepalive_server):
+    base, state = keepalive_server
+    with pytest.raises(PayloadTooLarge):
+        fetch_image_bytes(base + "/big.jpg", limits(max_bytes=len(state["body"]) * 2))
+    # the rest of the big body must not leak into the next answer
+    assert fetch_image_bytes(base + "/a.jpg", limits()) == state["body"]
+    assert state["connections"] == 2
+
+
+def test_connections_the_server_dropped_are_replaced(keepalive_server):
+    base, state = keepalive_server
+    for _ in range(3):
+        assert fetch_image_bytes(base + "/drop.jpg", limits()) == state["body"]
+    assert state["connections"] == 3
+
+
+def test_address_literals_need_no_resolver(image_server, monkeypatch):
+    base, routes = image_server
+    routes["/literal.jpg"] = (200, {"Content-Type": "image/jpeg"}, image_bytes("JPEG"))
+
+    class NoResolver:  # the resolver thread is for host names only
+        def submit(self, *args, **kwargs):
+            raise AssertionError("resolver used for an address literal")
+
+    monkeypatch.setattr(fetch, "_RESOLVER", NoResolver())
+    assert fetch_image_bytes(base + "/literal.jpg", limits()) == routes["/literal.jpg"][2]
+    with pytest.raises(BadRequest, match="non-public"):  # and literals are still checked
+        fetch_image_bytes(base + "/literal.jpg", limits(allow_networks=()))
