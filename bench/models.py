@@ -24,7 +24,10 @@ def default_float32():
 
 
 def xception(quantize: str):
-    """The book's model shape: Xception, weights=None, 10 classes, 299x299 (random weights: speed only)."""
+    """The book's model shape: Xception, weights=None, 10 classes, 299x299 (random weights: speed only).
+
+    ``quantize``: float32, dynamic or int8 (full integer, calibrated on 50 training photos).
+    """
     source = WORK / "xception-299.keras"
     if not source.exists():
         WORK.mkdir(parents=True, exist_ok=True)
@@ -32,8 +35,27 @@ def xception(quantize: str):
                         f"input_shape=(299, 299, 3)).save('{source}')"], check=True, capture_output=True,
                        timeout=600)
     out = WORK / f"xception-299-{quantize}.tflite"
-    _convert(source, out, "dynamic" if quantize == "dynamic" else "none")
+    _convert(source, out, "none" if quantize == "float32" else quantize)
     return out.with_suffix(".json")
+
+
+# Written by ``bench/xception_train.py restore`` after training on a GPU machine; not committed (84 MB).
+TRAINED_XCEPTION = WORK / "xception-trained.keras"
+
+
+def trained_xception(quantize: str):
+    """The trained Xception (see bench/xception_train.py) converted as convert.py does by default
+    (200 calibration photos for int8), or None when it has not been trained here."""
+    if not TRAINED_XCEPTION.exists():
+        return None
+    out = WORK / f"xception-trained-{quantize}.tflite"
+    manifest = out.with_suffix(".json")
+    if not (manifest.exists() and manifest.stat().st_mtime > TRAINED_XCEPTION.stat().st_mtime):
+        subprocess.run([str(VENV_PY), "model/convert.py", str(TRAINED_XCEPTION), "--out", str(out), "--name",
+                        "xception-trained", "--quantize", "none" if quantize == "float32" else quantize,
+                        "--representative-dir", str(DATA / "train"), "--parity-dir", str(DATA / "validation")],
+                       cwd=ROOT, check=True, capture_output=True, timeout=1800)
+    return manifest
 
 
 def input_size(manifest) -> int:

@@ -50,6 +50,7 @@ def evaluate(manifest_path, split_dir, threads: int = 1, jpeg_draft: bool = Fals
         "per_class_accuracy": per_class,
         "labels": labels,
         "confusion_matrix": confusion.tolist(),
+        "predictions": predicted.tolist(),  # per image, in list_split order (for agreement between variants)
         "latency_ms_median": statistics.median(latencies),
         "model_bytes": clf.manifest.model_path.stat().st_size,
     }
