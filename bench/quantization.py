@@ -31,7 +31,9 @@ def measure(manifests: dict, training: dict) -> dict:
 
 
 def run(smoke: bool = False) -> dict | None:
+    title = "Trained Xception-299: validation accuracy by conversion"
     if smoke:  # the same code on the default model's two conversions: seconds, not minutes
+        title = "Default model: validation accuracy by conversion"
         result = measure({"float32": models.default_float32(), "int8": models.DEFAULT_INT8}, {})
     elif models.trained_xception("float32") is None:
         print(f"quantization: skipped, no trained Xception at {models.TRAINED_XCEPTION.relative_to(ROOT)} "
@@ -43,7 +45,7 @@ def run(smoke: bool = False) -> dict | None:
         result = measure({q: models.trained_xception(q) for q in VARIANTS},
                          {k: summary.get(k) for k in ("best_epoch", "epochs_run", "train_seconds", "backend",
                                                       "val_accuracy")})
-    return publish("quantization", result, "Validation accuracy by conversion",
+    return publish("quantization", result, title,
                    [r["quantization"] for r in result["rows"]], [100 * r["accuracy"] for r in result["rows"]], "%")
 
 
