@@ -179,7 +179,7 @@ def keepalive_server():
             super().setup()
 
         def do_GET(self):  # noqa: N802 (http.server's naming)
-            payload = body * 50 if self.path == "/big.jpg" else body
+            payload = body * 500 if self.path == "/big.jpg" else body  # big: well over one read (64 KB)
             self.send_response(200)
             self.send_header("Content-Type", "image/jpeg")
             self.send_header("Content-Length", str(len(payload)))
