@@ -10,17 +10,16 @@
 - redirects are followed by hand, at most N, each hop checked again;
 - connect and read timeouts plus a total deadline, and a byte cap enforced while streaming.
 
-Connections are kept open per (scheme, host, checked address, port): a warm function that fetches from the same
-bucket or CDN again skips the TCP and TLS handshakes. Reuse cannot bypass a check, because the key holds the
-address this request's resolution checked.
+Connections are kept open (urllib3's PoolManager) per checked address and port, and for TLS per host name too: a
+warm function that fetches from the same bucket or CDN again skips the TCP and TLS handshakes. Reuse cannot
+bypass a check, because the key holds the address this request's resolution checked.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
-import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -146,40 +145,12 @@ def fetch_image_bytes(url: str, limits: FetchLimits, deadline: float | None = No
     raise FetchFailed(f"too many redirects (more than {limits.max_redirects})")
 
 
-class _Pools:
-    """The most recently used connection pools, keyed by (scheme, host, checked address, port)."""
+@functools.lru_cache(maxsize=1)
+def _pool_manager():
+    """urllib3's pool manager: the most recently used pools (closed when evicted), kept connections in each."""
+    import urllib3  # imported on the first URL request: requests carrying the image never pay for it
 
-    def __init__(self, size: int):
-        self.size = size
-        self.pools: OrderedDict = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, scheme: str, host: str, address: str, port: int):
-        import urllib3  # imported on the first URL request: requests carrying the image never pay for it
-
-        key = (scheme, host, address, port)
-        with self.lock:
-            pool = self.pools.pop(key, None)
-            if pool is None:
-                kwargs = {"retries": False, "maxsize": CONNECTIONS_KEPT, "block": False}
-                if scheme == "https":
-                    pool = urllib3.HTTPSConnectionPool(address, port, server_hostname=host, assert_hostname=host,
-                                                       **kwargs)
-                else:
-                    pool = urllib3.HTTPConnectionPool(address, port, **kwargs)
-            self.pools[key] = pool
-            while len(self.pools) > self.size:
-                self.pools.popitem(last=False)[1].close()
-            return pool
-
-    def discard(self, scheme: str, host: str, address: str, port: int) -> None:
-        with self.lock:
-            pool = self.pools.pop((scheme, host, address, port), None)
-        if pool is not None:
-            pool.close()
-
-
-_POOLS = _Pools(POOLS_KEPT)
+    return urllib3.PoolManager(num_pools=POOLS_KEPT, maxsize=CONNECTIONS_KEPT, block=False, retries=False)
 
 
 def _request(scheme, host, address, port, target, deadline, limits):
@@ -194,7 +165,9 @@ def _request(scheme, host, address, port, target, deadline, limits):
         if remaining <= 0:
             raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
         timeout = urllib3.Timeout(connect=min(limits.connect_timeout, remaining), read=remaining)
-        pool = _POOLS.get(scheme, host, address, port)
+        # Keyed by the checked address and, for TLS, the host name it is verified against.
+        pool = _pool_manager().connection_from_host(address, port, scheme, pool_kwargs={
+            "server_hostname": host, "assert_hostname": host})
         reused = pool.num_requests > 0
         try:
             return pool.urlopen("GET", target, headers=headers, timeout=timeout, redirect=False,
@@ -202,8 +175,7 @@ def _request(scheme, host, address, port, target, deadline, limits):
         except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
             raise FetchTimeout("the image URL did not answer in time") from None
         except urllib3.exceptions.ProtocolError as exc:
-            # A kept connection the server closed meanwhile: once more on a fresh one.
-            _POOLS.discard(scheme, host, address, port)
+            # A kept connection the server closed meanwhile (urllib3 has dropped it): once more.
             if not (reused and attempt == 1):
                 raise FetchFailed(f"cannot fetch the image URL: {_reason(exc)}") from None
         except urllib3.exceptions.HTTPError as exc:
