@@ -8,18 +8,23 @@ from bench.common import DATA, ROOT, VENV_PY, WORK
 DEFAULT_INT8 = ROOT / "model" / "clothing-model.json"
 
 
-def _convert(source, out, quantize: str) -> None:
+QUICK = ("--representative-count", "50", "--parity-count", "8")  # enough for speed-only models
+
+
+def _convert(source, out, quantize: str, *options) -> None:
+    """``model/convert.py`` with ``options`` (``quantize``: float32 or one of its modes), unless done already."""
     manifest = out.with_suffix(".json")
     if manifest.exists() and manifest.stat().st_mtime > source.stat().st_mtime:
         return  # converted from this very source already
-    subprocess.run([str(VENV_PY), "model/convert.py", str(source), "--out", str(out), "--quantize", quantize,
-                    "--representative-dir", str(DATA / "train"), "--representative-count", "50",
-                    "--parity-count", "8"], cwd=ROOT, check=True, capture_output=True, timeout=1800)
+    subprocess.run([str(VENV_PY), "model/convert.py", str(source), "--out", str(out),
+                    "--quantize", "none" if quantize == "float32" else quantize,
+                    "--representative-dir", str(DATA / "train"), *options],
+                   cwd=ROOT, check=True, capture_output=True, timeout=1800)
 
 
 def default_float32():
     out = WORK / "default-float32.tflite"
-    _convert(ROOT / "model" / "clothing-model.keras", out, "none")
+    _convert(ROOT / "model" / "clothing-model.keras", out, "float32", *QUICK)
     return out.with_suffix(".json")
 
 
@@ -35,7 +40,7 @@ def xception(quantize: str):
                         f"input_shape=(299, 299, 3)).save('{source}')"], check=True, capture_output=True,
                        timeout=600)
     out = WORK / f"xception-299-{quantize}.tflite"
-    _convert(source, out, "none" if quantize == "float32" else quantize)
+    _convert(source, out, quantize, *QUICK)
     return out.with_suffix(".json")
 
 
@@ -49,13 +54,8 @@ def trained_xception(quantize: str):
     if not TRAINED_XCEPTION.exists():
         return None
     out = WORK / f"xception-trained-{quantize}.tflite"
-    manifest = out.with_suffix(".json")
-    if not (manifest.exists() and manifest.stat().st_mtime > TRAINED_XCEPTION.stat().st_mtime):
-        subprocess.run([str(VENV_PY), "model/convert.py", str(TRAINED_XCEPTION), "--out", str(out), "--name",
-                        "xception-trained", "--quantize", "none" if quantize == "float32" else quantize,
-                        "--representative-dir", str(DATA / "train"), "--parity-dir", str(DATA / "validation")],
-                       cwd=ROOT, check=True, capture_output=True, timeout=1800)
-    return manifest
+    _convert(TRAINED_XCEPTION, out, quantize, "--name", "xception-trained", "--parity-dir", str(DATA / "validation"))
+    return out.with_suffix(".json")
 
 
 def input_size(manifest) -> int:
