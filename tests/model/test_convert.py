@@ -188,3 +188,100 @@ def test_uint8_full_integer_model_is_served(tmp_path, image_dir):
     scores = clf.predict(batches[0])
     expected = np.asarray(model(batches[0])).reshape(-1)
     assert scores.dtype == np.float32 and np.max(np.abs(scores - expected)) <= 0.3 * max(1.0, np.abs(expected).max())
+
+
+def pre_activation_residual_model(activation="relu"):
+    """Xception's middle-flow pattern: ReLU of a sum that the next residual ADD also reads unactivated."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation=activation)(inputs)
+    for _ in range(4):  # the first block's activation repeats the stem's: the converter drops it
+        y = keras.layers.Activation(activation)(x)
+        y = keras.layers.SeparableConv2D(16, 3, padding="same")(y)
+        x = keras.layers.Add()([x, y])
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
+    return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+
+def op_names(model_bytes):
+    from tensorflow.lite.python.schema_py_generated import BuiltinOperator
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    names = {code: name for name, code in vars(BuiltinOperator).items() if not name.startswith("_")}
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
+    codes = [model.operatorCodes[op.opcodeIndex] for op in model.subgraphs[0].operators]
+    return [names[max(code.builtinCode, code.deprecatedBuiltinCode)] for code in codes]
+
+
+def loaded(model_bytes):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def delegate_partitions(model_bytes):
+    """How many pieces XNNPACK took the graph in (LiteRT lists each as one DELEGATE node)."""
+    return sum(op["op_name"] == "DELEGATE" for op in loaded(model_bytes)._get_ops_details())
+
+
+def keras_source(model):
+    from model.convert import SourceModel
+
+    source = SourceModel.__new__(SourceModel)  # an in-memory model: no file to load
+    source.keras_model = model
+    return source
+
+
+@pytest.mark.parametrize("activation", ["relu", "relu6"])
+def test_int8_standalone_activations_are_fused_so_xnnpack_runs_the_whole_graph(image_dir, activation):
+    """The converter leaves these activations standalone; int8 ones split XNNPACK's graph (see
+    model/activation_fusion.py). Fused, the graph is one partition and the scores stay within a step."""
+    from model.activation_fusion import fuse_activations_into_adds
+    from model.convert import convert, image_batches, run_tflite
+
+    model = pre_activation_residual_model(activation)
+    batches = image_batches(image_dir, 12, (32, 32), "xception", 0)
+    plain = convert(keras_source(model), "int8", batches)
+    standalone = op_names(plain).count(activation.upper())
+    assert standalone == 3 and delegate_partitions(plain) > 1  # the premise: converter output is split
+
+    fused, count = fuse_activations_into_adds(plain)
+    assert count == 3
+    assert activation.upper() not in op_names(fused)
+    assert op_names(fused).count("ADD") == op_names(plain).count("ADD") + 3  # the raw sum stays for the next ADD
+    assert delegate_partitions(fused) == 1
+    before, after = run_tflite(plain, batches), run_tflite(fused, batches)
+    out_scale = loaded(fused).get_output_details()[0]["quantization"][0]
+    assert np.max(np.abs(before - after)) <= 3 * out_scale  # one rounding fewer per block, nothing more
+    assert np.mean(before.argmax(1) == after.argmax(1)) >= 0.9
+    keras_scores = np.stack([np.asarray(model(b)).reshape(-1) for b in batches])
+    assert np.abs(after - keras_scores).mean() <= np.abs(before - keras_scores).mean() * 1.1
+
+
+def test_fusion_keeps_float_results_and_leaves_models_without_the_pattern_alone(image_dir):
+    from model.activation_fusion import fuse_activations_into_adds
+    from model.convert import convert, image_batches, run_tflite
+
+    batches = image_batches(image_dir, 4, (32, 32), "xception", 0)
+    plain = convert(keras_source(pre_activation_residual_model()), "none", None)
+    fused, count = fuse_activations_into_adds(plain)
+    assert count == 3 and "RELU" not in op_names(fused)
+    assert np.max(np.abs(run_tflite(plain, batches) - run_tflite(fused, batches))) <= 1e-5
+
+    simple = convert(keras_source(small_model()), "none", None)  # its ReLUs are fused into convolutions already
+    assert fuse_activations_into_adds(simple) == (simple, 0)
+
+
+def test_cli_fuses_int8_activations_and_says_so(tmp_path, image_dir, capsys):
+    source = tmp_path / "residual.keras"
+    pre_activation_residual_model().save(source)
+    out = tmp_path / "residual.tflite"
+    code, stdout, err = run(capsys, source, "--out", out, "--quantize", "int8", "--representative-dir", image_dir,
+                            "--parity-dir", image_dir, "--labels", ",".join(f"c{i}" for i in range(10)))
+    assert code == 0, stdout + err
+    assert "fused 3 standalone ReLU(s)" in stdout
+    assert "RELU" not in op_names(out.read_bytes())
+    assert delegate_partitions(out.read_bytes()) == 1
+    assert json.loads(out.with_suffix(".json").read_text())["parity"]["top1_agreement"] >= 0.9
