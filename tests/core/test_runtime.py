@@ -20,3 +20,22 @@ def test_expected_runtime_is_the_one_loaded():
 def test_softmax_is_stable_for_large_logits():
     p = softmax(np.array([1000.0, 0.0, -1000.0], dtype=np.float32))
     assert np.isfinite(p).all() and abs(p.sum() - 1) < 1e-6 and p[0] > 0.999
+
+
+def _openblas_setting_after_import(env):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = "import os, core, numpy; print(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | env
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, check=True)
+    return proc.stdout.strip()
+
+
+def test_numpy_blas_threads_are_off_unless_asked_for():
+    """Nothing here calls BLAS, and OpenBLAS' idle threads spin at start: one thread unless the deployment says."""
+    assert _openblas_setting_after_import({}) == "1"
+    assert _openblas_setting_after_import({"OPENBLAS_NUM_THREADS": "4"}) == "4"
