@@ -5,6 +5,7 @@ VENV := .venv
 LEGACY := .venv-tflite
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data/clothing-dataset-small
+MODEL_VERSION ?= 1.2.0
 
 .PHONY: install install-python install-legacy install-node test test-main test-legacy \
         model package clean bundle-gcp bundle-azure serve-gcp bench bench-smoke
@@ -37,6 +38,7 @@ model:
 	$(PY) model/train.py --data-dir $(DATA) --out model/runs/default
 	cp model/runs/default/model.keras model/clothing-model.keras
 	$(PY) model/convert.py model/clothing-model.keras --out model/clothing-model.tflite --name clothing-model \
+	    --version $(MODEL_VERSION) \
 	    --quantize int8 --representative-dir $(DATA)/train --parity-dir $(DATA)/validation \
 	    --legacy-python $(LEGACY)/bin/python
 	$(PY) model/evaluate.py model/clothing-model.json --split $(DATA)/validation --json model/metrics.json \

@@ -21,38 +21,34 @@ _ACTIVATIONS = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"
 
 def fuse_activations_into_adds(model_bytes: bytes) -> tuple[bytes, int]:
     """The model with every ``ACT(ADD(a, b))`` computed by one ADD with ``ACT`` fused, and how many were."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
+    from model import tflite_graph
 
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
-    builtin = schema.BuiltinOperator
-    activation = schema.ActivationFunctionType
+    model = tflite_graph.read(model_bytes)
+    builtin = tflite_graph.schema().BuiltinOperator
+    activation = tflite_graph.schema().ActivationFunctionType
     wanted = {getattr(builtin, op): getattr(activation, fused) for op, fused in _ACTIVATIONS.items()}
 
-    def op_code(op) -> int:  # codes below 127 live in the deprecated field of older files
-        code = model.operatorCodes[op.opcodeIndex]
-        return max(code.builtinCode, code.deprecatedBuiltinCode)
+    def code(op) -> int:
+        return tflite_graph.op_code(model, op)
 
     fused = 0
     for graph in model.subgraphs:
         producer = {int(t): op for op in graph.operators for t in op.outputs}
         rewritten, touched = [], []
         for op in graph.operators:
-            add = producer.get(int(op.inputs[0])) if op_code(op) in wanted else None
-            if (add is not None and op_code(add) == builtin.ADD
+            add = producer.get(int(op.inputs[0])) if code(op) in wanted else None
+            if (add is not None and code(add) == builtin.ADD
                     and add.builtinOptions.fusedActivationFunction == activation.NONE):
                 twin = copy.deepcopy(add)
                 twin.outputs = list(op.outputs)
-                twin.builtinOptions.fusedActivationFunction = wanted[op_code(op)]
+                twin.builtinOptions.fusedActivationFunction = wanted[code(op)]
                 rewritten.append(twin)  # where the activation was: its inputs are ready by then
                 touched.append(add)
                 fused += 1
             else:
                 rewritten.append(op)
         graph.operators = _without_unused(rewritten, touched, graph.outputs)
-    if not fused:
-        return model_bytes, 0
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), fused
+    return (tflite_graph.write(model), fused) if fused else (model_bytes, 0)
 
 
 def _without_unused(operators, candidates, graph_outputs):

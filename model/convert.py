@@ -5,8 +5,8 @@
 
 Input: a legacy ``.h5`` (as the book saved it), a ``.keras`` file, or a SavedModel folder.
 ``--quantize``: ``none`` (float32), ``float16``, ``dynamic`` (int8 weights, float activations) or ``int8``
-(full-integer, int8 input/output, calibrated on ``--representative-dir`` images; standalone ReLUs are then
-fused into their ADDs, see model/activation_fusion.py).
+(full-integer, int8 input/output, calibrated on ``--representative-dir`` images; then the ops XNNPACK runs only
+in float are rewritten into ones it runs in int8: model/activation_fusion.py, model/pool_folding.py).
 
 After converting, Keras and TF Lite classify the same images (``--parity-dir``, else the representative
 images, else random inputs) and a table shows the max absolute difference and top-1 agreement. A
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model.activation_fusion import fuse_activations_into_adds  # noqa: E402
 from model.labels import CLOTHING_LABELS  # noqa: E402
+from model.pool_folding import fold_average_pools  # noqa: E402
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 DEFAULT_TOLERANCE = 1e-4
@@ -298,10 +299,12 @@ def run(args) -> int:
     say(f"converting (quantize={args.quantize}) ...")
     model_bytes = convert(source, args.quantize, representative)
     say(f"  {len(model_bytes) / 1e6:.2f} MB in {time.perf_counter() - started:.1f}s")
-    if args.quantize == "int8":  # float RELUs run in XNNPACK as they are; int8 ones only fused
+    if args.quantize == "int8":  # ops XNNPACK runs in float but not in int8, rewritten into ones it runs
         model_bytes, fused = fuse_activations_into_adds(model_bytes)
-        if fused:
-            say(f"  fused {fused} standalone ReLU(s) into their ADDs, so XNNPACK runs the int8 graph whole")
+        model_bytes, folded = fold_average_pools(model_bytes)
+        if fused or folded:
+            say(f"  for XNNPACK: fused {fused} standalone ReLU(s) into their ADDs, folded {folded} average "
+                "pool(s) into their 1x1 convolutions")
 
     result = parity(source, model_bytes, check_images)
     outputs, tflite_outputs = result.pop("expected"), result.pop("actual")

@@ -281,7 +281,76 @@ def test_cli_fuses_int8_activations_and_says_so(tmp_path, image_dir, capsys):
     code, stdout, err = run(capsys, source, "--out", out, "--quantize", "int8", "--representative-dir", image_dir,
                             "--parity-dir", image_dir, "--labels", ",".join(f"c{i}" for i in range(10)))
     assert code == 0, stdout + err
-    assert "fused 3 standalone ReLU(s)" in stdout
+    assert "fused 3 standalone ReLU(s)" in stdout and "folded 0 average pool(s)" in stdout
     assert "RELU" not in op_names(out.read_bytes())
     assert delegate_partitions(out.read_bytes()) == 1
     assert json.loads(out.with_suffix(".json").read_text())["parity"]["top1_agreement"] >= 0.9
+
+
+def downsampling_shortcut_model():
+    """The default model's residual downsampling (model/train.py): AveragePooling2D(2), then a 1x1 convolution."""
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    for filters in (16, 32):
+        y = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
+        shortcut = keras.layers.AveragePooling2D(2, padding="same")(x)
+        shortcut = keras.layers.BatchNormalization()(keras.layers.Conv2D(filters, 1, use_bias=False)(shortcut))
+        x = keras.layers.ReLU()(keras.layers.Add()([y, shortcut]))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+
+def test_int8_average_pools_fold_into_their_convolutions(image_dir):
+    from model.convert import convert, image_batches, run_tflite
+    from model.pool_folding import fold_average_pools
+
+    model = downsampling_shortcut_model()
+    batches = image_batches(image_dir, 12, (32, 32), "xception", 0)
+    plain = convert(keras_source(model), "int8", batches)
+    assert op_names(plain).count("AVERAGE_POOL_2D") == 2 and delegate_partitions(plain) > 1
+
+    folded, count = fold_average_pools(plain)
+    assert count == 2 and "AVERAGE_POOL_2D" not in op_names(folded)
+    assert op_names(folded).count("CONV_2D") == op_names(plain).count("CONV_2D")
+    assert delegate_partitions(folded) == 1
+    before, after = run_tflite(plain, batches), run_tflite(folded, batches)
+    out_scale = loaded(folded).get_output_details()[0]["quantization"][0]
+    assert np.max(np.abs(before - after)) <= 3 * out_scale  # no int8 rounding of the average: a step at most
+    keras_scores = np.stack([np.asarray(model(b)).reshape(-1) for b in batches])
+    assert np.abs(after - keras_scores).mean() <= np.abs(before - keras_scores).mean() * 1.1
+
+
+def test_folding_is_exact_in_float_and_skips_pools_it_cannot_fold(image_dir):
+    from model.convert import convert, image_batches, run_tflite
+    from model.pool_folding import fold_average_pools
+
+    batches = image_batches(image_dir, 4, (32, 32), "xception", 0)
+    plain = convert(keras_source(downsampling_shortcut_model()), "none", None)
+    folded, count = fold_average_pools(plain)
+    assert count == 2
+    assert np.max(np.abs(run_tflite(plain, batches) - run_tflite(folded, batches))) <= 1e-5
+
+    keras.utils.set_random_seed(3)
+    layers = keras.layers
+    inputs = keras.Input((30, 30, 3))
+
+    def features(kernel=3):  # a branch of its own, so the converter cannot merge the branches' pools
+        return layers.Conv2D(8, kernel)(inputs)
+
+    pooled_twice = layers.AveragePooling2D(2)(features())
+    branches = [
+        layers.Conv2D(4, 1)(layers.AveragePooling2D(2)(features())),  # the foldable one
+        layers.Conv2D(4, 1)(layers.AveragePooling2D(2, padding="same")(features(4))),  # 27x27: padded windows
+        layers.Conv2D(4, 1)(layers.AveragePooling2D(3, strides=2)(features())),  # overlapping windows
+        layers.Conv2D(4, 3)(layers.AveragePooling2D(2)(features())),  # a 3x3 convolution reads it
+        layers.Conv2D(4, 1)(pooled_twice), pooled_twice,  # two readers
+    ]
+    pooled = layers.Concatenate()([layers.GlobalAveragePooling2D()(b) for b in branches])
+    model = keras.Model(inputs, layers.Dense(10)(pooled))
+    plain = convert(keras_source(model), "none", None)
+    assert op_names(plain).count("AVERAGE_POOL_2D") == 5
+    folded, count = fold_average_pools(plain)
+    assert count == 1 and op_names(folded).count("AVERAGE_POOL_2D") == 4
+    batches = [np.random.default_rng(0).uniform(-1, 1, (1, 30, 30, 3)).astype("float32")]
+    assert np.max(np.abs(run_tflite(plain, batches) - run_tflite(folded, batches))) <= 1e-5
