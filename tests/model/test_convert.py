@@ -234,12 +234,25 @@ def keras_source(model):
     return source
 
 
+def assert_int8_rewrite_keeps_scores(model, plain, rewritten, batches):
+    """A rewrite that only drops an int8 rounding moves scores by a few quantization steps at most, keeps the
+    labels, and stays at least as close to Keras."""
+    from model.convert import run_tflite
+
+    before, after = run_tflite(plain, batches), run_tflite(rewritten, batches)
+    step = loaded(rewritten).get_output_details()[0]["quantization"][0]
+    assert np.max(np.abs(before - after)) <= 3 * step
+    assert np.mean(before.argmax(1) == after.argmax(1)) >= 0.9
+    keras_scores = np.stack([np.asarray(model(b)).reshape(-1) for b in batches])
+    assert np.abs(after - keras_scores).mean() <= np.abs(before - keras_scores).mean() * 1.1
+
+
 @pytest.mark.parametrize("activation", ["relu", "relu6"])
 def test_int8_standalone_activations_are_fused_so_xnnpack_runs_the_whole_graph(image_dir, activation):
     """The converter leaves these activations standalone; int8 ones split XNNPACK's graph (see
     model/activation_fusion.py). Fused, the graph is one partition and the scores stay within a step."""
     from model.activation_fusion import fuse_activations_into_adds
-    from model.convert import convert, image_batches, run_tflite
+    from model.convert import convert, image_batches
 
     model = pre_activation_residual_model(activation)
     batches = image_batches(image_dir, 12, (32, 32), "xception", 0)
@@ -252,12 +265,7 @@ def test_int8_standalone_activations_are_fused_so_xnnpack_runs_the_whole_graph(i
     assert activation.upper() not in op_names(fused)
     assert op_names(fused).count("ADD") == op_names(plain).count("ADD") + 3  # the raw sum stays for the next ADD
     assert delegate_partitions(fused) == 1
-    before, after = run_tflite(plain, batches), run_tflite(fused, batches)
-    out_scale = loaded(fused).get_output_details()[0]["quantization"][0]
-    assert np.max(np.abs(before - after)) <= 3 * out_scale  # one rounding fewer per block, nothing more
-    assert np.mean(before.argmax(1) == after.argmax(1)) >= 0.9
-    keras_scores = np.stack([np.asarray(model(b)).reshape(-1) for b in batches])
-    assert np.abs(after - keras_scores).mean() <= np.abs(before - keras_scores).mean() * 1.1
+    assert_int8_rewrite_keeps_scores(model, plain, fused, batches)  # one rounding fewer per block
 
 
 def test_fusion_keeps_float_results_and_leaves_models_without_the_pattern_alone(image_dir):
@@ -302,7 +310,7 @@ def downsampling_shortcut_model():
 
 
 def test_int8_average_pools_fold_into_their_convolutions(image_dir):
-    from model.convert import convert, image_batches, run_tflite
+    from model.convert import convert, image_batches
     from model.pool_folding import fold_average_pools
 
     model = downsampling_shortcut_model()
@@ -314,11 +322,7 @@ def test_int8_average_pools_fold_into_their_convolutions(image_dir):
     assert count == 2 and "AVERAGE_POOL_2D" not in op_names(folded)
     assert op_names(folded).count("CONV_2D") == op_names(plain).count("CONV_2D")
     assert delegate_partitions(folded) == 1
-    before, after = run_tflite(plain, batches), run_tflite(folded, batches)
-    out_scale = loaded(folded).get_output_details()[0]["quantization"][0]
-    assert np.max(np.abs(before - after)) <= 3 * out_scale  # no int8 rounding of the average: a step at most
-    keras_scores = np.stack([np.asarray(model(b)).reshape(-1) for b in batches])
-    assert np.abs(after - keras_scores).mean() <= np.abs(before - keras_scores).mean() * 1.1
+    assert_int8_rewrite_keeps_scores(model, plain, folded, batches)  # the average is not rounded to int8
 
 
 def test_folding_is_exact_in_float_and_skips_pools_it_cannot_fold(image_dir):
