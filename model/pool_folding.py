@@ -58,6 +58,13 @@ def _foldable(model, graph, pool, reading):
         return None
     if any(model.buffers[graph.tensors[t].buffer].data is None for t in conv.inputs[1:] if t >= 0):
         return None  # data stored outside the flatbuffer (models over 2 GB)
+    if weights.type == schema.TensorType.INT8 and len(conv.inputs) > 2 and conv.inputs[2] >= 0:
+        import numpy as np
+
+        bias = np.frombuffer(bytes(model.buffers[graph.tensors[conv.inputs[2]].buffer].data), np.int32)
+        taps = opts.strideH * opts.strideW
+        if np.abs(bias.astype(np.int64)).max(initial=0) * taps >= 2**31:
+            return None  # its integers grow by the number of taps (see _fold) and must stay int32
     return conv
 
 
@@ -87,10 +94,8 @@ def _fold(model, graph, pool, conv) -> None:
         weights.quantization.scale = [s / taps for s in weights.quantization.scale]
         if len(conv.inputs) > 2 and int(conv.inputs[2]) >= 0:
             bias = _own_tensor(graph, conv, 2)
-            b = np.frombuffer(bytes(model.buffers[bias.buffer].data), np.int32).astype(np.int64) * taps
-            if np.abs(b).max(initial=0) >= 2**31:
-                raise OverflowError("bias out of int32 range after folding")  # cannot happen with real scales
-            _store(model, bias, b.astype(np.int32))
+            b = np.frombuffer(bytes(model.buffers[bias.buffer].data), np.int32) * np.int32(taps)  # fits: _foldable
+            _store(model, bias, b)
             bias.quantization.scale = [s / taps for s in bias.quantization.scale]
     _store(model, weights, tiled.astype(dtype))
     weights.shape = np.array(tiled.shape, np.int32)
