@@ -6,7 +6,7 @@ import os
 
 # numpy's OpenBLAS starts a thread per visible CPU, and each spins ~0.1 s waiting for work that never comes
 # (nothing here calls BLAS). On Lambda two vCPUs are visible while 1024 MB buys ~0.6 of one, so that spin is
-# cold-start time (measured: 230 -> 130 ms of CPU per cold start). Must be set before numpy loads; an
+# cold-start time (measured: 217 -> 132 ms of CPU per cold start). Must be set before numpy loads; an
 # explicit setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 

@@ -1,4 +1,4 @@
-"""Fold standalone ReLUs into a copy of the ADD that feeds them, so XNNPACK runs a full-integer model whole.
+"""Fuse standalone ReLUs into a copy of the ADD that feeds them, so XNNPACK runs a full-integer model whole.
 
 Pre-activation residual networks (Xception's middle flow, ResNet v2) apply ReLU to a sum that the next
 residual connection also needs unactivated, so the TF Lite converter cannot fuse that ReLU into its ADD and
