@@ -3,12 +3,12 @@ quantization benchmark measures accuracy on a trained network instead of random 
 
 It needs a GPU (one H100: minutes; two CPU cores: days). There are no ImageNet weights to start from (nothing
 can be downloaded here), so the network is less accurate than the book's transfer-learned one; what it is for
-is the difference between float32 and quantized versions of one trained network (bench/xception_quant.py).
+is the difference between float32 and quantized versions of one trained network (bench/quantization.py).
 
     # 1. here: pack the dataset as the serving code resizes it (299x299 WebP, ~38 MB: fits a GPU machine's upload)
     python bench/xception_train.py pack --data-dir ../shared/data/clothing-dataset-small --out .xdata/clothing299.npz
-    # 2. on the GPU machine, with Keras 3 on JAX (or KERAS_BACKEND=torch):
-    KERAS_BACKEND=jax python bench/xception_train.py train --pack .xdata/clothing299.npz --out $OUT
+    # 2. on the GPU machine, with Keras 3 on PyTorch (the JAX backend hung at its first step there):
+    KERAS_BACKEND=torch python bench/xception_train.py train --pack .xdata/clothing299.npz --out $OUT
     # 3. here: rebuild the float32 Keras model from the returned float16 weight parts
     python bench/xception_train.py restore --weights-dir $OUT --out bench/results/tmp/xception-trained.keras
 
@@ -85,6 +85,8 @@ def unpack(path, split: str):
 def train(args) -> int:
     import keras
 
+    from model.augment import augmentation
+
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -124,14 +126,7 @@ def train(args) -> int:
             self.order = np.random.default_rng([args.seed, self.epoch]).permutation(len(x_train))
 
     layers = keras.layers
-    augment = keras.Sequential([  # the default model's recipe (model/train.py), in float32
-        layers.RandomFlip("horizontal", seed=args.seed, dtype="float32"),
-        layers.RandomRotation(0.05, fill_mode="reflect", seed=args.seed + 1, dtype="float32"),
-        layers.RandomZoom((-0.2, 0.2), fill_mode="reflect", seed=args.seed + 2, dtype="float32"),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=args.seed + 3, dtype="float32"),
-        layers.RandomContrast(0.2, seed=args.seed + 4, dtype="float32"),
-        layers.RandomBrightness(0.15, value_range=(0, 255), seed=args.seed + 5, dtype="float32"),
-    ], name="augment")
+    augment = augmentation(keras, args.seed, dtype="float32")  # the default model's recipe, in float32
     net = build_network(keras, args.dropout)
     inputs = keras.Input((SIZE, SIZE, 3), dtype="float32")
     scaled = layers.Rescaling(1 / 127.5, offset=-1.0, dtype="float32")(  # keras_image_helper's 'xception' mode

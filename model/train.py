@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from model.augment import augmentation  # noqa: E402
 from model.dataset import list_split, load_pixels  # noqa: E402
 from model.labels import CLOTHING_LABELS  # noqa: E402
 
@@ -82,14 +83,7 @@ def build_model(keras, num_classes: int, size: int, widths, blocks, dropout: flo
 
 
 def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
-    augment = keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=args.seed),
-        keras.layers.RandomRotation(args.rotation, fill_mode="reflect", seed=args.seed + 1),
-        keras.layers.RandomZoom((-args.zoom, args.zoom), fill_mode="reflect", seed=args.seed + 2),
-        keras.layers.RandomTranslation(args.shift, args.shift, fill_mode="reflect", seed=args.seed + 3),
-        keras.layers.RandomContrast(0.2, seed=args.seed + 4),
-        keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=args.seed + 5),
-    ], name="augment")
+    augment = augmentation(keras, args.seed, args.rotation, args.zoom, args.shift)
 
     def scale(x):  # keras_image_helper's 'xception' mode
         return tf.cast(x, tf.float32) / 127.5 - 1.0
