@@ -12,9 +12,10 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 @app.function_name(name="predict")
 @app.route(route="predict", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-def predict(req: func.HttpRequest) -> func.HttpResponse:
+def predict(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
+    # The host passes `context` by name; its invocation id is the one Application Insights shows.
     response = get_service().handle_http(
         req.method, req.get_body(), req.headers.get("Content-Type"), dict(req.params), cloud="azure",
-        request_id=req.headers.get("x-ms-request-id"))
+        request_id=getattr(context, "invocation_id", None))
     return func.HttpResponse(body="" if response.body is None else response.json(),
                              status_code=response.status, headers=response.headers)

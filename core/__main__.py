@@ -22,7 +22,11 @@ def main(argv=None) -> int:
     parser.add_argument("--manifest", type=Path, help="model manifest (default: model/clothing-model.json)")
     args = parser.parse_args(argv)
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(json.dumps({"error": {"type": "configuration_error", "message": str(exc)}}), file=sys.stderr)
+        return 2
     if args.manifest:
         settings = Settings(**{**settings.__dict__, "manifest_path": args.manifest})
     payload = {"probabilities": args.probabilities}

@@ -104,6 +104,10 @@ def _split(url: str):
         raise BadRequest("the URL has no host")
     if parts.username or parts.password:
         raise BadRequest("URLs with credentials are not accepted")
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise BadRequest(f"the URL's host name '{parts.hostname[:100]}' is not a valid host name") from None
     port = port or (443 if parts.scheme == "https" else 80)
     target = parts.path or "/"
     if parts.query:
@@ -172,6 +176,8 @@ def _request(scheme, host, address, port, target, deadline, limits):
         try:
             return pool.urlopen("GET", target, headers=headers, timeout=timeout, redirect=False,
                                 preload_content=False, assert_same_host=False)
+        except urllib3.exceptions.NewConnectionError as exc:  # refused, unreachable: a ConnectTimeoutError subclass
+            raise FetchFailed(f"cannot connect to the image URL: {_reason(exc)}") from None
         except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
             raise FetchTimeout("the image URL did not answer in time") from None
         except urllib3.exceptions.ProtocolError as exc:

@@ -7,7 +7,9 @@ exception is 16/32-bit greyscale, which PIL's RGB conversion would clip: it is s
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 
 from PIL import Image, UnidentifiedImageError
 
@@ -32,11 +34,13 @@ def decode_image(data: bytes, max_pixels: int, draft_size: tuple | None = None) 
             width, height = img.size  # from the header, before any pixel is decoded
             if width * height > max_pixels:
                 raise PayloadTooLarge(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
+            if img.format == "PNG":  # before decoding: a truncated PNG is refused without its pixels
+                _check_png_rows(data)
             img.seek(0)
             if draft_size and img.format == "JPEG":
                 img.draft("RGB", draft_size)
             img.load()
-    except PayloadTooLarge:
+    except (PayloadTooLarge, InvalidImage):
         raise
     except Image.DecompressionBombError:  # PIL's own check, which fires inside open() for some formats
         raise PayloadTooLarge(f"the image has more pixels than the limit ({max_pixels})") from None
@@ -45,6 +49,44 @@ def decode_image(data: bytes, max_pixels: int, draft_size: tuple | None = None) 
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise InvalidImage(f"the image could not be decoded: {exc}") from None
     return _to_8bit(img)
+
+
+# Adam7 interlacing: (first column, first row, column step, row step) of each of the seven passes.
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+
+
+def _check_png_rows(data: bytes) -> None:
+    """Refuse a PNG whose compressed data ends before its last row.
+
+    A zlib stream that ends cleanly but early is not an error to Pillow: the rows it lacks are left black, so a
+    few hundred bytes whose header says 6300x6300 would decode as 40 MP of zeros. The rows the header promises
+    (bytes after inflating, filter bytes included) are counted here instead, in bounded steps."""
+    try:
+        width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    except struct.error:
+        raise InvalidImage("the PNG is truncated: it ends inside its header") from None
+    bits = PNG_CHANNELS.get(colour, 4) * depth
+    passes = ADAM7 if interlace else ((0, 0, 1, 1),)
+    expected = 0
+    for x0, y0, dx, dy in passes:
+        columns, rows = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if columns and rows:
+            expected += rows * (1 + (columns * bits + 7) // 8)
+    inflater, produced, pos, seen = zlib.decompressobj(), 0, 8, False
+    while pos + 8 <= len(data) and produced < expected:
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            seen, chunk = True, data[pos + 8:pos + 8 + length]
+            while chunk and produced < expected and not inflater.eof:
+                produced += len(inflater.decompress(chunk, 1 << 20))
+                chunk = inflater.unconsumed_tail
+        elif seen:  # the image data is one run of IDAT chunks
+            break
+        pos += 12 + length
+    if produced < expected:
+        raise InvalidImage(f"the PNG is truncated: its data covers {produced * 100 // max(expected, 1)}% of "
+                           f"the {width}x{height} pixels its header declares")
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Mapping
 
-from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from .errors import BadRequest, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
 SOURCE_FIELDS = ("url", "image", "urls", "images")
 KNOWN_FIELDS = frozenset(SOURCE_FIELDS + ("top_k", "probabilities"))
@@ -21,8 +21,8 @@ KNOWN_FIELDS = frozenset(SOURCE_FIELDS + ("top_k", "probabilities"))
 
 @dataclass(frozen=True)
 class Source:
-    kind: str  # "url" or "bytes"
-    value: object  # the URL string, or the image bytes
+    kind: str  # "url", "bytes", or "error" (a batch item that failed validation)
+    value: object  # the URL string, the image bytes, or the item's ServiceError
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class PredictRequest:
 
     @property
     def input_kind(self) -> str:
-        return self.sources[0].kind if self.sources else "none"
+        return next((s.kind for s in self.sources if s.kind != "error"), "none")
 
 
 def parse_json_body(body: bytes | str) -> dict:
@@ -80,11 +80,22 @@ def from_payload(payload, num_labels: int, max_batch: int, max_image_bytes: int)
         values = value
     else:
         values = [value]
+    options = _options(payload, num_labels)
     if name in ("url", "urls"):
-        sources = tuple(Source("url", _url(v, name)) for v in values)
+        parse = lambda v: Source("url", _url(v, name))  # noqa: E731
     else:
-        sources = tuple(Source("bytes", _base64(v, name, max_image_bytes)) for v in values)
-    return PredictRequest(sources, batch, *_options(payload, num_labels))
+        parse = lambda v: Source("bytes", _base64(v, name, max_image_bytes))  # noqa: E731
+    if not batch:
+        return PredictRequest((parse(value),), False, *options)
+    return PredictRequest(tuple(_item(parse, v) for v in values), True, *options)
+
+
+def _item(parse, value) -> Source:
+    """One batch item; a bad one is answered in its place (the batch rule: README, "The API")."""
+    try:
+        return parse(value)
+    except ServiceError as error:
+        return Source("error", error)
 
 
 def from_raw_image(body: bytes, query_options: Mapping, num_labels: int, max_image_bytes: int) -> PredictRequest:
@@ -100,16 +111,26 @@ def options_from_query(query: Mapping[str, str]) -> dict:
     """``top_k`` / ``probabilities`` from a query string, typed; validated with the JSON fields' rules."""
     options = {}
     if "top_k" in query:
-        try:
-            options["top_k"] = int(query["top_k"])
-        except (TypeError, ValueError):
-            raise BadRequest("'top_k' must be an integer") from None
+        value = query["top_k"]
+        # As strict as JSON's integers: ASCII digits only (int() would take "1_0", "+3", " 3" and other scripts).
+        if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+            raise BadRequest("'top_k' must be an integer")
+        options["top_k"] = int(value)
     if "probabilities" in query:
         flag = str(query["probabilities"]).lower()
         if flag not in ("true", "false", "1", "0"):
             raise BadRequest("'probabilities' must be true or false")
         options["probabilities"] = flag in ("true", "1")
     return options
+
+
+def decode_base64_body(body: bytes) -> bytes:
+    """A body the platform delivered base64-encoded (API Gateway's isBase64Encoded), decoded strictly."""
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("the request body is marked base64-encoded (isBase64Encoded) but is not valid "
+                         "base64") from None
 
 
 def media_type(content_type: str | None) -> str:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping
@@ -26,20 +26,22 @@ from .request import (
     is_raw_image,
     media_type,
     options_from_query,
+    decode_base64_body,
     parse_json_body,
 )
 from .settings import Settings, get_settings
 
 log = logging.getLogger("core")
 ALLOW = "GET, POST, OPTIONS"
+FETCH_CONCURRENCY = 8  # a batch's URLs fetched at once (the batch limit is 16 by default)
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-def _configure_logging() -> None:
+def _configure_logging(level: str) -> None:
     """One JSON line per request at INFO. Lambda and Azure give the root logger a handler (used as is);
     where nobody configured logging (functions-framework, the CLI), write the lines to stderr ourselves."""
     if log.level == logging.NOTSET:
-        log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+        log.setLevel(level)
     if not logging.getLogger().handlers and not log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
@@ -59,9 +61,8 @@ class Response:
 
 class Service:
     def __init__(self, settings: Settings | None = None, classifier: Classifier | None = None):
-        _configure_logging()
         # A bad environment variable must not crash the adapter (a platform error page, a traceback):
-        # the service starts with defaults and answers every request with a 500 until it is fixed.
+        # the service starts with defaults, says so once, and answers every request with a 500 until it is fixed.
         self._config_error = None
         if settings is None:
             try:
@@ -69,6 +70,9 @@ class Service:
             except ValueError as exc:
                 self._config_error = str(exc)
                 settings = Settings()
+        _configure_logging(settings.log_level)
+        if self._config_error:
+            log.error("configuration error, every request will be answered 500: %s", self._config_error)
         self.settings = settings
         self.classifier = classifier or Classifier(self.settings.manifest_path, self.settings.model_threads)
         self.limits = FetchLimits(
@@ -83,34 +87,28 @@ class Service:
     # -- entry points -------------------------------------------------------------------------------
     def handle_http(self, method: str, body: bytes | str | None, content_type: str | None = None,
                     query: Mapping[str, str] | None = None, cloud: str = "local",
-                    request_id: str | None = None) -> Response:
-        """Answer one HTTP request; never raises."""
-        request_id = request_id or uuid.uuid4().hex
-        if self._config_error:
-            return self._broken(request_id)
+                    request_id: str | None = None, base64_body: bool = False) -> Response:
+        """Answer one HTTP request; never raises. ``base64_body``: the platform delivered the body base64-encoded
+        (API Gateway's ``isBase64Encoded``)."""
         method = (method or "POST").upper()
-        if method == "GET":
-            try:
-                return Response(200, self.usage())
-            except ModelError as error:
-                log.error("model error: %s", error)
-                return self._internal_error(request_id)
-        if method == "OPTIONS":
-            return Response(204, None, {"Allow": ALLOW})
-        if method != "POST":
-            error = MethodNotAllowed(f"method {method} is not allowed; use POST (GET shows usage)")
-            return Response(error.status, error.to_dict(), {**JSON_HEADERS, "Allow": ALLOW})
         if isinstance(body, str):
             body = body.encode("utf-8")
-        return self._respond(lambda: self._parse_http(body or b"", content_type, query or {}),
-                             cloud, request_id)
+
+        def answer(trace: dict) -> Response:
+            if method == "GET":
+                return Response(200, self.usage())
+            if method == "OPTIONS":
+                return Response(204, None, {"Allow": ALLOW})
+            if method != "POST":
+                raise MethodNotAllowed(f"method {method} is not allowed; use POST (GET shows usage)")
+            return self._predict(trace, lambda: self._parse_http(body or b"", content_type, query or {},
+                                                                 base64_body))
+        return self._respond(answer, method, cloud, request_id)
 
     def handle_payload(self, payload, cloud: str = "local", request_id: str | None = None) -> Response:
         """Answer an already-decoded JSON request (direct invocations); never raises."""
-        request_id = request_id or uuid.uuid4().hex
-        if self._config_error:
-            return self._broken(request_id)
-        return self._respond(lambda: self._parse_payload(payload), cloud, request_id)
+        return self._respond(lambda trace: self._predict(trace, lambda: self._parse_payload(payload)),
+                             "INVOKE", cloud, request_id)
 
     def usage(self) -> dict:
         manifest = self._manifest()
@@ -124,11 +122,14 @@ class Service:
     def _manifest(self):
         return self.classifier.load().manifest
 
-    def _parse_http(self, body: bytes, content_type: str | None, query: Mapping[str, str]) -> PredictRequest:
+    def _parse_http(self, body: bytes, content_type: str | None, query: Mapping[str, str],
+                    base64_body: bool = False) -> PredictRequest:
         kind = media_type(content_type)
         check_media_type(kind)
         if len(body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"the request body is larger than {self.settings.max_body_bytes} bytes")
+        if base64_body:
+            body = decode_base64_body(body)
         options = options_from_query(query)  # validated for every body, so a bad ?top_k= is always a 400
         if is_raw_image(kind):
             return from_raw_image(body, options, len(self._manifest().labels), self.settings.max_image_bytes)
@@ -139,42 +140,71 @@ class Service:
         return from_payload(payload, len(self._manifest().labels), self.settings.max_batch,
                             self.settings.max_image_bytes)
 
-    def _respond(self, parse, cloud: str, request_id: str) -> Response:
+    def _respond(self, answer, method: str, cloud: str, request_id: str | None) -> Response:
+        """Every request's one exit: errors become JSON, and each answer gets its request id and a log line."""
+        request_id = request_id or uuid.uuid4().hex
         started = time.perf_counter()
-        timings: dict = {}
+        trace: dict = {"request": None, "timings": {}}
         cold, self._cold = self._cold, False
-        request = None
         try:
-            request = parse()
-            # One fetch budget for the whole request, so a batch of slow URLs cannot outlive the function.
-            deadline = time.monotonic() + self.limits.total_timeout
-            results = [self._classify_one(source, request, timings, deadline) for source in request.sources]
-            if request.batch:
-                body = [r.to_dict() if isinstance(r, ServiceError) else r for r in results]
-            elif isinstance(results[0], ServiceError):
-                raise results[0]
-            else:
-                body = results[0]
-            response = Response(200, body)
+            if self._config_error:
+                raise ModelError(f"configuration error: {self._config_error}")
+            response = answer(trace)
         except ServiceError as error:
             response = Response(error.status, error.to_dict())
+            if isinstance(error, MethodNotAllowed):
+                response.headers["Allow"] = ALLOW
         except ModelError as error:
-            log.error("model error: %s", error)
+            log.error("%s (request %s)", error, request_id)
             response = self._internal_error(request_id)
         except Exception:  # never a traceback to the client; the log has it
             log.exception("unexpected failure (request %s)", request_id)
             response = self._internal_error(request_id)
         response.headers["X-Request-Id"] = request_id
-        self._log(request_id, cloud, request, response, timings, cold, started)
+        self._log(request_id, method, cloud, trace, response, cold, started)
         return response
 
-    def _classify_one(self, source, request: PredictRequest, timings: dict, deadline: float):
-        """One image -> {label: score}, or the ServiceError it failed with (kept per item in batches)."""
+    def _predict(self, trace: dict, parse) -> Response:
+        request = trace["request"] = parse()
+        timings = trace["timings"]
+        # One fetch budget for the whole request, so a batch of slow URLs cannot outlive the function.
+        deadline = time.monotonic() + self.limits.total_timeout
+        images = self._fetch_all(request.sources, timings, deadline)
+        results = [self._classify_one(image, request, timings) for image in images]
+        if not request.batch:
+            if isinstance(results[0], ServiceError):
+                raise results[0]
+            return Response(200, results[0])
+        return Response(200, [r.to_dict() if isinstance(r, ServiceError) else r for r in results])
+
+    def _fetch_all(self, sources, timings: dict, deadline: float) -> list:
+        """Each source's image bytes, or the ServiceError it failed with; a batch's URLs are fetched at once."""
+        def fetch(source):
+            if source.kind != "url":  # image bytes, or the item's validation error
+                return source.value
+            try:
+                return fetch_image_bytes(source.value, self.limits, deadline)
+            except ServiceError as error:
+                return error
+
+        urls = sum(source.kind == "url" for source in sources)
+        t = time.perf_counter()
+        if urls > 1:
+            with ThreadPoolExecutor(max_workers=min(urls, FETCH_CONCURRENCY), thread_name_prefix="fetch") as pool:
+                images = list(pool.map(fetch, sources))
+        else:
+            images = [fetch(source) for source in sources]
+        if urls:
+            _lap(timings, "fetch", t)
+        return images
+
+    def _classify_one(self, data, request: PredictRequest, timings: dict):
+        """One image's bytes -> {label: score}, or the ServiceError it failed with."""
+        if isinstance(data, ServiceError):
+            return data
         try:
-            t = time.perf_counter()
-            data = fetch_image_bytes(source.value, self.limits, deadline) if source.kind == "url" else source.value
-            t = _lap(timings, "fetch", t) if source.kind == "url" else t
             timings["image_bytes"] = timings.get("image_bytes", 0) + len(data)
+            t = time.perf_counter()
             image = decode_image(data, self.settings.max_image_pixels, self._draft_size())
             timings["image_size"] = list(image.size)
             t = _lap(timings, "decode", t)
@@ -184,8 +214,6 @@ class Service:
             _lap(timings, "inference", t)
             return self.classifier.postprocess(scores, request.top_k, request.probabilities)
         except ServiceError as error:
-            if not request.batch:
-                raise
             return error
 
     def _draft_size(self):
@@ -194,19 +222,19 @@ class Service:
         height, width = self.classifier.manifest.input_size
         return width, height
 
-    def _broken(self, request_id: str) -> Response:
-        log.error("configuration error (request %s): %s", request_id, self._config_error)
-        return self._internal_error(request_id)
-
     @staticmethod
     def _internal_error(request_id: str) -> Response:
         return Response(500, {"error": {"type": "internal_error", "request_id": request_id,
                                         "message": "the service failed unexpectedly; quote the request id"}})
 
     @staticmethod
-    def _log(request_id, cloud, request, response, timings, cold, started) -> None:
+    def _log(request_id, method, cloud, trace, response, cold, started) -> None:
+        request, timings = trace["request"], trace["timings"]
+        level = logging.ERROR if response.status >= 500 else logging.WARNING if response.status >= 400 \
+            else logging.INFO
         record = {
-            "request_id": request_id, "cloud": cloud,
+            "severity": logging.getLevelName(level),  # Cloud Logging reads it; CloudWatch and Azure show it
+            "request_id": request_id, "cloud": cloud, "method": method,
             "input": request.input_kind if request else None,
             "items": len(request.sources) if request else 0,
             "status": response.status, "cold_start": cold,
@@ -217,7 +245,7 @@ class Service:
             record["image_bytes"], record["image_size"] = timings["image_bytes"], timings.get("image_size")
         if response.status >= 400:
             record["error"] = response.body["error"]["type"]
-        log.info(json.dumps(record))
+        log.log(level, json.dumps(record))
 
 
 def _lap(timings: dict, name: str, since: float) -> float:

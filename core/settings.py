@@ -1,7 +1,12 @@
-"""Runtime settings, read from environment variables once per process (see README, "Configuration")."""
+"""Runtime settings, read from environment variables once per process (see README, "Configuration").
+
+Every value is validated when the settings are made (at start-up), and an error names the environment variable
+and the values it accepts, so a bad deployment is one clear log line, not a failure in every request.
+"""
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,6 +33,16 @@ def _int(name: str, default: int) -> int:
     return _parse(name, default, int)
 
 
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    word = value.strip().lower()
+    if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"environment variable {name}={value!r} is invalid: use 1/true/yes/on or 0/false/no/off")
+    return word in ("1", "true", "yes", "on")
+
+
 def _networks(name: str):
     return _parse(name, (), lambda value: tuple(ipaddress.ip_network(part.strip(), strict=False)
                                                 for part in value.split(",") if part.strip()))
@@ -48,6 +63,13 @@ class Settings:
     model_threads: int = 1
     # Opt-in: decode JPEGs at reduced DCT scale (faster on big photos; pixels differ from keras_image_helper's).
     jpeg_draft: bool = False
+    log_level: str = "INFO"
+
+    def __post_init__(self):
+        for name, (variable, accepts, rule) in RULES.items():
+            value = getattr(self, name)
+            if not rule(value):
+                raise ValueError(f"environment variable {variable}={value!r} is out of range: {accepts}")
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -62,8 +84,32 @@ class Settings:
             max_body_bytes=_int("MAX_BODY_BYTES", cls.max_body_bytes),
             max_batch=_int("MAX_BATCH", cls.max_batch),
             model_threads=_int("MODEL_THREADS", cls.model_threads),
-            jpeg_draft=os.environ.get("JPEG_DRAFT", "").lower() in ("1", "true", "yes"),
+            jpeg_draft=_flag("JPEG_DRAFT", cls.jpeg_draft),
+            log_level=os.environ.get("LOG_LEVEL", cls.log_level).strip().upper(),
         )
+
+
+def _positive_seconds(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def _at_least(low: int):
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# field -> (environment variable, what it accepts, check)
+RULES = {
+    "fetch_connect_timeout": ("FETCH_CONNECT_TIMEOUT", "seconds, a finite number > 0", _positive_seconds),
+    "fetch_total_timeout": ("FETCH_TOTAL_TIMEOUT", "seconds, a finite number > 0", _positive_seconds),
+    "fetch_max_redirects": ("FETCH_MAX_REDIRECTS", "an integer >= 0", _at_least(0)),
+    "max_image_bytes": ("MAX_IMAGE_BYTES", "an integer >= 1", _at_least(1)),
+    "max_image_pixels": ("MAX_IMAGE_PIXELS", "an integer >= 1", _at_least(1)),
+    "max_body_bytes": ("MAX_BODY_BYTES", "an integer >= 1", _at_least(1)),
+    "max_batch": ("MAX_BATCH", "an integer >= 1", _at_least(1)),
+    "model_threads": ("MODEL_THREADS", "an integer >= 1", _at_least(1)),
+    "log_level": ("LOG_LEVEL", "one of " + ", ".join(LOG_LEVELS), lambda value: value in LOG_LEVELS),
+}
 
 
 @lru_cache(maxsize=1)

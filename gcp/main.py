@@ -10,9 +10,8 @@ from core import get_service
 
 @functions_framework.http
 def predict(request):
-    # Cloud Run's trace header carries the request's id: "TRACE_ID/SPAN_ID;o=1".
-    trace = request.headers.get("X-Cloud-Trace-Context", "")
+    # The platform's id of this execution (the trace id would span many requests).
     response = get_service().handle_http(
         request.method, request.get_data(cache=False), request.headers.get("Content-Type"),
-        request.args.to_dict(), cloud="gcp", request_id=trace.split("/", 1)[0] or None)
+        request.args.to_dict(), cloud="gcp", request_id=request.headers.get("Function-Execution-Id"))
     return ("" if response.body is None else response.json()), response.status, response.headers

@@ -12,8 +12,6 @@ last one (direct invocation) takes whatever is left:
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 
 from core import Response, get_service
@@ -35,11 +33,6 @@ def _header(headers, name: str):
 
 def _body(event) -> bytes:
     body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        try:
-            return base64.b64decode(body)
-        except (binascii.Error, ValueError):
-            return b"\xff"  # undecodable: core answers it as a bad body
     if isinstance(body, (dict, list)):  # a hand-written test event with the JSON inlined, not as a string
         return json.dumps(body).encode()
     # surrogatepass: a body with lone surrogates becomes invalid UTF-8, which core answers with a 400.
@@ -50,7 +43,8 @@ def _answer_http(event, method, request_id) -> dict:
     """An HTTP-shaped event through core, answered in API Gateway's response format."""
     response: Response = get_service().handle_http(
         method or "POST", _body(event), _header(event.get("headers"), "content-type"),
-        _dict(event.get("queryStringParameters")), cloud=CLOUD, request_id=request_id)
+        _dict(event.get("queryStringParameters")), cloud=CLOUD, request_id=request_id,
+        base64_body=bool(event.get("isBase64Encoded")))
     return {
         "statusCode": response.status,
         "headers": response.headers,
@@ -65,7 +59,7 @@ class HttpApiV2:
     @staticmethod
     def infer(event) -> bool:
         return isinstance(event, dict) and event.get("version") == "2.0" \
-            and isinstance(event.get("requestContext", {}).get("http"), dict)
+            and isinstance(_dict(event.get("requestContext")).get("http"), dict)
 
     @staticmethod
     def handle(event, request_id):

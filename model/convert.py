@@ -11,8 +11,9 @@ in float are rewritten into ones it runs in int8: model/activation_fusion.py, mo
 After converting, Keras and TF Lite classify the same images (``--parity-dir``, else the representative
 images, else random inputs) and a table shows the max absolute difference and top-1 agreement. A
 ``none`` conversion must agree within ``--tolerance`` (default 1e-4, relative to the largest output
-magnitude) or the command exits 2. The manifest (labels, input size, preprocessing, output kind,
-sha256) is written next to the ``.tflite``.
+magnitude), a quantized one must give Keras' top label on ``--min-agreement`` of the images (default 90%),
+or the command exits 2 and leaves ``--out`` as it was. Only a model that passed is moved into place, with its
+manifest (labels, input size, preprocessing, output kind, sha256, runtimes it loads in) beside it.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from model.pool_folding import fold_average_pools  # noqa: E402
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 DEFAULT_TOLERANCE = 1e-4
+DEFAULT_MIN_AGREEMENT = 0.9
 LEGACY_CHECK = Path(__file__).resolve().parent / "legacy_check.py"
 
 
@@ -54,7 +57,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--representative-count", type=int, default=200)
     p.add_argument("--parity-dir", type=Path, help="image folder for the Keras/TF Lite parity check")
     p.add_argument("--parity-count", type=int, default=64)
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="float32: largest relative difference from Keras allowed")
+    p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT,
+                   help="quantized modes: least share of parity images whose top label matches Keras")
     p.add_argument("--name", help="model name in the manifest (default: the output file's stem)")
     p.add_argument("--version", default="1.0.0", help="model version in the manifest")
     p.add_argument("--legacy-python", type=Path,
@@ -229,8 +235,6 @@ def detect_output_kind(outputs) -> str:
 def legacy_runtime_ok(python: Path, model_path: Path, batches, reference) -> tuple[bool, str]:
     """Whether tflite-runtime 2.14 (in another Python) loads and runs the model; its agreement with ``reference``
     (this runtime's outputs for the same inputs) is reported."""
-    import tempfile
-
     import numpy as np
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -316,34 +320,51 @@ def run(args) -> int:
     say(f"  {result['images']:>8} {result['max_abs_diff']:>14.3g} {result['relative_diff']:>10.3g} "
         f"{result['top1_agreement']:>12.3f}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(model_bytes)
-    runtimes = {"ai_edge_litert": True, "tensorflow": True}
-    if args.legacy_python:
-        ok, detail = legacy_runtime_ok(args.legacy_python, out, check_images, tflite_outputs)
-        runtimes["tflite_runtime"] = ok
-        say(f"tflite-runtime 2.14: {'loads and runs' if ok else 'NOT compatible'} ({detail})")
-    manifest = out.with_suffix(".json")
-    write_manifest(
-        manifest,
-        name=args.name or out.stem,
-        version=args.version,
-        model_file=out.name,
-        sha256=sha256_of(out),
-        labels=labels,
-        input_size=list(source.input_size),
-        preprocessing=args.preprocessing,
-        output=detect_output_kind(outputs) if args.output_kind == "auto" else args.output_kind,
-        quantization=args.quantize,
-        runtimes=runtimes,
-        parity={k: round(v, 8) for k, v in result.items()},
-    )
-    say(f"wrote {out} and {manifest}")
-    if args.quantize == "none" and result["relative_diff"] > args.tolerance:
-        print(f"error: float32 TF Lite differs from Keras by {result['relative_diff']:.3g} (relative), more than "
-              f"the tolerance {args.tolerance:g}", file=sys.stderr)
+    failure = parity_failure(args, result)
+    if failure:  # the served model is left as it was
+        print(f"error: {failure}; {out} was not written", file=sys.stderr)
         return 2
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".convert-") as tmp:
+        staged = Path(tmp) / out.name
+        staged.write_bytes(model_bytes)
+        runtimes = {"ai_edge_litert": True, "tensorflow": True}
+        if args.legacy_python:
+            ok, detail = legacy_runtime_ok(args.legacy_python, staged, check_images, tflite_outputs)
+            runtimes["tflite_runtime"] = ok
+            say(f"tflite-runtime 2.14: {'loads and runs' if ok else 'NOT compatible'} ({detail})")
+        write_manifest(
+            staged.with_suffix(".json"),
+            name=args.name or out.stem,
+            version=args.version,
+            model_file=out.name,
+            sha256=sha256_of(staged),
+            labels=labels,
+            input_size=list(source.input_size),
+            preprocessing=args.preprocessing,
+            output=detect_output_kind(outputs) if args.output_kind == "auto" else args.output_kind,
+            quantization=args.quantize,
+            runtimes=runtimes,
+            parity={k: round(v, 8) for k, v in result.items()},
+        )
+        # Every check passed: move the pair into place (the model first; a manifest names its model's hash).
+        os.replace(staged, out)
+        os.replace(staged.with_suffix(".json"), out.with_suffix(".json"))
+    say(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
+
+
+def parity_failure(args, result: dict) -> str | None:
+    """Why the converted model must not be served, or None: float32 must match Keras within the tolerance; a
+    quantized model must give Keras' top label on at least --min-agreement of the images."""
+    if args.quantize == "none" and result["relative_diff"] > args.tolerance:
+        return (f"float32 TF Lite differs from Keras by {result['relative_diff']:.3g} (relative), more than the "
+                f"tolerance {args.tolerance:g}")
+    if args.quantize != "none" and result["top1_agreement"] < args.min_agreement:
+        return (f"the {args.quantize} model gives Keras' top label on only {result['top1_agreement']:.1%} of "
+                f"{result['images']} images (--min-agreement {args.min_agreement:.0%})")
+    return None
 
 
 if __name__ == "__main__":

@@ -14,6 +14,17 @@ from PIL import Image
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 
 
+def discover_labels(split_dir: Path) -> list[str]:
+    """The labels of a folder-per-label split: its sub-folders' names, sorted (the model's output order)."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"data folder not found: {split_dir}")
+    labels = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(labels) < 2:
+        raise FileNotFoundError(f"{split_dir} needs at least two label folders, found {len(labels)}")
+    return labels
+
+
 def list_split(split_dir: Path, labels) -> tuple[list[Path], np.ndarray]:
     """Image paths and integer label ids of one split, in a stable (sorted) order."""
     split_dir = Path(split_dir)

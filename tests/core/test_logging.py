@@ -32,3 +32,18 @@ def test_log_never_holds_image_data(loopback_settings, pants_photo, caplog):
         Service(loopback_settings).handle_http("POST", json.dumps({"image": b64}), "application/json")
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert b64[:40] not in text and len(text) < 1000
+
+
+def test_every_answer_has_a_request_id_and_a_log_line_with_its_severity(loopback_settings, caplog):
+    """GET, OPTIONS and 405 go through the same exit as predictions."""
+    service = Service(loopback_settings)
+    with caplog.at_level(logging.INFO, logger="core"):
+        answers = [service.handle_http(method, b"", "application/json", request_id=f"id-{method}")
+                   for method in ("GET", "OPTIONS", "DELETE")]
+        service.handle_http("POST", b"{bad", "application/json", request_id="id-bad")
+    assert [a.headers["X-Request-Id"] for a in answers] == ["id-GET", "id-OPTIONS", "id-DELETE"]
+    lines = records(caplog)
+    assert [(r["method"], r["status"], r["severity"]) for r in lines] == [
+        ("GET", 200, "INFO"), ("OPTIONS", 204, "INFO"), ("DELETE", 405, "WARNING"), ("POST", 400, "WARNING")]
+    assert [r.levelname for r in caplog.records if r.getMessage().startswith("{")] == [
+        "INFO", "INFO", "WARNING", "WARNING"]

@@ -12,20 +12,7 @@ keras = pytest.importorskip("keras")
 
 from core.model import Classifier  # noqa: E402
 from model.convert import main as convert_main  # noqa: E402
-from tests.conftest import ROOT, image_bytes  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    """A few real-looking images (dataset photos when available, else generated ones)."""
-    folder = tmp_path_factory.mktemp("images")
-    data = ROOT.parent / "shared" / "data" / "clothing-dataset-small" / "validation"
-    photos = sorted(data.glob("*/*.jpg"))[::40][:8] if data.is_dir() else []
-    for i, photo in enumerate(photos):
-        (folder / f"photo{i}.jpg").write_bytes(photo.read_bytes())
-    for i, color in enumerate([(200, 30, 30), (20, 180, 60), (30, 30, 220), (240, 240, 240)]):
-        (folder / f"gen{i}.png").write_bytes(image_bytes("PNG", size=(90, 120), color=color))
-    return folder
+from tests.conftest import ROOT  # noqa: E402
 
 
 def small_model(outputs=10, softmax=False):
@@ -131,13 +118,26 @@ def test_label_count_mismatch_is_refused(keras_file, tmp_path, capsys):
     assert code == 1 and "outputs 10 scores but 3 labels" in err
 
 
-def test_cli_exits_nonzero_when_float32_parity_fails(keras_file, tmp_path):
-    """A tolerance of 0 cannot be met by a real conversion on random inputs: the command must fail (exit 2)."""
+def test_cli_exits_nonzero_when_float32_parity_fails_and_keeps_the_served_model(keras_file, tmp_path):
+    """A tolerance of 0 cannot be met by a real conversion on random inputs: the command must fail (exit 2) and
+    leave the model already at --out, and its manifest, as they were."""
+    served, manifest = tmp_path / "x.tflite", tmp_path / "x.json"
+    served.write_bytes(b"the model being served")
+    manifest.write_text('{"name": "served"}')
     proc = subprocess.run([sys.executable, str(ROOT / "model" / "convert.py"), str(keras_file), "--out",
-                           str(tmp_path / "x.tflite"), "--tolerance", "0"], capture_output=True, text=True,
-                          timeout=300)
+                           str(served), "--tolerance", "0"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "differs from Keras" in proc.stderr
+    assert "differs from Keras" in proc.stderr and "was not written" in proc.stderr
+    assert served.read_bytes() == b"the model being served" and manifest.read_text() == '{"name": "served"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json", "x.tflite"]  # no staging leftovers
+
+
+def test_quantized_model_below_the_agreement_floor_is_not_written(keras_file, image_dir, tmp_path, capsys):
+    out = tmp_path / "q.tflite"
+    code, _, err = run(capsys, keras_file, "--out", out, "--quantize", "int8", "--representative-dir", image_dir,
+                       "--parity-dir", image_dir, "--min-agreement", "1.01")
+    assert code == 2 and "gives Keras' top label on only" in err
+    assert not out.exists() and not out.with_suffix(".json").exists()
 
 
 CUSTOM_LAYER_MODEL = """

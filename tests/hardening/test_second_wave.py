@@ -1,0 +1,188 @@
+"""Regressions for what the second adversarial run found (issue 12), each against the real functions-framework
+server or, for Lambda-only event shapes, through handlers.aws.lambda_handler."""
+import json
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.clouds.test_gcp_server import start_functions_framework, stop_server
+from tests.conftest import ROOT, free_port, http_post
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT,
+                                          {"FETCH_TOTAL_TIMEOUT": "3"})
+    yield url
+    stop_server(proc)
+
+
+def test_a_refused_connection_is_502_fetch_failed_not_a_timeout(server):
+    closed = free_port()  # nothing listens there
+    started = time.monotonic()
+    status, body = http_post(server, json.dumps({"url": f"http://127.0.0.1:{closed}/a.jpg"}).encode())
+    assert status == 502 and body["error"]["type"] == "fetch_failed", body
+    assert "cannot connect" in body["error"]["message"] and time.monotonic() - started < 2
+
+
+def test_a_host_name_that_cannot_be_a_host_name_is_400(server):
+    status, body = http_post(server, json.dumps({"url": "http://" + "a" * 64 + ".example/x.jpg"}).encode())
+    assert status == 400 and "not a valid host name" in body["error"]["message"], body
+
+
+@pytest.mark.parametrize("value", ["1_0", "+3", "3 ", " 3", "\u0663", "\u00b3", "3.0", "0x3", ""])
+def test_query_integers_are_as_strict_as_json_ones(server, pants_photo, value):
+    url = server + "?" + urllib.parse.urlencode({"top_k": value})
+    status, body = http_post(url, pants_photo.read_bytes(), "image/jpeg")
+    assert status == 400 and body["error"]["message"] == "'top_k' must be an integer", (value, body)
+    status, body = http_post(server + "?top_k=3", pants_photo.read_bytes(), "image/jpeg")
+    assert status == 200 and len(body) == 3
+
+
+def test_bad_configuration_is_one_start_up_line_then_a_json_500_for_every_request():
+    proc, url, log = start_broken_server({"FETCH_TOTAL_TIMEOUT": "nan"})
+    try:
+        for method in ("GET", "POST", "OPTIONS"):
+            request = urllib.request.Request(url, data=b"{}" if method == "POST" else None, method=method,
+                                             headers={"Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                urllib.request.urlopen(request, timeout=30)
+            body = json.loads(answer.value.read())
+            assert answer.value.code == 500 and body["error"]["type"] == "internal_error", method
+            assert body["error"]["request_id"]
+    finally:
+        stop_server(proc)
+    lines = [line for line in log.read_text().splitlines() if "configuration error, every request" in line]
+    assert len(lines) == 1 and "FETCH_TOTAL_TIMEOUT=nan" in lines[0] and "finite number > 0" in lines[0]
+    assert "Traceback" not in log.read_text()
+
+
+def start_broken_server(env):
+    """functions-framework with a bad setting: up when it answers anything at all."""
+    import os
+    import subprocess
+    import tempfile
+
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="functions-framework-", suffix=".log")[1])
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "functions-framework"), "--source",
+                                 str(ROOT / "gcp" / "main.py"), "--target", "predict", "--host", "127.0.0.1",
+                                 "--port", str(port)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                                stdout=out, stderr=subprocess.STDOUT)
+    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except urllib.error.HTTPError:
+            break
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    return proc, url, log
+
+
+@pytest.mark.parametrize("variable, value, accepts", [
+    ("FETCH_TOTAL_TIMEOUT", "nan", "finite number > 0"),
+    ("FETCH_TOTAL_TIMEOUT", "-1", "finite number > 0"),
+    ("FETCH_CONNECT_TIMEOUT", "0", "finite number > 0"),
+    ("MAX_IMAGE_PIXELS", "-1", "integer >= 1"),
+    ("MAX_BATCH", "0", "integer >= 1"),
+    ("MODEL_THREADS", "0", "integer >= 1"),
+    ("LOG_LEVEL", "verbose", "one of DEBUG, INFO"),
+    ("JPEG_DRAFT", "ture", "1/true/yes/on or 0/false/no/off"),
+])
+def test_every_setting_is_validated_at_start_up(monkeypatch, fresh_service, caplog, variable, value, accepts):
+    from core.service import get_service
+    from handlers.aws import lambda_handler
+
+    monkeypatch.setenv(variable, value)
+    with caplog.at_level("ERROR", logger="core"):
+        get_service()
+    assert any(variable in r.getMessage() and accepts in r.getMessage() for r in caplog.records), caplog.text
+    usage = lambda_handler({"version": "2.0", "requestContext": {"http": {"method": "GET"}}}, None)
+    assert usage["statusCode"] == 500 and json.loads(usage["body"])["error"]["type"] == "internal_error"
+
+
+CONTEXT = SimpleNamespace(aws_request_id="edge")
+
+
+def event(name):
+    return json.loads((ROOT / "tests" / "events" / name).read_text())
+
+
+def test_lambda_event_with_a_null_request_context(handler):
+    payload = event("apigw-v1.json")
+    payload["requestContext"] = None
+    payload["body"] = "{}"
+    response = handler(payload, CONTEXT)
+    assert response["statusCode"] == 400 and "error" in json.loads(response["body"])
+    v2 = dict(event("http-api-v2.json"), requestContext=None)
+    assert handler(v2, CONTEXT)["error"]["type"] == "bad_request"  # not an HTTP event: a direct invocation
+
+
+def test_bad_base64_in_an_is_base64_encoded_body_says_so(handler):
+    payload = event("apigw-v1-base64-image.json")
+    payload["body"] = "not*base64!"
+    response = handler(payload, CONTEXT)
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 400 and "not valid base64" in body["error"]["message"]
+
+
+def test_every_kind_of_bad_batch_item_is_answered_in_its_place(server, pants_photo, image_server):
+    import base64
+
+    base, routes = image_server
+    routes["/wave-pants.jpg"] = (200, {"Content-Type": "image/jpeg"}, pants_photo.read_bytes())
+    good = base64.b64encode(pants_photo.read_bytes()).decode()
+    status, body = http_post(server, json.dumps({"images": [good, "not*base64", 7, "aGk=", ""], "top_k": 1}).encode())
+    assert status == 200, body
+    assert list(body[0]) == ["pants"]
+    assert [item["error"]["type"] for item in body[1:]] == ["bad_request", "bad_request", "invalid_image",
+                                                             "bad_request"]
+    urls = [base + "/wave-pants.jpg", 5, "ftp://example.com/x.jpg", "http://169.254.169.254/", base + "/nope"]
+    status, body = http_post(server, json.dumps({"urls": urls, "top_k": 1}).encode())
+    assert status == 200, body
+    assert list(body[0]) == ["pants"]
+    assert [item["error"]["type"] for item in body[1:]] == ["bad_request", "bad_request", "bad_request",
+                                                             "fetch_failed"]
+    # The request itself stays one error: a batch that is not a list, or too long.
+    assert http_post(server, json.dumps({"urls": "x"}).encode())[0] == 400
+    assert http_post(server, json.dumps({"urls": [base] * 17}).encode())[0] == 400
+
+
+def test_a_batch_of_urls_is_fetched_concurrently_under_one_deadline(server, pants_photo, image_server):
+    base, routes = image_server
+    photo = pants_photo.read_bytes()
+
+    def slow(handler):  # answers after 0.5 s
+        time.sleep(0.5)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/jpeg")
+        handler.send_header("Content-Length", str(len(photo)))
+        handler.end_headers()
+        handler.wfile.write(photo)
+
+    routes["/slow-pants.jpg"] = slow
+    started = time.monotonic()
+    status, body = http_post(server, json.dumps({"urls": [base + "/slow-pants.jpg"] * 8, "top_k": 1}).encode())
+    elapsed = time.monotonic() - started
+    assert status == 200 and all(list(item) == ["pants"] for item in body), body
+    assert elapsed < 2.0, f"8 URLs of 0.5 s each took {elapsed:.1f}s: not fetched concurrently"
+
+
+def test_a_png_that_declares_more_rows_than_it_holds_is_422(server):
+    from tests.core.test_images import png_from_rows
+
+    bomb = png_from_rows(6300, 6300, b"".join(b"\x00" + b"\x80" * 6300 for _ in range(50)))
+    assert len(bomb) < 2000
+    started = time.monotonic()
+    status, body = http_post(server, bomb, "image/png")
+    assert status == 422 and "PNG is truncated" in body["error"]["message"], body
+    assert time.monotonic() - started < 1.0

@@ -1,0 +1,17 @@
+"""Fixtures shared by the model tools' tests."""
+import pytest
+
+from tests.conftest import ROOT, image_bytes
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory):
+    """A few real-looking images (dataset photos when available, else generated ones)."""
+    folder = tmp_path_factory.mktemp("images")
+    data = ROOT.parent / "shared" / "data" / "clothing-dataset-small" / "validation"
+    photos = sorted(data.glob("*/*.jpg"))[::40][:8] if data.is_dir() else []
+    for i, photo in enumerate(photos):
+        (folder / f"photo{i}.jpg").write_bytes(photo.read_bytes())
+    for i, color in enumerate([(200, 30, 30), (20, 180, 60), (30, 30, 220), (240, 240, 240)]):
+        (folder / f"gen{i}.png").write_bytes(image_bytes("PNG", size=(90, 120), color=color))
+    return folder

@@ -1,0 +1,58 @@
+"""The project's serverless CLI (osls, installed by `npm ci` as node_modules/.bin/serverless) for the tests: its
+environment, and `serverless offline start` as a context manager."""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT, free_port
+
+SLS = ROOT / "node_modules" / ".bin" / "serverless"
+
+
+def sls_env(**extra) -> dict:
+    """What `source .venv/bin/activate` gives a user: invoke local and offline run this virtualenv's python3."""
+    env = dict(os.environ, SLS_TELEMETRY_DISABLED="1", SLS_NOTIFICATIONS_MODE="off", PYTHON_BIN=sys.executable,
+               VIRTUAL_ENV=str(Path(sys.executable).parent.parent), **extra)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def require_cli() -> str:
+    if not SLS.exists():
+        raise AssertionError("node_modules/.bin/serverless is missing: run `make install` (npm ci)")
+    return str(SLS)
+
+
+@contextlib.contextmanager
+def offline_server(*params: str, **env):
+    """`serverless offline start` on free ports; yields the base URL (http://127.0.0.1:PORT/dev)."""
+    http_port, lambda_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [require_cli(), "offline", "start", "--httpPort", str(http_port), "--lambdaPort", str(lambda_port), *params],
+        cwd=ROOT, env=sls_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    output, deadline, line = [], time.monotonic() + 120, ""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        output.append(line)
+        if "Server ready" in line or (not line and proc.poll() is not None):
+            break
+    if "Server ready" not in line:
+        os.killpg(proc.pid, 9)
+        raise AssertionError("serverless offline did not start:\n" + "".join(output)[-3000:])
+    # keep reading: an unread pipe fills up with the function's log lines and blocks the server
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{http_port}/dev", "".join(output)
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
