@@ -8,7 +8,9 @@
 - the connection goes to the address that was checked (no DNS-rebinding window), with the original host
   name kept for the Host header, TLS SNI and certificate checks;
 - redirects are followed by hand, at most N, each hop checked again;
-- connect and read timeouts plus a total deadline, and a byte cap enforced while streaming.
+- connect and read timeouts plus a total deadline that holds from connect to the last body byte (a watchdog
+  shuts the connection when it passes, so a server dripping header lines cannot outlast it), and a byte cap
+  enforced while streaming.
 
 Connections are kept open (urllib3's PoolManager) per checked address and port, and for TLS per host name too: a
 warm function that fetches from the same bucket or CDN again skips the TCP and TLS handshakes. Reuse cannot
@@ -19,13 +21,14 @@ from __future__ import annotations
 import functools
 import ipaddress
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-from .errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, UnsupportedMediaType
+from .errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -130,23 +133,81 @@ def fetch_image_bytes(url: str, limits: FetchLimits, deadline: float | None = No
         if remaining <= 0:
             raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
         address = resolve(host, port, limits.allow_networks, timeout=remaining)
-        response = _request(scheme, host, address, port, target, deadline, limits)
-        reusable = False
-        try:
-            if response.status in REDIRECTS and response.headers.get("Location"):
-                url = urljoin(url, response.headers["Location"])
-                continue
-            if response.status != 200:
-                raise FetchFailed(f"the image URL answered HTTP {response.status}")
-            _check_content_type(response.headers.get("Content-Type", ""))
-            body = _read_capped(response, deadline, limits.max_bytes)
-            reusable = True  # read to the end: the connection can serve the next request
+        with _Watchdog(deadline) as watchdog:
+            try:
+                location, body = _get(scheme, host, address, port, target, deadline, limits)
+            except ServiceError:
+                if watchdog.fired:  # the shut connection surfaced as a protocol error
+                    raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s") from None
+                raise
+            if watchdog.fired:  # a body cut short by the watchdog is not an image
+                raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
+        if location is None:
             return body
-        finally:
-            if not reusable:  # an unread or half-read body: this connection is done
-                response.close()
-            response.release_conn()
+        url = urljoin(url, location)
     raise FetchFailed(f"too many redirects (more than {limits.max_redirects})")
+
+
+def _get(scheme, host, address, port, target, deadline, limits) -> tuple[str | None, bytes]:
+    """One hop: (the redirect's Location, None) or (None, the image bytes)."""
+    response = _request(scheme, host, address, port, target, deadline, limits)
+    reusable = False
+    try:
+        if response.status in REDIRECTS and response.headers.get("Location"):
+            return response.headers["Location"], b""
+        if response.status != 200:
+            raise FetchFailed(f"the image URL answered HTTP {response.status}")
+        _check_content_type(response.headers.get("Content-Type", ""))
+        body = _read_capped(response, deadline, limits.max_bytes)
+        reusable = True  # read to the end: the connection can serve the next request
+        return None, body
+    finally:
+        if not reusable:  # an unread or half-read body: this connection is done
+            response.close()
+        response.release_conn()
+
+
+_WATCHED = threading.local()  # the watchdog of the fetch running on this thread
+
+
+class _Watchdog:
+    """Shuts the socket of this thread's request when the deadline passes: timeouts bound each socket read,
+    not their sum, and a server that drips one header line or byte at a time would never trip them."""
+
+    def __init__(self, deadline: float):
+        self.connection = None  # set by _WatchedConnection.request
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        _WATCHED.watchdog = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._timer.cancel()
+        _WATCHED.watchdog = None
+
+    def _fire(self):
+        self.fired = True
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _watched(connection_class):
+    """A urllib3 connection class that tells this thread's watchdog which connection its request uses."""
+    class _WatchedConnection(connection_class):
+        def request(self, *args, **kwargs):
+            watchdog = getattr(_WATCHED, "watchdog", None)
+            if watchdog is not None:
+                watchdog.connection = self
+            return super().request(*args, **kwargs)
+    return _WatchedConnection
 
 
 @functools.lru_cache(maxsize=1)
@@ -154,7 +215,15 @@ def _pool_manager():
     """urllib3's pool manager: the most recently used pools (closed when evicted), kept connections in each."""
     import urllib3  # imported on the first URL request: requests carrying the image never pay for it
 
-    return urllib3.PoolManager(num_pools=POOLS_KEPT, maxsize=CONNECTIONS_KEPT, block=False, retries=False)
+    class HTTPPool(urllib3.HTTPConnectionPool):
+        ConnectionCls = _watched(urllib3.connection.HTTPConnection)
+
+    class HTTPSPool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = _watched(urllib3.connection.HTTPSConnection)
+
+    manager = urllib3.PoolManager(num_pools=POOLS_KEPT, maxsize=CONNECTIONS_KEPT, block=False, retries=False)
+    manager.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+    return manager
 
 
 def _request(scheme, host, address, port, target, deadline, limits):

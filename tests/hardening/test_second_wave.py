@@ -186,3 +186,31 @@ def test_a_png_that_declares_more_rows_than_it_holds_is_422(server):
     status, body = http_post(server, bomb, "image/png")
     assert status == 422 and "PNG is truncated" in body["error"]["message"], body
     assert time.monotonic() - started < 1.0
+
+
+def drip_headers(handler):
+    """A server that sends one header line every 0.4 s, for 16 s: each read is quick, the whole is not."""
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n")
+    try:
+        for i in range(40):
+            handler.wfile.write(f"X-Drip-{i}: x\r\n".encode())
+            handler.wfile.flush()
+            time.sleep(0.4)
+    except OSError:  # the client gave up
+        pass
+    handler.close_connection = True
+
+
+def test_the_total_timeout_covers_the_response_headers(server, image_server):
+    base, routes = image_server
+    routes["/drip.jpg"] = drip_headers
+    started = time.monotonic()
+    status, body = http_post(server, json.dumps({"url": base + "/drip.jpg"}).encode())
+    elapsed = time.monotonic() - started
+    assert status == 504 and body["error"]["type"] == "fetch_timeout", body
+    assert elapsed < 4.0, f"FETCH_TOTAL_TIMEOUT=3 but the request took {elapsed:.1f}s"
+    # A batch shares the one budget: two dripping URLs and a good one still end by the deadline.
+    started = time.monotonic()
+    status, body = http_post(server, json.dumps({"urls": [base + "/drip.jpg"] * 2}).encode())
+    assert status == 200 and [item["error"]["type"] for item in body] == ["fetch_timeout"] * 2
+    assert time.monotonic() - started < 4.0
