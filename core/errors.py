@@ -44,5 +44,9 @@ class FetchTimeout(ServiceError):
     status, type = 504, "fetch_timeout"
 
 
+class ServiceBusy(ServiceError):
+    status, type = 503, "service_busy"
+
+
 class ModelError(Exception):
     """The deployed model or its manifest is broken: an operator's problem, never the client's."""

@@ -18,12 +18,20 @@ from .errors import InvalidImage, PayloadTooLarge
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 
 
-def decode_image(data: bytes, max_pixels: int, draft_size: tuple | None = None) -> Image.Image:
-    """Open and fully decode ``data`` (first frame if animated); an RGB or L image of the original size.
+def decode_image(data: bytes, max_pixels: int, draft_size: tuple | None = None,
+                 draft_above_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode ``data`` (first frame if animated); an RGB or L image."""
+    return load_image(open_image(data, max_pixels, draft_size, draft_above_pixels))
 
-    ``draft_size`` (width, height), opt-in (``JPEG_DRAFT``): JPEGs are decoded by the DCT at 1/2, 1/4 or 1/8
-    scale, never below that size — much faster for big photos, but the pixels differ slightly from Keras'.
-    """
+
+def open_image(data: bytes, max_pixels: int, draft_size: tuple | None = None,
+               draft_above_pixels: int | None = None) -> Image.Image:
+    """Read the header, check the pixel limit, choose the decode scale; no pixel is decoded yet.
+
+    ``draft_size`` (width, height): JPEGs are decoded by the DCT at 1/2, 1/4 or 1/8 scale, never below that
+    size — far less memory and time for big photos, but the pixels differ slightly from Keras'. It applies to
+    every JPEG when ``draft_above_pixels`` is None (``JPEG_DRAFT=1``), else only to JPEGs with more pixels.
+    ``.size`` of the result is the size it will decode to."""
     if not data:
         raise InvalidImage("the image is empty (0 bytes)")
     try:
@@ -37,15 +45,23 @@ def decode_image(data: bytes, max_pixels: int, draft_size: tuple | None = None) 
             if img.format == "PNG":  # before decoding: a truncated PNG is refused without its pixels
                 _check_png_rows(data)
             img.seek(0)
-            if draft_size and img.format == "JPEG":
+            if draft_size and img.format == "JPEG" and width * height > (draft_above_pixels or 0):
                 img.draft("RGB", draft_size)
-            img.load()
     except (PayloadTooLarge, InvalidImage):
         raise
     except Image.DecompressionBombError:  # PIL's own check, which fires inside open() for some formats
         raise PayloadTooLarge(f"the image has more pixels than the limit ({max_pixels})") from None
     except UnidentifiedImageError:
         raise InvalidImage(f"not a decodable image (supported formats: {', '.join(FORMATS)})") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, struct.error) as exc:
+        raise InvalidImage(f"the image could not be decoded: {exc}") from None
+    return img
+
+
+def load_image(img: Image.Image) -> Image.Image:
+    """Decode an image from ``open_image``: an RGB or L image, 16/32-bit greyscale scaled to 8 bits."""
+    try:
+        img.load()
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise InvalidImage(f"the image could not be decoded: {exc}") from None
     return _to_8bit(img)

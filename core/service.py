@@ -16,7 +16,8 @@ from typing import Mapping
 
 from .errors import MethodNotAllowed, ModelError, PayloadTooLarge, ServiceError
 from .fetch import FetchLimits, fetch_image_bytes
-from .images import decode_image
+from .images import load_image, open_image
+from .memory import PixelBudget, release_freed_memory
 from .model import Classifier
 from .request import (
     PredictRequest,
@@ -34,6 +35,7 @@ from .settings import Settings, get_settings
 log = logging.getLogger("core")
 ALLOW = "GET, POST, OPTIONS"
 FETCH_CONCURRENCY = 8  # a batch's URLs fetched at once (the batch limit is 16 by default)
+TRIM_AFTER_PIXELS = 4_000_000  # decodes this large hand their memory back to the system when done
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -82,6 +84,7 @@ class Service:
             max_redirects=self.settings.fetch_max_redirects,
             allow_networks=self.settings.fetch_allow_networks,
         )
+        self.pixel_budget = PixelBudget(self.settings.decode_budget_pixels)
         self._cold = True
 
     # -- entry points -------------------------------------------------------------------------------
@@ -205,10 +208,17 @@ class Service:
         try:
             timings["image_bytes"] = timings.get("image_bytes", 0) + len(data)
             t = time.perf_counter()
-            image = decode_image(data, self.settings.max_image_pixels, self._draft_size())
-            timings["image_size"] = list(image.size)
-            t = _lap(timings, "decode", t)
-            batch = self.classifier.preprocess(image)
+            image = open_image(data, self.settings.max_image_pixels, self._draft_size(),
+                               None if self.settings.jpeg_draft else self.settings.jpeg_exact_max_pixels)
+            pixels = image.size[0] * image.size[1]
+            timings["image_size"] = list(image.size)  # as decoded
+            with self.pixel_budget.hold(pixels):  # decoded, the image exists only inside this block
+                image = load_image(image)
+                t = _lap(timings, "decode", t)
+                batch = self.classifier.preprocess(image)
+                del image
+            if pixels >= TRIM_AFTER_PIXELS:
+                release_freed_memory()
             t = _lap(timings, "preprocess", t)
             scores = self.classifier.predict(batch)
             _lap(timings, "inference", t)
@@ -217,9 +227,8 @@ class Service:
             return error
 
     def _draft_size(self):
-        if not self.settings.jpeg_draft:
-            return None
-        height, width = self.classifier.manifest.input_size
+        """The smallest size a JPEG may be decoded at: the model's input size (width, height)."""
+        height, width = self.classifier.load().manifest.input_size
         return width, height
 
     @staticmethod

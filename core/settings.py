@@ -61,7 +61,11 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_batch: int = 16
     model_threads: int = 1
-    # Opt-in: decode JPEGs at reduced DCT scale (faster on big photos; pixels differ from keras_image_helper's).
+    # Decoded pixels all threads may hold at once (~8 bytes each while decoding): the instance's image memory.
+    decode_budget_pixels: int = 48_000_000
+    # JPEGs up to this size decode at full size (pixels exactly as Keras'); larger ones at reduced DCT scale.
+    jpeg_exact_max_pixels: int = 16_000_000
+    # Opt-in: decode every JPEG at reduced DCT scale (faster; pixels differ from keras_image_helper's).
     jpeg_draft: bool = False
     log_level: str = "INFO"
 
@@ -84,6 +88,8 @@ class Settings:
             max_body_bytes=_int("MAX_BODY_BYTES", cls.max_body_bytes),
             max_batch=_int("MAX_BATCH", cls.max_batch),
             model_threads=_int("MODEL_THREADS", cls.model_threads),
+            decode_budget_pixels=_int("DECODE_BUDGET_PIXELS", cls.decode_budget_pixels),
+            jpeg_exact_max_pixels=_int("JPEG_EXACT_MAX_PIXELS", cls.jpeg_exact_max_pixels),
             jpeg_draft=_flag("JPEG_DRAFT", cls.jpeg_draft),
             log_level=os.environ.get("LOG_LEVEL", cls.log_level).strip().upper(),
         )
@@ -108,6 +114,8 @@ RULES = {
     "max_body_bytes": ("MAX_BODY_BYTES", "an integer >= 1", _at_least(1)),
     "max_batch": ("MAX_BATCH", "an integer >= 1", _at_least(1)),
     "model_threads": ("MODEL_THREADS", "an integer >= 1", _at_least(1)),
+    "decode_budget_pixels": ("DECODE_BUDGET_PIXELS", "an integer >= 1", _at_least(1)),
+    "jpeg_exact_max_pixels": ("JPEG_EXACT_MAX_PIXELS", "an integer >= 1", _at_least(1)),
     "log_level": ("LOG_LEVEL", "one of " + ", ".join(LOG_LEVELS), lambda value: value in LOG_LEVELS),
 }
 

@@ -214,3 +214,60 @@ def test_the_total_timeout_covers_the_response_headers(server, image_server):
     status, body = http_post(server, json.dumps({"urls": [base + "/drip.jpg"] * 2}).encode())
     assert status == 200 and [item["error"]["type"] for item in body] == ["fetch_timeout"] * 2
     assert time.monotonic() - started < 4.0
+
+
+def test_big_jpegs_decode_at_reduced_scale_and_small_ones_exactly():
+    from core.images import open_image
+    from tests.conftest import image_bytes
+
+    big = open_image(image_bytes("JPEG", size=(6000, 4000)), 40_000_000, (192, 192), 16_000_000)
+    assert big.size == (750, 500)  # 1/8 scale: 24 MP would be ~100 MB decoded, this is 1.5 MB
+    small = open_image(image_bytes("JPEG", size=(4000, 3000)), 40_000_000, (192, 192), 16_000_000)
+    assert small.size == (4000, 3000)  # 12 MP: full size, the pixels Keras would see
+
+
+def test_the_pixel_budget_lets_big_decodes_take_turns():
+    import threading
+
+    from core.errors import ServiceBusy
+    from core.memory import PixelBudget, release_freed_memory
+
+    budget, inside, peak, lock = PixelBudget(48, wait_seconds=5), [0], [0], threading.Lock()
+
+    def decode(pixels):
+        with budget.hold(pixels):
+            with lock:
+                inside[0] += pixels
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= pixels
+
+    threads = [threading.Thread(target=decode, args=(36,)) for _ in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert peak[0] == 36  # never two 36-pixel decodes in a 48-pixel budget
+    with budget.hold(100):  # larger than the whole budget: runs alone rather than never
+        pass
+    busy = PixelBudget(10, wait_seconds=0.1)
+    with busy.hold(10), pytest.raises(ServiceBusy, match="retry"):
+        with busy.hold(1):
+            pass
+    assert release_freed_memory() is True  # glibc here, as on Lambda, Cloud Functions and Azure
+
+
+def test_eight_concurrent_36_megapixel_pngs_are_all_answered(server):
+    """They take turns in the decode budget instead of holding 8 x 150 MB at once (bench/server_memory.py)."""
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    from PIL import Image
+
+    gradient = np.linspace(0, 255, 6000, dtype=np.float32)
+    pixels = np.stack([np.tile(gradient, (6000, 1))] * 3, axis=-1).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: http_post(server, buffer.getvalue(), "image/png"), range(8)))
+    assert [status for status, _ in answers] == [200] * 8

@@ -1,0 +1,106 @@
+"""Benchmark 8: the memory of a real functions-framework server (8 threads, as `--concurrency 8` runs it) fed
+36-megapixel photos: RSS after start, after 20 sequential requests and after 20 more from 8 clients at once,
+and the peak. The README's GCP recipe gives an instance 1 GiB; the goal is to stay under 700 MB.
+
+    python -m bench.run server_memory
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from bench.common import ROOT, VENV_PY, WORK, publish
+
+
+def big_photo(fmt: str, side: int = 6000):
+    """A 6000x6000 photo-like image (smooth gradients, fine noise) under the 10 MiB upload limit."""
+    import numpy as np
+    from PIL import Image
+
+    path = WORK / f"big-{side}.{fmt.lower()}"
+    if not path.exists():
+        WORK.mkdir(parents=True, exist_ok=True)
+        y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
+        rng = np.random.default_rng(0)
+        pixels = np.stack([x * 200 + 20, y * 180 + 30, (x + y) * 90 + 40], axis=-1)
+        if fmt == "JPEG":  # PNG keeps the smooth image: with noise it would be far over the limit
+            pixels += rng.normal(0, 6, pixels.shape)
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, fmt, quality=80, optimize=True)
+    return path
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    status = open(f"/proc/{pid}/status").read()
+    return int(status.split(field + ":")[1].split()[0]) / 1024
+
+
+def post(url: str, body: bytes, content_type: str) -> int:
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def serve(extra_env: dict):
+    from tests.clouds.test_gcp_server import start_functions_framework
+
+    env = {"THREADS": "8", "LOG_LEVEL": "WARNING", **extra_env}
+    return start_functions_framework(VENV_PY.parent, ROOT / "gcp" / "main.py", ROOT, env)
+
+
+def worker_pid(server_pid: int) -> int:
+    """gunicorn's one worker process (it serves the requests); the server itself if it has none."""
+    children = open(f"/proc/{server_pid}/task/{server_pid}/children").read().split()
+    return int(children[0]) if children else server_pid
+
+
+def measure(photo, content_type: str, requests: int, extra_env: dict) -> dict:
+    proc, url = serve(extra_env)
+    try:
+        pid = worker_pid(proc.pid)
+        body = photo.read_bytes()
+        started_mb = rss_mb(pid)
+        t = time.perf_counter()
+        sequential = [post(url, body, content_type) for _ in range(requests)]
+        sequential_s = time.perf_counter() - t
+        after_sequential = rss_mb(pid)
+        t = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            concurrent = list(pool.map(lambda _: post(url, body, content_type), range(requests)))
+        concurrent_s = time.perf_counter() - t
+        return {"statuses": sorted(set(sequential + concurrent)), "rss_mb_started": round(started_mb, 1),
+                "rss_mb_after_sequential": round(after_sequential, 1),
+                "rss_mb_after_8_concurrent": round(rss_mb(pid), 1), "peak_rss_mb": round(rss_mb(pid, "VmHWM"), 1),
+                "seconds_per_request_sequential": round(sequential_s / requests, 3),
+                "seconds_8_concurrent": round(concurrent_s, 2), "photo_bytes": len(body)}
+    finally:
+        from tests.clouds.test_gcp_server import stop_server
+
+        stop_server(proc)
+
+
+def run(smoke: bool = False) -> dict:
+    sys.path.insert(0, str(ROOT))
+    requests = 2 if smoke else 20
+    side = 1500 if smoke else 6000
+    rows = {}
+    for fmt, content_type in (("JPEG", "image/jpeg"), ("PNG", "image/png")):
+        photo = big_photo(fmt, side)
+        rows[fmt] = measure(photo, content_type, requests, json.loads(os.environ.get("BENCH_SERVER_ENV", "{}")))
+    result = {"photo_side": side, "requests_each": requests, "threads": 8, "by_format": rows}
+    return publish("server_memory", result, f"functions-framework RSS, {side}x{side} photos (MB)",
+                   [f"{fmt} {stage}" for fmt in rows for stage in ("sequential", "8 concurrent", "peak")],
+                   [v for r in rows.values() for v in (r["rss_mb_after_sequential"], r["rss_mb_after_8_concurrent"],
+                                                       r["peak_rss_mb"])], "MB")
+
+
+if __name__ == "__main__":
+    print(json.dumps(run("--smoke" in sys.argv), indent=2))
