@@ -45,7 +45,7 @@ def test_template_has_the_function_and_the_endpoint(packaged):
     assert len(functions) == 1
     fn = functions[0]
     assert fn["Runtime"] == "python3.12"
-    assert fn["MemorySize"] == 1024 and fn["Timeout"] == 30
+    assert fn["MemorySize"] == 1024 and fn["Timeout"] == 29
     assert fn["Handler"] == "handlers/aws.lambda_handler"
     assert fn["Architectures"] == ["x86_64"]
     paths = [r["Properties"]["PathPart"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Resource"]
