@@ -1,10 +1,15 @@
 """AWS Lambda entry point: ``handlers/aws.lambda_handler`` (the book's function name).
 
 Each event shape is one small class whose ``infer()`` recognises it; they are tried in order and the
-last one (direct invocation) takes whatever is left:
+last one (direct invocation) takes whatever is left. The HTTP shapes read the same four things (method, body,
+Content-Type, query) from their own fields and answer in the format their front door expects:
 
-- HTTP API v2 and Lambda Function URLs (``version: "2.0"``): answered with statusCode/headers/body;
-- API Gateway REST proxy v1 (``httpMethod``), incl. ``isBase64Encoded`` bodies: same;
+- HTTP API v2 and Lambda Function URLs (``version: "2.0"``, ``requestContext.http``);
+- VPC Lattice, event structure v2 (``version: "2.0"``, ``requestContext.targetGroupArn``) and v1
+  (``raw_path``, ``method``, ``is_base64_encoded``): answered with a ``statusDescription`` too;
+- Application Load Balancer (``requestContext.elb``), single- or multi-value headers mode: answered in the
+  mode the request came in (``multiValueHeaders`` for the latter), with ``statusDescription`` ("200 OK");
+- API Gateway REST proxy v1 (``httpMethod``), incl. ``isBase64Encoded`` bodies;
 - direct invocation and non-proxy integrations, where the event *is* the request JSON (the book's
   console test event ``{"url": ...}``): answered with the plain result, ``{label: score}``. A client error
   is answered with the error object ``{"error": {"type", "message"}}``, not raised, so callers such as
@@ -12,7 +17,9 @@ last one (direct invocation) takes whatever is left:
 """
 from __future__ import annotations
 
+import http
 import json
+from urllib.parse import unquote_plus
 
 from core import Response, get_service
 
@@ -24,36 +31,77 @@ def _dict(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _last(value):
+    """A multi-value field's value (the last, as API Gateway's single-value fields hold), or the value itself."""
+    if isinstance(value, list):
+        return value[-1] if value else None
+    return value
+
+
 def _header(headers, name: str):
     for key, value in _dict(headers).items():
-        if key.lower() == name:
-            return value
+        if isinstance(key, str) and key.lower() == name:
+            return _last(value)
     return None
 
 
-def _body(event) -> bytes:
-    body = event.get("body") or ""
+def _single(values) -> dict:
+    return {key: _last(value) for key, value in _dict(values).items()}
+
+
+def _body(body) -> bytes:
+    body = body or ""
     if isinstance(body, (dict, list)):  # a hand-written test event with the JSON inlined, not as a string
         return json.dumps(body).encode()
     # surrogatepass: a body with lone surrogates becomes invalid UTF-8, which core answers with a 400.
     return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else str(body).encode()
 
 
-def _answer_http(event, method, request_id) -> dict:
-    """An HTTP-shaped event through core, answered in API Gateway's response format."""
-    response: Response = get_service().handle_http(
-        method or "POST", _body(event), _header(event.get("headers"), "content-type"),
-        _dict(event.get("queryStringParameters")), cloud=CLOUD, request_id=request_id,
-        base64_body=bool(event.get("isBase64Encoded")))
-    return {
-        "statusCode": response.status,
-        "headers": response.headers,
-        "body": "" if response.body is None else response.json(),
-        "isBase64Encoded": False,
-    }
+class HttpEvent:
+    """An HTTP-shaped event: what core needs from it, and core's answer in the front door's format."""
+
+    base64_field = "isBase64Encoded"
+
+    @staticmethod
+    def infer(event) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def method(event):
+        return event.get("httpMethod")
+
+    @staticmethod
+    def headers(event) -> dict:
+        return _dict(event.get("headers"))
+
+    @staticmethod
+    def query(event) -> dict:
+        return _single(event.get("queryStringParameters"))
+
+    @classmethod
+    def handle(cls, event, request_id):
+        response: Response = get_service().handle_http(
+            cls.method(event) or "POST", _body(event.get("body")), _header(cls.headers(event), "content-type"),
+            cls.query(event), cloud=CLOUD, request_id=request_id, base64_body=bool(event.get(cls.base64_field)))
+        return cls.respond(response, event)
+
+    @staticmethod
+    def respond(response: Response, event) -> dict:
+        return {
+            "statusCode": response.status,
+            "headers": response.headers,
+            "body": "" if response.body is None else response.json(),
+            "isBase64Encoded": False,
+        }
 
 
-class HttpApiV2:
+def _with_status_description(answer: dict) -> dict:
+    """Load balancers and VPC Lattice want the status line's text too: "200 OK"."""
+    status = answer["statusCode"]
+    return {**answer, "statusDescription": f"{status} {http.HTTPStatus(status).phrase}"}
+
+
+class HttpApiV2(HttpEvent):
     """HTTP API (payload format 2.0) and Function URLs."""
 
     @staticmethod
@@ -62,20 +110,86 @@ class HttpApiV2:
             and isinstance(_dict(event.get("requestContext")).get("http"), dict)
 
     @staticmethod
-    def handle(event, request_id):
-        return _answer_http(event, event["requestContext"]["http"].get("method"), request_id)
+    def method(event):
+        return event["requestContext"]["http"].get("method")
 
 
-class ApiGatewayV1:
+class VpcLatticeV2(HttpEvent):
+    """VPC Lattice, event structure version 2: camelCase fields, header values as lists or strings."""
+
+    @staticmethod
+    def infer(event) -> bool:
+        return isinstance(event, dict) and event.get("version") == "2.0" and "method" in event \
+            and "targetGroupArn" in _dict(event.get("requestContext"))
+
+    @staticmethod
+    def method(event):
+        return event.get("method")
+
+    @staticmethod
+    def respond(response: Response, event) -> dict:
+        return _with_status_description(HttpEvent.respond(response, event))
+
+
+class VpcLatticeV1(HttpEvent):
+    """VPC Lattice, event structure version 1: snake_case fields."""
+
+    base64_field = "is_base64_encoded"
+
+    @staticmethod
+    def infer(event) -> bool:
+        return isinstance(event, dict) and "raw_path" in event and "method" in event
+
+    @staticmethod
+    def method(event):
+        return event.get("method")
+
+    @staticmethod
+    def query(event) -> dict:
+        return _single(event.get("query_string_parameters"))
+
+    @staticmethod
+    def respond(response: Response, event) -> dict:
+        return _with_status_description(HttpEvent.respond(response, event))
+
+
+class ApplicationLoadBalancer(HttpEvent):
+    """An ALB target group's event, single-value or (with multi-value headers enabled) multi-value mode.
+
+    The load balancer passes the query string as it came, URL-encoded: it is decoded here."""
+
+    @staticmethod
+    def infer(event) -> bool:
+        return isinstance(event, dict) and "elb" in _dict(event.get("requestContext"))
+
+    @staticmethod
+    def multi_value(event) -> bool:
+        return "multiValueHeaders" in event
+
+    @classmethod
+    def headers(cls, event) -> dict:
+        return _dict(event.get("multiValueHeaders" if cls.multi_value(event) else "headers"))
+
+    @classmethod
+    def query(cls, event) -> dict:
+        raw = event.get("multiValueQueryStringParameters" if cls.multi_value(event) else "queryStringParameters")
+        return {unquote_plus(str(key)): unquote_plus(str(value)) for key, value in _single(raw).items()
+                if value is not None}
+
+    @classmethod
+    def respond(cls, response: Response, event) -> dict:
+        answer = _with_status_description(HttpEvent.respond(response, event))
+        if cls.multi_value(event):  # a load balancer in multi-value mode ignores "headers"
+            answer["multiValueHeaders"] = {key: [value] for key, value in answer.pop("headers").items()}
+        return answer
+
+
+class ApiGatewayV1(HttpEvent):
     """API Gateway REST API, Lambda proxy integration (payload format 1.0)."""
 
     @staticmethod
     def infer(event) -> bool:
         return isinstance(event, dict) and "httpMethod" in event and "requestContext" in event
-
-    @staticmethod
-    def handle(event, request_id):
-        return _answer_http(event, event.get("httpMethod"), request_id)
 
 
 class DirectInvocation:
@@ -95,7 +209,7 @@ class DirectInvocation:
         return get_service().handle_payload(event, cloud=CLOUD, request_id=request_id).body
 
 
-EVENT_SHAPES = (HttpApiV2, ApiGatewayV1, DirectInvocation)
+EVENT_SHAPES = (HttpApiV2, VpcLatticeV2, ApplicationLoadBalancer, ApiGatewayV1, VpcLatticeV1, DirectInvocation)
 
 
 def lambda_handler(event, context):

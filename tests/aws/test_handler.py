@@ -5,7 +5,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from handlers.aws import EVENT_SHAPES, ApiGatewayV1, DirectInvocation, HttpApiV2
+from handlers.aws import (
+    EVENT_SHAPES,
+    ApiGatewayV1,
+    ApplicationLoadBalancer,
+    DirectInvocation,
+    HttpApiV2,
+    VpcLatticeV1,
+    VpcLatticeV2,
+)
 from tests.conftest import ROOT
 
 CONTEXT = SimpleNamespace(aws_request_id="test-request-id")
@@ -25,7 +33,9 @@ def with_url(event, url):
 
 @pytest.mark.parametrize("name, shape", [
     ("direct.json", DirectInvocation), ("direct-image.json", DirectInvocation), ("apigw-v1.json", ApiGatewayV1), ("apigw-v1-base64-image.json", ApiGatewayV1),
-    ("http-api-v2.json", HttpApiV2), ("function-url.json", HttpApiV2),
+    ("http-api-v2.json", HttpApiV2), ("function-url.json", HttpApiV2), ("alb.json", ApplicationLoadBalancer),
+    ("alb-multi-value.json", ApplicationLoadBalancer), ("vpc-lattice-v1.json", VpcLatticeV1),
+    ("vpc-lattice-v2.json", VpcLatticeV2),
 ])
 def test_shapes_are_recognised_in_order(event, name, shape):
     assert next(s for s in EVENT_SHAPES if s.infer(event(name))) is shape
@@ -115,3 +125,45 @@ def test_bad_configuration_is_a_500_json_not_a_crash(monkeypatch, handler, event
     assert response["statusCode"] == 500
     assert json.loads(response["body"])["error"]["type"] == "internal_error"
     assert handler({"url": "http://x/y"}, CONTEXT)["error"]["type"] == "internal_error"
+
+
+@pytest.mark.parametrize("name, top_k", [("alb.json", 2), ("alb-multi-value.json", 2)])
+def test_alb_events_are_answered_in_the_mode_they_came_in(handler, event, name, top_k):
+    """A load balancer in multi-value mode reads only multiValueHeaders; both modes want statusDescription."""
+    response = handler(event(name), CONTEXT)
+    assert response["statusCode"] == 200 and response["statusDescription"] == "200 OK"
+    body = json.loads(response["body"])
+    assert len(body) == top_k and list(body)[0] == "pants"
+    if name == "alb-multi-value.json":
+        assert "headers" not in response
+        assert response["multiValueHeaders"]["Content-Type"] == ["application/json"]
+        assert response["multiValueHeaders"]["X-Request-Id"] == ["test-request-id"]
+    else:
+        assert "multiValueHeaders" not in response and response["headers"]["Content-Type"] == "application/json"
+
+
+def test_alb_query_strings_arrive_url_encoded_and_are_decoded(handler, event):
+    payload = event("alb-multi-value.json")
+    payload["multiValueQueryStringParameters"] = {"top%5Fk": ["1"], "probabilities": ["tr%75e"]}
+    body = json.loads(handler(payload, CONTEXT)["body"])
+    assert list(body) == ["pants"] and 0 < body["pants"] <= 1
+
+
+@pytest.mark.parametrize("name, top_k", [("vpc-lattice-v1.json", 3), ("vpc-lattice-v2.json", 1)])
+def test_vpc_lattice_events(handler, event, name, top_k):
+    response = handler(event(name), CONTEXT)
+    assert response["statusCode"] == 200 and response["statusDescription"] == "200 OK"
+    assert response["headers"]["Content-Type"] == "application/json"
+    body = json.loads(response["body"])
+    assert len(body) == top_k and list(body)[0] == "pants"
+
+
+def test_vpc_lattice_v1_base64_bodies_and_errors(handler, event):
+    payload = event("vpc-lattice-v1.json")
+    payload["body"] = base64.b64encode(payload["body"].encode()).decode()  # as Lattice sends some bodies
+    payload["is_base64_encoded"] = True
+    assert handler(payload, CONTEXT)["statusCode"] == 200
+    payload["method"] = "DELETE"
+    response = handler(payload, CONTEXT)
+    assert response["statusCode"] == 405 and response["statusDescription"] == "405 Method Not Allowed"
+    assert "POST" in response["headers"]["Allow"]

@@ -5,6 +5,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
 
@@ -73,15 +74,49 @@ def aws_offline(offline_url):
     return call
 
 
+def lambda_caller(make_event):
+    """(method, body, content type, query) -> an event of one AWS front door -> (status, headers, body)."""
+    from handlers.aws import lambda_handler
+
+    def call(method, body, content_type, query=None):
+        binary = not content_type.startswith(("application/json", "application/xml"))
+        event = make_event(method, base64.b64encode(body).decode() if binary else body.decode(), binary,
+                           content_type, {k: str(v) for k, v in (query or {}).items()})
+        answer = lambda_handler(event, SimpleNamespace(aws_request_id="r"))
+        assert answer["statusDescription"].startswith(str(answer["statusCode"]) + " ")
+        headers = answer.get("headers") or {k: v[-1] for k, v in answer["multiValueHeaders"].items()}
+        return answer["statusCode"], headers, json.loads(answer["body"]) if answer["body"] else None
+    return call
+
+
+ELB = {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/c/1"}}
+LATTICE = {"targetGroupArn": "arn:aws:vpc-lattice:us-east-1:123456789012:targetgroup/tg-1", "region": "us-east-1"}
+FRONT_DOORS = {  # the front doors besides API Gateway, each event built as AWS documents it
+    "alb": lambda m, b, b64, ct, q: {"requestContext": ELB, "httpMethod": m, "path": "/predict",
+                                     "headers": {"content-type": ct}, "queryStringParameters": q,
+                                     "body": b, "isBase64Encoded": b64},
+    "alb-multi-value": lambda m, b, b64, ct, q: {"requestContext": ELB, "httpMethod": m, "path": "/predict",
+                                                 "multiValueHeaders": {"content-type": [ct]},
+                                                 "multiValueQueryStringParameters": {k: [v] for k, v in q.items()},
+                                                 "body": b, "isBase64Encoded": b64},
+    "lattice-v1": lambda m, b, b64, ct, q: {"raw_path": "/predict", "method": m, "headers": {"content-type": ct},
+                                            "query_string_parameters": q, "body": b, "is_base64_encoded": b64},
+    "lattice-v2": lambda m, b, b64, ct, q: {"version": "2.0", "path": "/predict", "method": m,
+                                            "headers": {"content-type": [ct]}, "queryStringParameters": q,
+                                            "body": b, "isBase64Encoded": b64, "requestContext": LATTICE},
+}
+
+
 def header(headers, name):
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
 
 @pytest.mark.parametrize("name, method, body, content_type, query, status", CASES, ids=[c[0] for c in CASES])
-def test_same_answer_on_every_cloud(aws, aws_offline, gcp, azure, pants, name, method, body, content_type, query,
-                                    status):
+def test_same_answer_on_every_cloud(fresh_service, aws, aws_offline, gcp, azure, pants, name, method, body,
+                                    content_type, query, status):
     data = body(*pants)
     clouds = [("aws", aws), ("aws-offline", aws_offline), ("gcp", gcp), ("azure", azure)]
+    clouds += [(f"aws-{door}", lambda_caller(make)) for door, make in FRONT_DOORS.items()]
     if method == "OPTIONS":  # serverless offline answers OPTIONS itself (CORS preflight); API Gateway's ANY does not
         clouds.remove(("aws-offline", aws_offline))
     answers = {cloud: call(method, data, content_type, query) for cloud, call in clouds}

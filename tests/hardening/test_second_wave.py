@@ -46,7 +46,9 @@ def test_query_integers_are_as_strict_as_json_ones(server, pants_photo, value):
 
 
 def test_bad_configuration_is_one_start_up_line_then_a_json_500_for_every_request():
-    proc, url, log = start_broken_server({"FETCH_TOTAL_TIMEOUT": "nan"})
+    proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT,
+                                          {"FETCH_TOTAL_TIMEOUT": "nan"}, up_status=500)
+    log = proc.log_path
     try:
         for method in ("GET", "POST", "OPTIONS"):
             request = urllib.request.Request(url, data=b"{}" if method == "POST" else None, method=method,
@@ -61,31 +63,6 @@ def test_bad_configuration_is_one_start_up_line_then_a_json_500_for_every_reques
     lines = [line for line in log.read_text().splitlines() if "configuration error, every request" in line]
     assert len(lines) == 1 and "FETCH_TOTAL_TIMEOUT=nan" in lines[0] and "finite number > 0" in lines[0]
     assert "Traceback" not in log.read_text()
-
-
-def start_broken_server(env):
-    """functions-framework with a bad setting: up when it answers anything at all."""
-    import os
-    import subprocess
-    import tempfile
-
-    port = free_port()
-    log = Path(tempfile.mkstemp(prefix="functions-framework-", suffix=".log")[1])
-    with open(log, "w") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "functions-framework"), "--source",
-                                 str(ROOT / "gcp" / "main.py"), "--target", "predict", "--host", "127.0.0.1",
-                                 "--port", str(port)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-                                stdout=out, stderr=subprocess.STDOUT)
-    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except urllib.error.HTTPError:
-            break
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    return proc, url, log
 
 
 @pytest.mark.parametrize("variable, value, accepts", [
