@@ -1,4 +1,5 @@
-# make install   -> virtualenvs (.venv: everything; .venv-tflite: the book's tflite-runtime stack) + npm packages
+# make install   -> virtualenvs (.venv: everything; .venv-tflite: the book's tflite-runtime stack), npm packages,
+#                   Debian's chromium for the page's browser tests
 # make test      -> the whole test suite, then the core tests again on tflite-runtime 2.14
 PYTHON ?= python3
 VENV := .venv
@@ -8,10 +9,10 @@ DATA ?= ../shared/data/clothing-dataset-small
 MODEL_VERSION ?= 2.0.0
 RUN := model/runs/default
 
-.PHONY: install install-python install-legacy install-node test test-main test-legacy \
+.PHONY: install install-python install-legacy install-node install-browser test test-main test-legacy \
         model package clean bundle-gcp bundle-azure serve-gcp bench bench-smoke
 
-install: install-python install-legacy install-node
+install: install-python install-legacy install-node install-browser
 
 install-python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,12 @@ install-legacy:
 
 install-node:
 	npm ci --no-audit --no-fund
+
+# Debian's Chromium for the page's browser tests (Playwright drives it; its own browser download cannot work here).
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+install-browser:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
 
 test: test-main bench-smoke test-legacy
 

@@ -16,6 +16,6 @@ def predict(req: func.HttpRequest, context: func.Context = None) -> func.HttpRes
     # The host passes `context` by name; its invocation id is the one Application Insights shows.
     response = get_service().handle_http(
         req.method, req.get_body(), req.headers.get("Content-Type"), dict(req.params), cloud="azure",
-        request_id=getattr(context, "invocation_id", None))
-    return func.HttpResponse(body="" if response.body is None else response.json(),
+        request_id=getattr(context, "invocation_id", None), accept=req.headers.get("Accept"))
+    return func.HttpResponse(body=response.body_text(),
                              status_code=response.status, headers=response.headers)

@@ -18,6 +18,7 @@ from .errors import MethodNotAllowed, ModelError, PayloadTooLarge, ServiceError
 from .fetch import FetchLimits, fetch_image_bytes
 from .images import load_image, open_image
 from .memory import PixelBudget, release_freed_memory
+from .page import page, wants_html
 from .model import Classifier
 from .request import (
     PredictRequest,
@@ -57,8 +58,11 @@ class Response:
     body: object
     headers: dict = field(default_factory=lambda: dict(JSON_HEADERS))
 
-    def json(self) -> str:
-        return json.dumps(self.body)
+    def body_text(self) -> str:
+        """The body as sent: "" for none, the page's HTML as it is, JSON for everything else."""
+        if self.body is None:
+            return ""
+        return self.body if isinstance(self.body, str) else json.dumps(self.body)
 
 
 class Service:
@@ -90,15 +94,18 @@ class Service:
     # -- entry points -------------------------------------------------------------------------------
     def handle_http(self, method: str, body: bytes | str | None, content_type: str | None = None,
                     query: Mapping[str, str] | None = None, cloud: str = "local",
-                    request_id: str | None = None, base64_body: bool = False) -> Response:
+                    request_id: str | None = None, base64_body: bool = False, accept: str | None = None) -> Response:
         """Answer one HTTP request; never raises. ``base64_body``: the platform delivered the body base64-encoded
-        (API Gateway's ``isBase64Encoded``)."""
+        (API Gateway's ``isBase64Encoded``). ``accept``: the Accept header; a browser's GET gets the page."""
         method = (method or "POST").upper()
         if isinstance(body, str):
             body = body.encode("utf-8")
 
         def answer(trace: dict) -> Response:
             if method == "GET":
+                if wants_html(accept):
+                    html, headers = page()
+                    return Response(200, html, dict(headers))
                 return Response(200, self.usage())
             if method == "OPTIONS":
                 return Response(204, None, {"Allow": ALLOW})

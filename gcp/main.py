@@ -13,5 +13,6 @@ def predict(request):
     # The platform's id of this execution (the trace id would span many requests).
     response = get_service().handle_http(
         request.method, request.get_data(cache=False), request.headers.get("Content-Type"),
-        request.args.to_dict(), cloud="gcp", request_id=request.headers.get("Function-Execution-Id"))
-    return ("" if response.body is None else response.json()), response.status, response.headers
+        request.args.to_dict(), cloud="gcp", request_id=request.headers.get("Function-Execution-Id"),
+        accept=request.headers.get("Accept"))
+    return response.body_text(), response.status, response.headers

@@ -82,7 +82,8 @@ class HttpEvent:
     def handle(cls, event, request_id):
         response: Response = get_service().handle_http(
             cls.method(event) or "POST", _body(event.get("body")), _header(cls.headers(event), "content-type"),
-            cls.query(event), cloud=CLOUD, request_id=request_id, base64_body=bool(event.get(cls.base64_field)))
+            cls.query(event), cloud=CLOUD, request_id=request_id, base64_body=bool(event.get(cls.base64_field)),
+            accept=_header(cls.headers(event), "accept"))
         return cls.respond(response, event)
 
     @staticmethod
@@ -90,7 +91,7 @@ class HttpEvent:
         return {
             "statusCode": response.status,
             "headers": response.headers,
-            "body": "" if response.body is None else response.json(),
+            "body": response.body_text(),
             "isBase64Encoded": False,
         }
 

@@ -14,7 +14,7 @@ LABELS = list(Classifier(MANIFEST).load().manifest.labels)
 def post(service, payload, content_type="application/json", query=None):
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     response = service.handle_http("POST", body, content_type, query or {})
-    json.loads(response.json())  # always serialisable
+    json.loads(response.body_text())  # always serialisable
     return response
 
 
@@ -108,7 +108,7 @@ def test_unexpected_failure_is_500_with_request_id(loopback_settings, pants_phot
     response = service.handle_http("POST", pants_photo.read_bytes(), "image/jpeg", request_id="req-1")
     assert response.status == 500
     assert response.body["error"]["request_id"] == "req-1"
-    assert "secret" not in response.json()
+    assert "secret" not in response.body_text()
 
 
 def test_broken_model_is_500_not_traceback(tmp_path):
@@ -146,3 +146,30 @@ def test_jpeg_draft_setting_reaches_the_decoder(loopback_settings, pants_photo):
     assert exact.status == draft.status == 200
     assert draft.body != exact.body  # other pixels, other scores
     assert max(draft.body, key=draft.body.get) == "pants"
+
+
+@pytest.mark.parametrize("accept, page", [
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),  # a browser's navigation
+    ("application/json", False), ("*/*", False), (None, False), ("", False),
+    ("application/json, text/html;q=0.5", False), ("text/html;q=0.9, application/json;q=0.9", True),
+    ("text/html;q=bogus", False),
+])
+def test_get_answers_the_page_to_browsers_and_the_usage_json_to_the_rest(service, accept, page):
+    response = service.handle_http("GET", b"", accept=accept)
+    assert response.status == 200
+    if page:
+        assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert response.body_text().startswith("<!doctype html>")
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "connect-src 'self'" in policy and "unsafe" not in policy
+    else:
+        assert response.headers["Content-Type"] == "application/json" and "labels" in response.body["model"]
+
+
+def test_the_page_loads_nothing_from_anywhere_else():
+    from core.page import page
+
+    html, _ = page()
+    assert "http://" not in html.replace('placeholder="https://example.com/photo.jpg"', "")
+    assert "https://" not in html.replace('placeholder="https://example.com/photo.jpg"', "")
+    assert "<link" not in html and "src=" not in html.replace('id="preview"', "")

@@ -1,0 +1,159 @@
+"""The page a browser gets, in a real browser (Debian's Chromium driven by Playwright), served by the real
+functions-framework server and by serverless offline: upload, drag-free keyboard use, URL, errors, big photos
+scaled in the browser, no request to any other origin, screenshots at desktop and phone widths."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.clouds.test_gcp_server import start_functions_framework, stop_server
+from tests.conftest import ROOT
+from tests.serverless import offline_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+SAMPLE = ROOT / "samples" / "pants.jpg"
+# What the machine's own probe found Chromium needs here: no sandbox as root, no background connections.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: `make install` installs it (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module", params=["functions-framework", "serverless-offline"])
+def site(request):
+    """The page's URL on each local server."""
+    if request.param == "functions-framework":
+        proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT)
+        yield url
+        stop_server(proc)
+    else:
+        with offline_server(FETCH_ALLOW_NETWORKS="127.0.0.0/8") as (base, _):
+            yield base + "/predict"
+
+
+@pytest.fixture
+def page(browser, site):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.requests_seen = []
+    page.on("request", lambda r: page.requests_seen.append(r.url))
+    page.console_errors = []
+    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
+    response = page.goto(site)
+    assert response.status == 200 and response.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    page.wait_for_selector("#model:has-text('Model clothing-model')")
+    yield page
+    origin = urlsplit(site)[:2]
+    assert all(urlsplit(url)[:2] == origin for url in page.requests_seen if not url.startswith(("blob:", "data:"))), \
+        page.requests_seen
+    context.close()
+
+
+def top_label(page) -> str:
+    page.wait_for_selector("#bars .bar.top", timeout=30_000)
+    return page.inner_text("#bars .bar.top .label")
+
+
+def test_a_chosen_photo_is_classified_with_bars_model_and_time(page):
+    page.set_input_files("#file", str(SAMPLE))
+    assert top_label(page) == "pants"
+    assert page.locator("#bars .bar").count() == 5
+    assert page.is_visible("#preview")
+    assert "Answered in" in page.inner_text("#timing") and "clothing-model" in page.inner_text("#timing")
+    assert not page.console_errors
+
+
+def test_a_file_that_is_not_an_image_is_a_clear_message(page, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a photo")
+    page.set_input_files("#file", str(text))
+    page.wait_for_selector("#error:visible")
+    assert "is not an image" in page.inner_text("#error")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 this is no JPEG")
+    page.set_input_files("#file", str(broken))
+    page.wait_for_selector("#error:has-text('Could not classify')")
+    assert "could not be decoded" in page.inner_text("#error")
+    assert page.locator("#bars .bar").count() == 0
+
+
+def test_an_image_url_typed_with_the_keyboard(page, image_server):
+    base, routes = image_server
+    routes["/page-pants.jpg"] = (200, {"Content-Type": "image/jpeg"}, SAMPLE.read_bytes())
+    for _ in range(10):  # Tab through the page to the URL field
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "url":
+            break
+    assert page.evaluate("document.activeElement.id") == "url"
+    page.keyboard.type(base + "/page-pants.jpg")
+    page.keyboard.press("Enter")
+    assert top_label(page) == "pants"
+    page.fill("#url", "http://169.254.169.254/latest/meta-data/")
+    page.click("#url-form button")
+    page.wait_for_selector("#error:has-text('non-public address')")
+
+
+def test_a_photo_over_the_limits_is_scaled_in_the_browser_and_keeps_its_answer(page, tmp_path):
+    """42 MP is over the API's 40 MP limit: the page scales it to 2048 px and sends that; the top label is the one
+    the original photo gets."""
+    from PIL import Image
+
+    big = tmp_path / "big.jpg"
+    with Image.open(SAMPLE) as image:
+        image.resize((7000, 6000), Image.BICUBIC).save(big, quality=90)
+    page.set_input_files("#file", str(big))
+    assert top_label(page) == "pants"
+    uploads = [r for r in page.requests_seen if r.split("?")[0].endswith(("/", "/predict"))]
+    assert uploads and not page.is_visible("#error")
+
+
+def test_the_page_keeps_the_query_string_on_its_requests(browser, site):
+    """Azure's function key travels as ?code=...: the page's own requests must carry it."""
+    context = browser.new_context()
+    page = context.new_page()
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.goto(site + "?code=secret-key")
+    page.set_input_files("#file", str(SAMPLE))
+    assert top_label(page) == "pants"
+    assert posts and all(url.endswith("?code=secret-key") for url in posts)
+    context.close()
+
+
+@pytest.mark.parametrize("name, viewport, scheme", [
+    ("desktop", {"width": 1280, "height": 900}, "light"),
+    ("phone", {"width": 390, "height": 844}, "dark"),
+])
+def test_screenshots_at_desktop_and_phone_widths(browser, site, tmp_path, name, viewport, scheme):
+    """Readable on a phone, light and dark. SCREENSHOT_DIR keeps them (the README's image comes from here)."""
+    context = browser.new_context(viewport=viewport, color_scheme=scheme, device_scale_factor=1)
+    page = context.new_page()
+    page.goto(site)
+    page.set_input_files("#file", str(SAMPLE))
+    assert top_label(page) == "pants"
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= viewport["width"], "the page scrolls sideways"
+    out = Path(os.environ.get("SCREENSHOT_DIR", tmp_path)) / f"page-{name}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out), full_page=True)
+    from PIL import Image
+
+    with Image.open(io.BytesIO(out.read_bytes())) as shot:
+        assert shot.size[0] == viewport["width"]
+    context.close()
