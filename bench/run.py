@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m bench.run [--smoke] [latency coldstart size memory server_memory cost quantization]``.
+"""Run the benchmarks: ``python -m bench.run [--smoke] [latency coldstart size memory server_memory bulk cost quantization]``.
 
 Results go to bench/results/<name>.json and .png; BENCHMARKS.md discusses them. ``--smoke`` runs tiny counts
 (CI runs it so the benchmarks cannot rot); it asserts nothing about timings.
@@ -11,7 +11,7 @@ import time
 
 from bench.common import RESULTS
 
-ORDER = ("latency", "coldstart", "size", "memory", "server_memory", "cost", "quantization")  # cost reads latency's results
+ORDER = ("latency", "coldstart", "size", "memory", "server_memory", "bulk", "cost", "quantization")  # cost reads latency's results
 
 
 def main(argv=None) -> int:

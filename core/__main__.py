@@ -1,6 +1,7 @@
 """Classify one image from the command line: ``python -m core PATH_OR_URL [--top-k N]``.
 
 Prints the same JSON the HTTP endpoint answers; exits 1 (with the JSON error) when the request fails.
+Many images: ``python -m core classify PATHS_OR_URLS... --out results.csv`` (core/bulk.py).
 """
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ from .settings import Settings
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["classify"]:
+        from .bulk import main as classify_many
+
+        return classify_many(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     parser.add_argument("source", help="an image file, or an http(s) URL")
     parser.add_argument("--top-k", type=int, help="only the N best labels, best first")
