@@ -1,6 +1,7 @@
 # make install   -> virtualenvs (.venv: everything; .venv-tflite: the book's tflite-runtime stack), npm packages,
 #                   Debian's chromium for the page's browser tests
-# make test      -> the whole test suite, then the core tests again on tflite-runtime 2.14
+# make check     -> ruff (lint, format) and mypy
+# make test      -> make check, the whole test suite, then the core tests again on tflite-runtime 2.14
 PYTHON ?= python3
 VENV := .venv
 LEGACY := .venv-tflite
@@ -9,7 +10,7 @@ DATA ?= ../shared/data/clothing-dataset-small
 MODEL_VERSION ?= 2.0.0
 RUN := model/runs/default
 
-.PHONY: install install-python install-legacy install-node install-browser test test-main test-legacy \
+.PHONY: install install-python install-legacy install-node install-browser check test test-main test-legacy \
         model package clean bundle-gcp bundle-azure serve-gcp bench bench-smoke
 
 install: install-python install-legacy install-node install-browser
@@ -18,10 +19,12 @@ install-python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 
 install-legacy:
 	$(PYTHON) -m venv $(LEGACY)
 	$(LEGACY)/bin/python -m pip install --quiet -r requirements-legacy.txt -c requirements-legacy.lock
+	$(LEGACY)/bin/python -m pip install --quiet --no-deps -e .
 
 install-node:
 	npm ci --no-audit --no-fund
@@ -32,7 +35,13 @@ install-browser:
 	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
 
-test: test-main bench-smoke test-legacy
+test: check test-main bench-smoke test-legacy
+
+# Lint, formatting and types (configured in pyproject.toml); `make test` runs this first.
+check:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test-main:
 	EXPECT_TFLITE_RUNTIME=ai_edge_litert $(PY) -m pytest tests

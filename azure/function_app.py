@@ -3,6 +3,7 @@
 Function-level keys by default (``?code=...`` or ``x-functions-key``); every method reaches the function,
 so GET answers usage and other methods a JSON 405, as on the other clouds.
 """
+
 import azure.functions as func
 
 from core import get_service
@@ -12,10 +13,15 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 @app.function_name(name="predict")
 @app.route(route="predict", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-def predict(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
+def predict(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
     # The host passes `context` by name; its invocation id is the one Application Insights shows.
     response = get_service().handle_http(
-        req.method, req.get_body(), req.headers.get("Content-Type"), dict(req.params), cloud="azure",
-        request_id=getattr(context, "invocation_id", None), accept=req.headers.get("Accept"))
-    return func.HttpResponse(body=response.body_text(),
-                             status_code=response.status, headers=response.headers)
+        req.method,
+        req.get_body(),
+        req.headers.get("Content-Type"),
+        dict(req.params),
+        cloud="azure",
+        request_id=getattr(context, "invocation_id", None),
+        accept=req.headers.get("Accept"),
+    )
+    return func.HttpResponse(body=response.body_text(), status_code=response.status, headers=response.headers)

@@ -1,5 +1,6 @@
 """The book's chapter-8 handler logic, re-implemented for comparison (run on tflite-runtime 2.14, numpy 1.x,
 keras-image-helper 0.0.1): from_url, set_tensor, invoke, get_tensor, a dict of floats."""
+
 import json
 import os
 
@@ -22,7 +23,7 @@ def predict(url):
     interpreter.set_tensor(input_index, X)
     interpreter.invoke()
     preds = interpreter.get_tensor(output_index)
-    return dict(zip(CLASSES, preds[0].tolist()))
+    return dict(zip(CLASSES, preds[0].tolist(), strict=False))
 
 
 def lambda_handler(event, context):

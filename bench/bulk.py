@@ -3,6 +3,7 @@ model (1 and 2 processes) and against the local functions-framework server (1, 8
 
     python -m bench.run bulk
 """
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,17 @@ from bench.common import DATA, ROOT, VENV_PY, publish
 
 def classify(folder: Path, *args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([str(VENV_PY), "-m", "core", "classify", str(folder), "--out", f"{tmp}/out.csv", *args],
-                              cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        proc = subprocess.run(
+            [str(VENV_PY), "-m", "core", "classify", str(folder), "--out", f"{tmp}/out.csv", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
     if proc.returncode not in (0, 1):
         raise RuntimeError(proc.stderr[-2000:])
     text = proc.stderr
-    return json.loads(text[text.index("{\n"):text.rindex("}") + 1])
+    return json.loads(text[text.index("{\n") : text.rindex("}") + 1])
 
 
 def run(smoke: bool = False) -> dict | None:
@@ -29,25 +35,42 @@ def run(smoke: bool = False) -> dict | None:
     if not folder.is_dir():
         print(f"bulk: skipped, the dataset is absent ({folder})", file=sys.stderr)
         return None
-    sys.path.insert(0, str(ROOT))
     from tests.clouds.test_gcp_server import start_functions_framework, stop_server
 
     rows = []
     for workers in (1, 2):
         summary = classify(folder, "--workers", str(workers))
-        rows.append({"mode": f"local, {workers} process{'es' if workers > 1 else ''}", "images": summary["images"],
-                     "errors": summary["errors"], "images_per_second": summary["images_per_second"]})
+        rows.append(
+            {
+                "mode": f"local, {workers} process{'es' if workers > 1 else ''}",
+                "images": summary["images"],
+                "errors": summary["errors"],
+                "images_per_second": summary["images_per_second"],
+            }
+        )
     server, url = start_functions_framework(VENV_PY.parent, ROOT / "gcp" / "main.py", ROOT, {"LOG_LEVEL": "WARNING"})
     try:
         for concurrency in (1, 8, 32):
             summary = classify(folder, "--endpoint", url, "--concurrency", str(concurrency))
-            rows.append({"mode": f"functions-framework, {concurrency} at once", "images": summary["images"],
-                         "errors": summary["errors"], "images_per_second": summary["images_per_second"]})
+            rows.append(
+                {
+                    "mode": f"functions-framework, {concurrency} at once",
+                    "images": summary["images"],
+                    "errors": summary["errors"],
+                    "images_per_second": summary["images_per_second"],
+                }
+            )
     finally:
         stop_server(server)
     result = {"folder": str(folder.relative_to(DATA)), "rows": rows}
-    return publish("bulk", result, f"python -m core classify, {rows[0]['images']} photos (images/s)",
-                   [r["mode"] for r in rows], [r["images_per_second"] for r in rows], "images/s")
+    return publish(
+        "bulk",
+        result,
+        f"python -m core classify, {rows[0]['images']} photos (images/s)",
+        [r["mode"] for r in rows],
+        [r["images_per_second"] for r in rows],
+        "images/s",
+    )
 
 
 if __name__ == "__main__":

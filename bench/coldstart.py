@@ -3,6 +3,7 @@
 Three handlers on the same photo: this project (LiteRT), the book's stack (tflite-runtime 2.14), and a handler
 on full TensorFlow/Keras (what TF Lite saves). Peak RSS of each process is recorded too.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,12 +19,16 @@ from core.manifest import load_manifest
 
 # Appended to each snippet: its own peak RSS in kB (VmHWM), printed last.
 PRINT_PEAK_RSS = "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n"
-OURS = """
+OURS = (
+    """
 import json, sys
 from handlers.aws import lambda_handler
 print(json.dumps(lambda_handler({"image": sys.argv[1]}, None)))
-""" + PRINT_PEAK_RSS
-BOOK = """
+"""
+    + PRINT_PEAK_RSS
+)
+BOOK = (
+    """
 import base64, io, json, sys
 sys.path.insert(0, "bench")
 import book_handler as book
@@ -32,8 +37,11 @@ X = book.preprocessor.convert_to_tensor(Image.open(io.BytesIO(base64.b64decode(s
 book.interpreter.set_tensor(book.input_index, X)
 book.interpreter.invoke()
 print(json.dumps(dict(zip(book.CLASSES, book.interpreter.get_tensor(book.output_index)[0].tolist()))))
-""" + PRINT_PEAK_RSS
-FULL_TF = """
+"""
+    + PRINT_PEAK_RSS
+)
+FULL_TF = (
+    """
 import base64, io, json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras
@@ -45,7 +53,9 @@ X = create_preprocessor("xception", target_size=(size, size)).convert_to_tensor(
     Image.open(io.BytesIO(base64.b64decode(sys.argv[1]))))
 print(json.dumps(dict(zip(["dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt",
                            "t-shirt"], model(X, training=False).numpy()[0].tolist()))))
-""" + PRINT_PEAK_RSS
+"""
+    + PRINT_PEAK_RSS
+)
 
 
 def cold_run(python, code, *args, env=None) -> tuple[float, float, float]:
@@ -57,8 +67,14 @@ def cold_run(python, code, *args, env=None) -> tuple[float, float, float]:
     inherited = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run([str(python), "-c", code, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={**inherited, "LOG_LEVEL": "WARNING", **(env or {})})
+    proc = subprocess.run(
+        [str(python), "-c", code, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**inherited, "LOG_LEVEL": "WARNING", **(env or {})},
+    )
     wall = (time.perf_counter() - started) * 1000
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
@@ -77,24 +93,59 @@ def run(smoke: bool = False) -> dict:
     float_manifest = models.default_float32()
     float_model = load_manifest(float_manifest).model_path
     size = models.input_size(float_manifest)
-    handlers = [("this project (LiteRT, int8 default model)", VENV_PY, OURS, (photo,), None),
-                ("this project (LiteRT, float32 default model)", VENV_PY, OURS, (photo,),
-                 {"MODEL_MANIFEST": str(float_manifest)})]
+    handlers = [
+        ("this project (LiteRT, int8 default model)", VENV_PY, OURS, (photo,), None),
+        (
+            "this project (LiteRT, float32 default model)",
+            VENV_PY,
+            OURS,
+            (photo,),
+            {"MODEL_MANIFEST": str(float_manifest)},
+        ),
+    ]
     if LEGACY_PY.exists():
-        handlers.append(("book's stack (tflite-runtime 2.14, float32)", LEGACY_PY, BOOK, (photo,),
-                         {"BOOK_MODEL": str(float_model), "BOOK_SIZE": str(size)}))
-    handlers.append(("full TensorFlow + Keras handler", VENV_PY, FULL_TF,
-                     (photo, ROOT / "model" / "clothing-model.keras", size), None))
+        handlers.append(
+            (
+                "book's stack (tflite-runtime 2.14, float32)",
+                LEGACY_PY,
+                BOOK,
+                (photo,),
+                {"BOOK_MODEL": str(float_model), "BOOK_SIZE": str(size)},
+            )
+        )
+    handlers.append(
+        (
+            "full TensorFlow + Keras handler",
+            VENV_PY,
+            FULL_TF,
+            (photo, ROOT / "model" / "clothing-model.keras", size),
+            None,
+        )
+    )
     rows = []
     for name, python, code, args, env in handlers:
         runs = [cold_run(python, code, *args, env=env) for _ in range(n)]
-        rows.append({"handler": name, "ms": summarize([wall for wall, _, _ in runs]),
-                     "cpu_ms": summarize([cpu for _, cpu, _ in runs]),
-                     "peak_rss_mb": round(max(rss for _, _, rss in runs), 1)})
-    result = {"rows": rows, "note": "wall time from process spawn to exit, including the interpreter's own start; "
-                                    "cpu_ms: user + system time of all its threads"}
-    return publish("coldstart", result, "Cold start: fresh process to first answer (median)",
-                   [r["handler"] for r in rows], [r["ms"]["median"] for r in rows], "ms")
+        rows.append(
+            {
+                "handler": name,
+                "ms": summarize([wall for wall, _, _ in runs]),
+                "cpu_ms": summarize([cpu for _, cpu, _ in runs]),
+                "peak_rss_mb": round(max(rss for _, _, rss in runs), 1),
+            }
+        )
+    result = {
+        "rows": rows,
+        "note": "wall time from process spawn to exit, including the interpreter's own start; "
+        "cpu_ms: user + system time of all its threads",
+    }
+    return publish(
+        "coldstart",
+        result,
+        "Cold start: fresh process to first answer (median)",
+        [r["handler"] for r in rows],
+        [r["ms"]["median"] for r in rows],
+        "ms",
+    )
 
 
 if __name__ == "__main__":

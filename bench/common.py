@@ -1,4 +1,5 @@
 """Shared benchmark plumbing: statistics, machine/version info, results files, a loopback image server."""
+
 from __future__ import annotations
 
 import http.server
@@ -24,25 +25,51 @@ LABELS = ["dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "s
 
 def summarize(samples_ms) -> dict:
     samples = sorted(samples_ms)
-    q = statistics.quantiles(samples, n=4) if len(samples) >= 4 else [samples[0], statistics.median(samples),
-                                                                     samples[-1]]
-    return {"median": round(statistics.median(samples), 3), "p25": round(q[0], 3), "p75": round(q[-1], 3),
-            "min": round(samples[0], 3), "max": round(samples[-1], 3), "runs": len(samples)}
+    q = (
+        statistics.quantiles(samples, n=4)
+        if len(samples) >= 4
+        else [samples[0], statistics.median(samples), samples[-1]]
+    )
+    return {
+        "median": round(statistics.median(samples), 3),
+        "p25": round(q[0], 3),
+        "p75": round(q[-1], 3),
+        "min": round(samples[0], 3),
+        "max": round(samples[-1], 3),
+        "runs": len(samples),
+    }
 
 
 def machine() -> dict:
     def version(module):
         try:
-            out = subprocess.run([str(VENV_PY), "-c", f"import importlib.metadata as m; print(m.version('{module}'))"],
-                                 capture_output=True, text=True, timeout=60)
+            out = subprocess.run(
+                [str(VENV_PY), "-c", f"import importlib.metadata as m; print(m.version('{module}'))"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             return out.stdout.strip() or None
         except OSError:
             return None
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "ai_edge_litert": version("ai-edge-litert"), "numpy": version("numpy"), "pillow": version("pillow"),
-            "date": time.strftime("%Y-%m-%d")}
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "ai_edge_litert": version("ai-edge-litert"),
+        "numpy": version("numpy"),
+        "pillow": version("pillow"),
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def save(name: str, result: dict) -> Path:
@@ -61,8 +88,14 @@ def publish(name: str, result: dict, title: str, labels, values, unit: str) -> d
 
 def run_json(python: Path, script: str, *args, env=None, timeout=900) -> dict:
     """Run a bench worker script in another interpreter and parse the JSON it prints last."""
-    proc = subprocess.run([str(python), str(ROOT / "bench" / script), *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [str(python), str(ROOT / "bench" / script), *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{script} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

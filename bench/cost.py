@@ -14,6 +14,7 @@ pricing, AWS Lambda pricing): REST API $3.50 per million, HTTP API $1.00 per mil
 a request carrying a 1 MB base64 photo counts twice), a Lambda Function URL nothing beyond Lambda's own
 prices. Data transfer out is the same for all three and left out.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,29 +43,58 @@ def cost_per_million(duration_ms: float, memory_mb: int, arch: str) -> float:
 
 def run(smoke: bool = False) -> dict:
     latency = json.loads((RESULTS / "latency.json").read_text())
-    base = next(r for r in latency["rows"] if r["stack"] == "this project" and r["model"] == "default int8"
-                and r["photo"] == "0.2MP" and r["threads"] == 1)
+    base = next(
+        r
+        for r in latency["rows"]
+        if r["stack"] == "this project" and r["model"] == "default int8" and r["photo"] == "0.2MP" and r["threads"] == 1
+    )
     local_ms = base["ms"]["end_to_end"]["median"]
     rows = []
     for arch in PRICE_GB_S:
         for mb in MEMORY_SIZES:
             duration = lambda_ms(local_ms, mb)
-            rows.append({"arch": arch, "memory_mb": mb, "estimated_ms": round(duration, 2),
-                         "usd_per_million": round(cost_per_million(duration, mb, arch), 3)})
+            rows.append(
+                {
+                    "arch": arch,
+                    "memory_mb": mb,
+                    "estimated_ms": round(duration, 2),
+                    "usd_per_million": round(cost_per_million(duration, mb, arch), 3),
+                }
+            )
     book_cost = cost_per_million(2000, 1024, "x86_64")  # the book's ~2 s per request on Lambda at 1024 MB
     best = min(rows, key=lambda r: r["usd_per_million"])
     deployed = next(r for r in rows if r["arch"] == "x86_64" and r["memory_mb"] == 1024)  # serverless.yml's
-    front_doors = [{"front_door": name, "gateway_usd_per_million": price,
-                    "lambda_usd_per_million": deployed["usd_per_million"],
-                    "total_usd_per_million": round(price + deployed["usd_per_million"], 3)}
-                   for name, price in FRONT_DOORS.items()]
-    result = {"local_end_to_end_ms": local_ms, "prices": {"per_gb_s": PRICE_GB_S, "per_request": PRICE_REQUEST,
-                                                        "front_doors_per_million": FRONT_DOORS,
-                                                        "date": PRICES_DATE, "region": "us-east-1"},
-              "rows": rows, "front_doors_at_1024mb_x86_64": front_doors,
-              "book_2s_at_1024mb_usd_per_million": round(book_cost, 2), "cheapest": best}
-    return publish("cost", result, "Lambda cost per million predictions, default model",
-                   [f"{r['arch']} {r['memory_mb']} MB" for r in rows], [r["usd_per_million"] for r in rows], "USD")
+    front_doors = [
+        {
+            "front_door": name,
+            "gateway_usd_per_million": price,
+            "lambda_usd_per_million": deployed["usd_per_million"],
+            "total_usd_per_million": round(price + deployed["usd_per_million"], 3),
+        }
+        for name, price in FRONT_DOORS.items()
+    ]
+    result = {
+        "local_end_to_end_ms": local_ms,
+        "prices": {
+            "per_gb_s": PRICE_GB_S,
+            "per_request": PRICE_REQUEST,
+            "front_doors_per_million": FRONT_DOORS,
+            "date": PRICES_DATE,
+            "region": "us-east-1",
+        },
+        "rows": rows,
+        "front_doors_at_1024mb_x86_64": front_doors,
+        "book_2s_at_1024mb_usd_per_million": round(book_cost, 2),
+        "cheapest": best,
+    }
+    return publish(
+        "cost",
+        result,
+        "Lambda cost per million predictions, default model",
+        [f"{r['arch']} {r['memory_mb']} MB" for r in rows],
+        [r["usd_per_million"] for r in rows],
+        "USD",
+    )
 
 
 if __name__ == "__main__":

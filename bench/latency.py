@@ -2,6 +2,7 @@
 
 Every request fetches its photo from a loopback HTTP server, as a URL request would.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,31 +23,53 @@ def measure(smoke: bool) -> dict:
         ("default float32", models.default_float32(), "0.2MP", 1),
     ]
     if not smoke:
-        configs += [("default int8", models.DEFAULT_INT8, "0.85MP", 1),
-                    ("xception-299 float32", models.xception("float32"), "0.2MP", 1),
-                    ("xception-299 float32", models.xception("float32"), "0.2MP", 2),
-                    ("xception-299 int8", models.xception("int8"), "0.2MP", 1),
-                    ("xception-299 int8", models.xception("int8"), "0.2MP", 2),
-                    ("xception-299 float32", models.xception("float32"), "0.85MP", 1),
-                    ("xception-299 dynamic", models.xception("dynamic"), "0.85MP", 1),
-                    ("xception-299 int8", models.xception("int8"), "0.85MP", 1)]
+        configs += [
+            ("default int8", models.DEFAULT_INT8, "0.85MP", 1),
+            ("xception-299 float32", models.xception("float32"), "0.2MP", 1),
+            ("xception-299 float32", models.xception("float32"), "0.2MP", 2),
+            ("xception-299 int8", models.xception("int8"), "0.2MP", 1),
+            ("xception-299 int8", models.xception("int8"), "0.2MP", 2),
+            ("xception-299 float32", models.xception("float32"), "0.85MP", 1),
+            ("xception-299 dynamic", models.xception("dynamic"), "0.85MP", 1),
+            ("xception-299 int8", models.xception("int8"), "0.85MP", 1),
+        ]
     rows = []
     try:
         for name, manifest, photo, threads in configs:
             n = n_small if name.startswith("default") else n_large
             result = run_json(VENV_PY, "worker_ours.py", manifest, url[photo], n, threads)
-            rows.append({"stack": "this project", "model": name, "photo": photo, "threads": threads,
-                         "runtime": result["runtime"],
-                         "ms": {k: summarize(v) for k, v in result["samples_ms"].items()}})
+            rows.append(
+                {
+                    "stack": "this project",
+                    "model": name,
+                    "photo": photo,
+                    "threads": threads,
+                    "runtime": result["runtime"],
+                    "ms": {k: summarize(v) for k, v in result["samples_ms"].items()},
+                }
+            )
         book_configs = [("default float32", models.default_float32())]
         if not smoke:
             book_configs.append(("xception-299 float32", models.xception("float32")))
         for name, book_model in book_configs if LEGACY_PY.exists() else []:
-            result = run_json(LEGACY_PY, "worker_book.py", load_manifest(book_model).model_path, url["0.2MP"],
-                              n_small if name.startswith("default") else n_large, models.input_size(book_model))
-            rows.append({"stack": "book (tflite-runtime 2.14)", "model": name, "photo": "0.2MP", "threads": 1,
-                         "runtime": result["runtime"],
-                         "ms": {k: summarize(v) for k, v in result["samples_ms"].items()}})
+            result = run_json(
+                LEGACY_PY,
+                "worker_book.py",
+                load_manifest(book_model).model_path,
+                url["0.2MP"],
+                n_small if name.startswith("default") else n_large,
+                models.input_size(book_model),
+            )
+            rows.append(
+                {
+                    "stack": "book (tflite-runtime 2.14)",
+                    "model": name,
+                    "photo": "0.2MP",
+                    "threads": 1,
+                    "runtime": result["runtime"],
+                    "ms": {k: summarize(v) for k, v in result["samples_ms"].items()},
+                }
+            )
     finally:
         server.close()
     return {"rows": rows, "comparison": compare(rows)}
@@ -58,10 +81,13 @@ def compare(rows) -> list:
     out = []
     for book in (r for r in rows if r["stack"].startswith("book")):
         network = book["model"].split()[0]
-        speedups = {f"{r['model'].split()[1]}, {r['threads']} thread(s)":
-                    round(book["ms"]["end_to_end"]["median"] / r["ms"]["end_to_end"]["median"], 2)
-                    for r in rows if r["stack"] == "this project" and r["model"].split()[0] == network
-                    and r["photo"] == book["photo"]}
+        speedups = {
+            f"{r['model'].split()[1]}, {r['threads']} thread(s)": round(
+                book["ms"]["end_to_end"]["median"] / r["ms"]["end_to_end"]["median"], 2
+            )
+            for r in rows
+            if r["stack"] == "this project" and r["model"].split()[0] == network and r["photo"] == book["photo"]
+        }
         out.append({"model": book["model"], "photo": book["photo"], "speedup_over_book": speedups})
     return out
 
@@ -69,8 +95,14 @@ def compare(rows) -> list:
 def run(smoke: bool = False) -> dict:
     result = measure(smoke)
     labels = [f"{r['stack'][:12]} | {r['model']} | {r['photo']} | {r['threads']}t" for r in result["rows"]]
-    return publish("latency", result, "Warm end-to-end latency per request (median)", labels,
-                   [r["ms"]["end_to_end"]["median"] for r in result["rows"]], "ms")
+    return publish(
+        "latency",
+        result,
+        "Warm end-to-end latency per request (median)",
+        labels,
+        [r["ms"]["end_to_end"]["median"] for r in result["rows"]],
+        "ms",
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Benchmark 5: peak RSS by image size and batch size, and throughput with batches of 1, 4 and 16 images."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,14 @@ def photo_of(megapixels: float):
 
 
 def measure(batch: int, photo, rounds: int) -> dict:
-    proc = subprocess.run([str(VENV_PY), "-c", WORKER, str(batch), *[str(photo)] * batch], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900, env={"ROUNDS": str(rounds), "PATH": "/usr/bin"})
+    proc = subprocess.run(
+        [str(VENV_PY), "-c", WORKER, str(batch), *[str(photo)] * batch],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={"ROUNDS": str(rounds), "PATH": "/usr/bin"},
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -51,18 +58,30 @@ def measure(batch: int, photo, rounds: int) -> dict:
 def run(smoke: bool = False) -> dict:
     rounds = 2 if smoke else 15
     by_size = []
-    for mp in ([0.2] if smoke else [0.2, 1.0, 4.0, 12.0]):
+    for mp in [0.2] if smoke else [0.2, 1.0, 4.0, 12.0]:
         data = measure(1, photo_of(mp), rounds)
         by_size.append({"megapixels": mp, "peak_rss_mb": round(data["peak_rss_mb"], 1), "ms": summarize(data["ms"])})
     by_batch = []
-    for batch in ([1, 4] if smoke else [1, 4, 16]):
+    for batch in [1, 4] if smoke else [1, 4, 16]:
         data = measure(batch, photo_of(0.2), rounds)
         ms = summarize(data["ms"])
-        by_batch.append({"batch": batch, "peak_rss_mb": round(data["peak_rss_mb"], 1), "ms": ms,
-                         "images_per_s": round(batch * 1000 / ms["median"], 1)})
+        by_batch.append(
+            {
+                "batch": batch,
+                "peak_rss_mb": round(data["peak_rss_mb"], 1),
+                "ms": ms,
+                "images_per_s": round(batch * 1000 / ms["median"], 1),
+            }
+        )
     result = {"model": "default (int8)", "by_image_size": by_size, "by_batch": by_batch}
-    return publish("memory", result, "Peak RSS of a fresh process by image size (default model)",
-                   [f"{r['megapixels']} MP" for r in by_size], [r["peak_rss_mb"] for r in by_size], "MB")
+    return publish(
+        "memory",
+        result,
+        "Peak RSS of a fresh process by image size (default model)",
+        [f"{r['megapixels']} MP" for r in by_size],
+        [r["peak_rss_mb"] for r in by_size],
+        "MB",
+    )
 
 
 if __name__ == "__main__":

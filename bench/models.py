@@ -1,4 +1,5 @@
 """Models and photos the benchmarks share, generated once into bench/results/tmp (not committed)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -16,10 +17,24 @@ def _convert(source, out, quantize: str, *options) -> None:
     manifest = out.with_suffix(".json")
     if manifest.exists() and manifest.stat().st_mtime > source.stat().st_mtime:
         return  # converted from this very source already
-    subprocess.run([str(VENV_PY), "model/convert.py", str(source), "--out", str(out),
-                    "--quantize", "none" if quantize == "float32" else quantize,
-                    "--representative-dir", str(DATA / "train"), *options],
-                   cwd=ROOT, check=True, capture_output=True, timeout=1800)
+    subprocess.run(
+        [
+            str(VENV_PY),
+            "model/convert.py",
+            str(source),
+            "--out",
+            str(out),
+            "--quantize",
+            "none" if quantize == "float32" else quantize,
+            "--representative-dir",
+            str(DATA / "train"),
+            *options,
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
 
 
 def default_float32():
@@ -36,9 +51,17 @@ def xception(quantize: str):
     source = WORK / "xception-299.keras"
     if not source.exists():
         WORK.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(VENV_PY), "-c", "import keras; keras.applications.Xception(weights=None, classes=10, "
-                        f"input_shape=(299, 299, 3)).save('{source}')"], check=True, capture_output=True,
-                       timeout=600)
+        subprocess.run(
+            [
+                str(VENV_PY),
+                "-c",
+                "import keras; keras.applications.Xception(weights=None, classes=10, "
+                f"input_shape=(299, 299, 3)).save('{source}')",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
     out = WORK / f"xception-299-{quantize}.tflite"
     _convert(source, out, quantize, *QUICK)
     return out.with_suffix(".json")

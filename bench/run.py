@@ -1,8 +1,10 @@
-"""Run the benchmarks: ``python -m bench.run [--smoke] [latency coldstart size memory server_memory bulk cost quantization]``.
+"""Run the benchmarks: ``python -m bench.run [--smoke] [NAME...]``; the names, in order: latency coldstart size
+memory server_memory bulk cost quantization.
 
 Results go to bench/results/<name>.json and .png; BENCHMARKS.md discusses them. ``--smoke`` runs tiny counts
 (CI runs it so the benchmarks cannot rot); it asserts nothing about timings.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -11,7 +13,16 @@ import time
 
 from bench.common import RESULTS
 
-ORDER = ("latency", "coldstart", "size", "memory", "server_memory", "bulk", "cost", "quantization")  # cost reads latency's results
+ORDER = (
+    "latency",
+    "coldstart",
+    "size",
+    "memory",
+    "server_memory",
+    "bulk",
+    "cost",
+    "quantization",
+)  # cost reads latency's results
 
 
 def main(argv=None) -> int:
@@ -21,8 +32,7 @@ def main(argv=None) -> int:
     for name in names:
         started = time.perf_counter()
         if importlib.import_module(f"bench.{name}").run(smoke=smoke) is not None:  # None: skipped, said why
-            print(f"{name}: done in {time.perf_counter() - started:.0f}s -> {RESULTS / (name + '.json')}",
-                  flush=True)
+            print(f"{name}: done in {time.perf_counter() - started:.0f}s -> {RESULTS / (name + '.json')}", flush=True)
     return 0
 
 

@@ -4,6 +4,7 @@ and the peak. The README's GCP recipe gives an instance 1 GiB; the goal is to st
 
     python -m bench.run server_memory
 """
+
 from __future__ import annotations
 
 import json
@@ -76,11 +77,16 @@ def measure(photo, content_type: str, requests: int, extra_env: dict) -> dict:
         with ThreadPoolExecutor(max_workers=8) as pool:
             concurrent = list(pool.map(lambda _: post(url, body, content_type), range(requests)))
         concurrent_s = time.perf_counter() - t
-        return {"statuses": sorted(set(sequential + concurrent)), "rss_mb_started": round(started_mb, 1),
-                "rss_mb_after_sequential": round(after_sequential, 1),
-                "rss_mb_after_8_concurrent": round(rss_mb(pid), 1), "peak_rss_mb": round(rss_mb(pid, "VmHWM"), 1),
-                "seconds_per_request_sequential": round(sequential_s / requests, 3),
-                "seconds_8_concurrent": round(concurrent_s, 2), "photo_bytes": len(body)}
+        return {
+            "statuses": sorted(set(sequential + concurrent)),
+            "rss_mb_started": round(started_mb, 1),
+            "rss_mb_after_sequential": round(after_sequential, 1),
+            "rss_mb_after_8_concurrent": round(rss_mb(pid), 1),
+            "peak_rss_mb": round(rss_mb(pid, "VmHWM"), 1),
+            "seconds_per_request_sequential": round(sequential_s / requests, 3),
+            "seconds_8_concurrent": round(concurrent_s, 2),
+            "photo_bytes": len(body),
+        }
     finally:
         from tests.clouds.test_gcp_server import stop_server
 
@@ -88,7 +94,6 @@ def measure(photo, content_type: str, requests: int, extra_env: dict) -> dict:
 
 
 def run(smoke: bool = False) -> dict:
-    sys.path.insert(0, str(ROOT))
     requests = 2 if smoke else 20
     side = 1500 if smoke else 6000
     rows = {}
@@ -96,10 +101,18 @@ def run(smoke: bool = False) -> dict:
         photo = big_photo(fmt, side)
         rows[fmt] = measure(photo, content_type, requests, json.loads(os.environ.get("BENCH_SERVER_ENV", "{}")))
     result = {"photo_side": side, "requests_each": requests, "threads": 8, "by_format": rows}
-    return publish("server_memory", result, f"functions-framework RSS, {side}x{side} photos (MB)",
-                   [f"{fmt} {stage}" for fmt in rows for stage in ("sequential", "8 concurrent", "peak")],
-                   [v for r in rows.values() for v in (r["rss_mb_after_sequential"], r["rss_mb_after_8_concurrent"],
-                                                       r["peak_rss_mb"])], "MB")
+    return publish(
+        "server_memory",
+        result,
+        f"functions-framework RSS, {side}x{side} photos (MB)",
+        [f"{fmt} {stage}" for fmt in rows for stage in ("sequential", "8 concurrent", "peak")],
+        [
+            v
+            for r in rows.values()
+            for v in (r["rss_mb_after_sequential"], r["rss_mb_after_8_concurrent"], r["peak_rss_mb"])
+        ],
+        "MB",
+    )
 
 
 if __name__ == "__main__":

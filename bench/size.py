@@ -1,5 +1,6 @@
 """Benchmark 4: deployment size of the `serverless package` zip, zipped and unzipped, x86_64 and arm64,
 against Lambda's limits (50 MB zipped for direct upload, 250 MB unzipped)."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,14 @@ ZIP_LIMIT, UNZIPPED_LIMIT = 50 * 1024 * 1024, 250 * 1024 * 1024
 def package(arch: str) -> dict:
     out = WORK / f"package-{arch}"
     env = {**os.environ, "PYTHON_BIN": str(VENV_PY), "SLS_TELEMETRY_DISABLED": "1"}
-    proc = subprocess.run([str(ROOT / "node_modules" / ".bin" / "serverless"), "package", "--package", str(out),
-                           f"--param=arch={arch}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(ROOT / "node_modules" / ".bin" / "serverless"), "package", "--package", str(out), f"--param=arch={arch}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
     path = out / "clothing-classifier.zip"
@@ -28,17 +35,27 @@ def package(arch: str) -> dict:
     for info in infos:
         by_top[info.filename.split("/")[0]] += info.compress_size
     unzipped = sum(i.file_size for i in infos)
-    return {"arch": arch, "zipped_mb": round(path.stat().st_size / 1e6, 2), "unzipped_mb": round(unzipped / 1e6, 2),
-            "zipped_fits": path.stat().st_size < ZIP_LIMIT, "unzipped_fits": unzipped < UNZIPPED_LIMIT,
-            "largest_zipped_mb": {k: round(v / 1e6, 2) for k, v in by_top.most_common(6)}}
+    return {
+        "arch": arch,
+        "zipped_mb": round(path.stat().st_size / 1e6, 2),
+        "unzipped_mb": round(unzipped / 1e6, 2),
+        "zipped_fits": path.stat().st_size < ZIP_LIMIT,
+        "unzipped_fits": unzipped < UNZIPPED_LIMIT,
+        "largest_zipped_mb": {k: round(v / 1e6, 2) for k, v in by_top.most_common(6)},
+    }
 
 
 def run(smoke: bool = False) -> dict:
     rows = [package(arch) for arch in (["x86_64"] if smoke else ["x86_64", "arm64"])]
     result = {"rows": rows, "limits_mb": {"zipped": 52.4, "unzipped": 262.1}}
-    return publish("size", result, "Lambda zip size (limits: 50 MiB zipped, 250 MiB unzipped)",
-                   [f"{r['arch']} {k}" for r in rows for k in ("zipped", "unzipped")],
-                   [r[f"{k}_mb"] for r in rows for k in ("zipped", "unzipped")], "MB")
+    return publish(
+        "size",
+        result,
+        "Lambda zip size (limits: 50 MiB zipped, 250 MiB unzipped)",
+        [f"{r['arch']} {k}" for r in rows for k in ("zipped", "unzipped")],
+        [r[f"{k}_mb"] for r in rows for k in ("zipped", "unzipped")],
+        "MB",
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The book's stack, timed: python bench/worker_book.py MODEL URL ITERATIONS SIZE (in .venv-tflite)."""
+
 import json
 import os
 import sys
@@ -20,12 +21,12 @@ def main(model, url, iterations, size):
         book.interpreter.invoke()
         preds = book.interpreter.get_tensor(book.output_index)
         t2 = time.perf_counter()
-        json.dumps(dict(zip(book.CLASSES, preds[0].tolist())))
+        json.dumps(dict(zip(book.CLASSES, preds[0].tolist(), strict=False)))
         t3 = time.perf_counter()
         book.lambda_handler({"url": url}, None)
         t4 = time.perf_counter()
         if i >= 3:
-            for name, (a, b) in zip(stages, ((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
+            for name, (a, b) in zip(stages, ((t0, t1), (t1, t2), (t2, t3), (t3, t4)), strict=False):
                 stages[name].append((b - a) * 1000)
     print(json.dumps({"runtime": "tflite_runtime", "samples_ms": stages}))
 

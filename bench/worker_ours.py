@@ -1,16 +1,15 @@
 """This project's handler, timed stage by stage: python bench/worker_ours.py MANIFEST URL ITERATIONS THREADS."""
+
 import json
 import os
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(manifest, url, iterations, threads):
-    os.environ.update(MODEL_MANIFEST=manifest, MODEL_THREADS=threads, FETCH_ALLOW_NETWORKS="127.0.0.0/8",
-                      LOG_LEVEL="WARNING")
+    os.environ.update(
+        MODEL_MANIFEST=manifest, MODEL_THREADS=threads, FETCH_ALLOW_NETWORKS="127.0.0.0/8", LOG_LEVEL="WARNING"
+    )
     from core.fetch import fetch_image_bytes
     from core.images import decode_image
     from core.service import get_service
@@ -34,7 +33,7 @@ def main(manifest, url, iterations, threads):
         lambda_handler({"url": url}, None)  # the whole handler, as Lambda calls it
         t6 = time.perf_counter()
         if i >= 3:
-            for name, (a, b) in zip(stages, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t5, t6))):
+            for name, (a, b) in zip(stages, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t5, t6)), strict=False):
                 stages[name].append((b - a) * 1000)
     print(json.dumps({"runtime": clf.runtime, "samples_ms": stages}))
 

@@ -15,6 +15,7 @@ is the difference between float32 and quantized versions of one trained network 
 Weights travel as float16 in parts of at most 15 MB (a GPU machine returns files of 16 MB at most); the
 restored float32 model is those rounded weights, and every comparison starts from it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SIZE = 299
 NUM_CLASSES = 10
@@ -36,14 +36,14 @@ PART_BYTES = 15 * 1024 * 1024
 
 def build_network(keras, dropout: float = 0.3):
     """Xception (no top, average pooling) + dropout + a 10-way dense layer: the book's model, logits out."""
-    base = keras.applications.Xception(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3),
-                                       pooling="avg")
+    base = keras.applications.Xception(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3), pooling="avg")
     x = keras.layers.Dropout(dropout)(base.output)
     logits = keras.layers.Dense(NUM_CLASSES, name="logits", dtype="float32")(x)
     return keras.Model(base.input, logits, name="xception_clothing")
 
 
 # -- pack -------------------------------------------------------------------------------------------------------
+
 
 def pack(args) -> int:
     from PIL import Image
@@ -64,8 +64,10 @@ def pack(args) -> int:
         arrays[f"{split}_labels"] = ids
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, **arrays)
-    print(f"packed {len(arrays['train_lengths'])} train / {len(arrays['validation_lengths'])} validation images "
-          f"into {args.out} ({Path(args.out).stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"packed {len(arrays['train_lengths'])} train / {len(arrays['validation_lengths'])} validation images "
+        f"into {args.out} ({Path(args.out).stat().st_size / 1e6:.1f} MB)"
+    )
     return 0
 
 
@@ -75,12 +77,17 @@ def unpack(path, split: str):
     data = np.load(path)
     blob, lengths = data[f"{split}_bytes"], data[f"{split}_lengths"]
     ends = np.cumsum(lengths)
-    pixels = np.stack([np.asarray(Image.open(io.BytesIO(blob[e - n:e].tobytes())).convert("RGB"))
-                       for n, e in zip(lengths, ends)])
+    pixels = np.stack(
+        [
+            np.asarray(Image.open(io.BytesIO(blob[e - n : e].tobytes())).convert("RGB"))
+            for n, e in zip(lengths, ends, strict=False)
+        ]
+    )
     return pixels, data[f"{split}_labels"]
 
 
 # -- train ------------------------------------------------------------------------------------------------------
+
 
 def train(args) -> int:
     import keras
@@ -94,9 +101,17 @@ def train(args) -> int:
     x_train, y_train = unpack(args.pack, "train")
     x_val, y_val = unpack(args.pack, "validation")
     if args.limit:  # smoke runs
-        x_train, y_train, x_val, y_val = x_train[:args.limit], y_train[:args.limit], x_val[:args.limit], y_val[:args.limit]
-    print(f"unpacked {len(x_train)} + {len(x_val)} images in {time.time() - started:.1f}s "
-          f"(backend {keras.backend.backend()})", flush=True)
+        x_train, y_train, x_val, y_val = (
+            x_train[: args.limit],
+            y_train[: args.limit],
+            x_val[: args.limit],
+            y_val[: args.limit],
+        )
+    print(
+        f"unpacked {len(x_train)} + {len(x_val)} images in {time.time() - started:.1f}s "
+        f"(backend {keras.backend.backend()})",
+        flush=True,
+    )
 
     class MixupBatches(keras.utils.PyDataset):
         """Shuffled batches of raw pixels (0-255, float32), blended pairwise with mixup."""
@@ -111,7 +126,7 @@ def train(args) -> int:
 
         def __getitem__(self, i):
             rng = np.random.default_rng([args.seed, self.epoch, i])  # thread-safe: one generator per batch
-            idx = self.order[i * args.batch_size:(i + 1) * args.batch_size]
+            idx = self.order[i * args.batch_size : (i + 1) * args.batch_size]
             x = x_train[idx].astype(np.float32)
             y = np.eye(NUM_CLASSES, dtype=np.float32)[y_train[idx]]
             if args.mixup > 0:
@@ -130,17 +145,23 @@ def train(args) -> int:
     net = build_network(keras, args.dropout)
     inputs = keras.Input((SIZE, SIZE, 3), dtype="float32")
     scaled = layers.Rescaling(1 / 127.5, offset=-1.0, dtype="float32")(  # keras_image_helper's 'xception' mode
-        layers.Lambda(lambda t: keras.ops.clip(t, 0.0, 255.0), dtype="float32")(augment(inputs)))
+        layers.Lambda(lambda t: keras.ops.clip(t, 0.0, 255.0), dtype="float32")(augment(inputs))
+    )
     trainer = keras.Model(inputs, net(scaled))
 
     steps = len(x_train) // args.batch_size
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=args.lr / 100, decay_steps=steps * (args.epochs - args.warmup_epochs),
-        warmup_target=args.lr, warmup_steps=steps * args.warmup_epochs, alpha=0.01)
-    trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay, use_ema=True,
-                                                     ema_momentum=args.ema),
-                    loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
-                    metrics=["accuracy"])
+        initial_learning_rate=args.lr / 100,
+        decay_steps=steps * (args.epochs - args.warmup_epochs),
+        warmup_target=args.lr,
+        warmup_steps=steps * args.warmup_epochs,
+        alpha=0.01,
+    )
+    trainer.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay, use_ema=True, ema_momentum=args.ema),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+        metrics=["accuracy"],
+    )
 
     class KeepBest(keras.callbacks.Callback):
         """Keeps the network's weights (the moving average, swapped in at epoch end) of the best epoch."""
@@ -163,8 +184,13 @@ def train(args) -> int:
 
     keep = KeepBest()
     val = (x_val.astype(np.float32), np.eye(NUM_CLASSES, dtype=np.float32)[y_val])
-    history = trainer.fit(MixupBatches(workers=args.workers), validation_data=val, epochs=args.epochs, verbose=2,
-                          callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True), keep, StepLog()])
+    history = trainer.fit(
+        MixupBatches(workers=args.workers),
+        validation_data=val,
+        epochs=args.epochs,
+        verbose=2,
+        callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True), keep, StepLog()],
+    )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,17 +198,23 @@ def train(args) -> int:
     np.savez(buf, *[w.astype(np.float16) for w in keep.weights])
     blob = buf.getvalue()
     for part, start in enumerate(range(0, len(blob), PART_BYTES)):
-        (out / f"xception-weights.part{part}").write_bytes(blob[start:start + PART_BYTES])
-    summary = {"best_epoch": keep.epoch, "val_accuracy": keep.best, "epochs_run": len(history.history["loss"]),
-               "train_seconds": round(time.time() - started, 1), "backend": keras.backend.backend(),
-               "history": {k: [round(float(v), 4) for v in vs] for k, vs in history.history.items()},
-               "args": vars(args)}
+        (out / f"xception-weights.part{part}").write_bytes(blob[start : start + PART_BYTES])
+    summary = {
+        "best_epoch": keep.epoch,
+        "val_accuracy": keep.best,
+        "epochs_run": len(history.history["loss"]),
+        "train_seconds": round(time.time() - started, 1),
+        "backend": keras.backend.backend(),
+        "history": {k: [round(float(v), 4) for v in vs] for k, vs in history.history.items()},
+        "args": vars(args),
+    }
     (out / "xception-train.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps({k: summary[k] for k in ("best_epoch", "val_accuracy", "epochs_run", "train_seconds")}))
     return 0
 
 
 # -- restore ----------------------------------------------------------------------------------------------------
+
 
 def restore(args) -> int:
     import keras

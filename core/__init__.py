@@ -2,6 +2,7 @@
 
 Importing is cheap; the model loads on first use. ``get_service().handle_http(...)`` answers a request.
 """
+
 import os
 
 # numpy's OpenBLAS starts a thread per visible CPU, and each spins ~0.1 s waiting for work that never comes

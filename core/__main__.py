@@ -3,6 +3,7 @@
 Prints the same JSON the HTTP endpoint answers; exits 1 (with the JSON error) when the request fails.
 Many images: ``python -m core classify PATHS_OR_URLS... --out results.csv`` (core/bulk.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,10 @@ def main(argv=None) -> int:
         try:
             payload["image"] = base64.b64encode(Path(args.source).read_bytes()).decode("ascii")
         except OSError as exc:
-            print(json.dumps({"error": {"type": "file_error", "message": f"cannot read {args.source}: "
-                                        f"{exc.strerror}"}}), file=sys.stderr)
+            print(
+                json.dumps({"error": {"type": "file_error", "message": f"cannot read {args.source}: {exc.strerror}"}}),
+                file=sys.stderr,
+            )
             return 1
     response = Service(settings).handle_payload(payload, cloud="cli")
     print(json.dumps(response.body, indent=2), file=sys.stdout if response.status < 400 else sys.stderr)

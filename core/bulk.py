@@ -8,6 +8,7 @@ as they finish, so an interrupted run leaves a valid file; rerunning with the sa
 that already has an answer and tries the failed ones again. ``--evaluate`` reads the true label from each
 image's folder name and adds accuracy, per-label accuracy and a confusion matrix.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,10 @@ import os
 import sys
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 FIELDS = ("path", "label", "score", "top_k", "error")
@@ -60,22 +62,26 @@ def payload_for(item: str, top_k: int) -> dict:
     """The API request for one input (raises OSError for an unreadable file)."""
     if is_url(item):
         return {"url": item, "top_k": top_k, "probabilities": True}
-    return {"image": base64.b64encode(Path(item).read_bytes()).decode("ascii"), "top_k": top_k,
-            "probabilities": True}
+    return {"image": base64.b64encode(Path(item).read_bytes()).decode("ascii"), "top_k": top_k, "probabilities": True}
 
 
 def row_for(item: str, status: int, body) -> dict:
     if status == 200 and isinstance(body, dict) and body:
         best = next(iter(body.items()))
-        return {"path": item, "label": best[0], "score": round(float(best[1]), 6),
-                "top_k": [[label, round(float(score), 6)] for label, score in body.items()], "error": ""}
+        return {
+            "path": item,
+            "label": best[0],
+            "score": round(float(best[1]), 6),
+            "top_k": [[label, round(float(score), 6)] for label, score in body.items()],
+            "error": "",
+        }
     error = body.get("error", {}) if isinstance(body, dict) else {}
     message = f"{error.get('type', 'http_' + str(status))}: {error.get('message', body)}"
     return {"path": item, "label": "", "score": "", "top_k": [], "error": message[:500]}
 
 
 # -- workers: the local model ------------------------------------------------------------------------------
-_SERVICE = None
+_SERVICE: Any = None  # the worker process's Service
 
 
 def _start_local_worker() -> None:
@@ -95,6 +101,7 @@ def classify_locally(item: str, top_k: int) -> dict:
         payload = payload_for(item, top_k)
     except OSError as exc:
         return {"path": item, "label": "", "score": "", "top_k": [], "error": f"file_error: {exc.strerror}"}
+    assert _SERVICE is not None, "the worker's initializer creates the service"
     response = _SERVICE.handle_payload(payload, cloud="bulk")
     return row_for(item, response.status, response.body)
 
@@ -110,9 +117,18 @@ class Endpoint:
     def pool(self):
         import urllib3
 
-        retry = urllib3.Retry(total=self.retries, connect=self.retries, read=self.retries, status=self.retries,
-                              backoff_factor=0.5, backoff_max=10, status_forcelist=RETRY_STATUSES,
-                              allowed_methods=None, raise_on_status=False, respect_retry_after_header=True)
+        retry = urllib3.Retry(
+            total=self.retries,
+            connect=self.retries,
+            read=self.retries,
+            status=self.retries,
+            backoff_factor=0.5,
+            backoff_max=10,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=None,
+            raise_on_status=False,
+            respect_retry_after_header=True,
+        )
         return urllib3.PoolManager(maxsize=64, retries=retry, timeout=urllib3.Timeout(connect=10, read=self.timeout))
 
     def classify(self, http, item: str, top_k: int) -> dict:
@@ -125,12 +141,19 @@ class Endpoint:
         try:
             response = http.request("POST", self.url, body=json.dumps(payload).encode(), headers=self.headers)
         except urllib3.exceptions.MaxRetryError as exc:
-            return {"path": item, "label": "", "score": "", "top_k": [],
-                    "error": f"endpoint_error: gave up after {self.retries} retries: {exc.reason}"[:500]}
+            return {
+                "path": item,
+                "label": "",
+                "score": "",
+                "top_k": [],
+                "error": f"endpoint_error: gave up after {self.retries} retries: {exc.reason}"[:500],
+            }
         try:
             body = json.loads(response.data)
         except ValueError:
-            body = {"error": {"type": f"http_{response.status}", "message": response.data[:200].decode(errors="replace")}}
+            body = {
+                "error": {"type": f"http_{response.status}", "message": response.data[:200].decode(errors="replace")}
+            }
         return row_for(item, response.status, body)
 
 
@@ -153,37 +176,14 @@ class Output:
         self.path = Path(path) if path else None
         self.jsonl = self.path is not None and self.path.suffix.lower() in (".jsonl", ".ndjson")
         self.done: dict[str, dict] = {}
-        if self.path and self.path.exists():
-            kept = [row for row in self._read() if not row.get("error")]
+        if self.path is not None and self.path.exists():
+            kept = [row for row in _read_rows(self.path, self.jsonl) if not row.get("error")]
             self.done = {row["path"]: row for row in kept}
-            self._rewrite(kept)
+            _rewrite_rows(self.path, self.jsonl, kept)
         self._file = open(self.path, "a", newline="", encoding="utf-8") if self.path else sys.stdout
-        self._csv = None if self.jsonl else csv.DictWriter(self._file, FIELDS)
-        if self._csv and (not self.path or self.path.stat().st_size == 0):
+        self._csv = csv.DictWriter(self._file, FIELDS)
+        if not self.jsonl and (self.path is None or self.path.stat().st_size == 0):
             self._csv.writeheader()
-
-    def _read(self) -> list[dict]:
-        with open(self.path, newline="", encoding="utf-8") as fh:
-            if self.jsonl:
-                rows = []
-                for line in fh:
-                    try:
-                        rows.append(json.loads(line))
-                    except ValueError:  # a line cut short by a kill: that image is done again
-                        pass
-                return rows
-            return [dict(row, top_k=_parse_top_k(row.get("top_k", ""))) for row in csv.DictReader(fh)
-                    if row.get("path")]
-
-    def _rewrite(self, rows) -> None:
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "w", newline="", encoding="utf-8") as fh:
-            writer = None if self.jsonl else csv.DictWriter(fh, FIELDS)
-            if writer:
-                writer.writeheader()
-            for row in rows:
-                fh.write(json.dumps(row) + "\n") if self.jsonl else writer.writerow(_csv_row(row))
-        os.replace(temporary, self.path)
 
     def write(self, row: dict) -> None:
         if self.jsonl:
@@ -195,6 +195,35 @@ class Output:
     def close(self) -> None:
         if self.path:
             self._file.close()
+
+
+def _read_rows(path: Path, jsonl: bool) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        if not jsonl:
+            return [
+                dict(row, top_k=_parse_top_k(row.get("top_k", ""))) for row in csv.DictReader(fh) if row.get("path")
+            ]
+        rows = []
+        for line in fh:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:  # a line cut short by a kill: that image is done again
+                pass
+        return rows
+
+
+def _rewrite_rows(path: Path, jsonl: bool, rows) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, FIELDS)
+        if not jsonl:
+            writer.writeheader()
+        for row in rows:
+            if jsonl:
+                fh.write(json.dumps(row) + "\n")
+            else:
+                writer.writerow(_csv_row(row))
+    os.replace(temporary, path)
 
 
 def _csv_row(row: dict) -> dict:
@@ -231,8 +260,12 @@ class Progress:
             self.last = now
             rate = self.count / max(now - self.started, 1e-9)
             eta = (self.total - self.count) / rate if rate else 0
-            print(f"{self.count}/{self.total} images ({100 * self.count / max(self.total, 1):.0f}%), "
-                  f"{rate:.1f} images/s, ETA {eta:.0f}s", file=sys.stderr, flush=True)
+            print(
+                f"{self.count}/{self.total} images ({100 * self.count / max(self.total, 1):.0f}%), "
+                f"{rate:.1f} images/s, ETA {eta:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> float:
         if self.bar is not None:
@@ -244,6 +277,7 @@ class Progress:
 def run_jobs(items, args, on_row) -> None:
     """Classify ``items``, calling ``on_row`` in the main thread as each one finishes; at most a few jobs queued
     per worker, so Ctrl-C stops promptly."""
+    executor: Executor
     if args.endpoint:
         endpoint = Endpoint(args.endpoint, endpoint_headers(args), args.timeout, args.retries)
         http = endpoint.pool()
@@ -254,7 +288,8 @@ def run_jobs(items, args, on_row) -> None:
         executor = ProcessPoolExecutor(max_workers=args.workers, initializer=_start_local_worker)
         submit = lambda item: executor.submit(classify_locally, item, args.top_k)  # noqa: E731
         window = args.workers * 4
-    pending, queue = set(), iter(items)
+    pending: set[Future] = set()
+    queue = iter(items)
     try:
         while True:
             while len(pending) < window:
@@ -275,32 +310,48 @@ def run_jobs(items, args, on_row) -> None:
 
 def summarize(rows, seconds: float) -> dict:
     answered = [r for r in rows if not r["error"]]
-    return {"images": len(rows), "answered": len(answered), "errors": len(rows) - len(answered),
-            "seconds": round(seconds, 2), "images_per_second": round(len(rows) / seconds, 1) if seconds else None,
-            "per_label": dict(Counter(r["label"] for r in answered).most_common())}
+    return {
+        "images": len(rows),
+        "answered": len(answered),
+        "errors": len(rows) - len(answered),
+        "seconds": round(seconds, 2),
+        "images_per_second": round(len(rows) / seconds, 1) if seconds else None,
+        "per_label": dict(Counter(r["label"] for r in answered).most_common()),
+    }
 
 
 def evaluate_rows(rows, labels) -> dict:
     """Accuracy against each image's folder name, where that name is one of the model's labels."""
-    known = [(Path(r["path"]).parent.name, r["label"]) for r in rows if not r["error"]
-             and Path(r["path"]).parent.name in labels]
+    known = [
+        (Path(r["path"]).parent.name, r["label"])
+        for r in rows
+        if not r["error"] and Path(r["path"]).parent.name in labels
+    ]
     index = {label: i for i, label in enumerate(labels)}
     confusion = [[0] * len(labels) for _ in labels]
     for truth, predicted in known:
         confusion[index[truth]][index[predicted]] += 1
-    per_label = {label: round(confusion[i][i] / sum(confusion[i]), 4) for i, label in enumerate(labels)
-                 if sum(confusion[i])}
+    per_label = {
+        label: round(confusion[i][i] / sum(confusion[i]), 4) for i, label in enumerate(labels) if sum(confusion[i])
+    }
     correct = sum(confusion[i][i] for i in range(len(labels)))
-    return {"images": len(known), "accuracy": round(correct / len(known), 4) if known else None,
-            "per_label_accuracy": per_label, "labels": list(labels), "confusion": confusion}
+    return {
+        "images": len(known),
+        "accuracy": round(correct / len(known), 4) if known else None,
+        "per_label_accuracy": per_label,
+        "labels": list(labels),
+        "confusion": confusion,
+    }
 
 
 def confusion_text(result: dict) -> str:
     labels = result["labels"]
     width = max(len(label) for label in labels) + 1
     lines = ["true \\ predicted".ljust(width) + " ".join(label[:6].rjust(6) for label in labels)]
-    lines += [label.ljust(width) + " ".join(str(n).rjust(6) for n in row)
-              for label, row in zip(labels, result["confusion"])]
+    lines += [
+        label.ljust(width) + " ".join(str(n).rjust(6) for n in row)
+        for label, row in zip(labels, result["confusion"], strict=False)
+    ]
     return "\n".join(lines)
 
 
@@ -327,8 +378,9 @@ def confusion_png(result: dict, path: str) -> None:
 
 
 def parse_args(argv) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m core classify", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m core classify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("inputs", nargs="*", help="image files, folders, globs or URLs; '-' reads a list from stdin")
     p.add_argument("--from", dest="list_file", help="a file listing paths or URLs, one per line")
     p.add_argument("--out", help="CSV, or JSON Lines for .jsonl (default: CSV on stdout); rerun to resume")
@@ -376,7 +428,7 @@ def main(argv=None) -> int:
     finally:
         seconds = progress.close()
         output.close()
-    summary = summarize(rows[len(output.done):], seconds)
+    summary = summarize(rows[len(output.done) :], seconds)
     summary["already_answered"] = len(output.done)
     if args.evaluate:
         labels = _model_labels(args)
@@ -386,8 +438,7 @@ def main(argv=None) -> int:
             confusion_png(summary["evaluation"], args.confusion_png)
     print(json.dumps(summary, indent=2), file=sys.stderr)
     if interrupted:
-        print(f"interrupted: {len(rows)} images answered so far; run the same command again to resume",
-              file=sys.stderr)
+        print(f"interrupted: {len(rows)} images answered so far; run the same command again to resume", file=sys.stderr)
         return 130
     return 0 if summary["errors"] == 0 else 1
 

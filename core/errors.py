@@ -1,4 +1,5 @@
 """One error hierarchy for the whole service; adapters map it to HTTP with ``status``."""
+
 from __future__ import annotations
 
 

@@ -16,6 +16,7 @@ Connections are kept open (urllib3's PoolManager) per checked address and port, 
 warm function that fetches from the same bucket or CDN again skips the TCP and TLS handshakes. Reuse cannot
 bypass a check, because the key holds the address this request's resolution checked.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,6 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from .errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, ServiceError, UnsupportedMediaType
@@ -34,19 +36,23 @@ CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
 USER_AGENT = "serverless-clothing-classifier/1.0"
 # Well-known ranges ipaddress' is_global misses or that wrap another address.
-EXTRA_BLOCKED = tuple(ipaddress.ip_network(n) for n in (
-    "::/96",                            # IPv4-compatible (deprecated), e.g. ::127.0.0.1: is_global misses it
-    "64:ff9b::/96", "64:ff9b:1::/48",  # NAT64: may reach internal IPv4
-    "2002::/16",                        # 6to4: embeds an IPv4 address
-    "2001::/32",                        # Teredo
-    "100.64.0.0/10",                    # carrier-grade NAT
-))
+EXTRA_BLOCKED = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "::/96",  # IPv4-compatible (deprecated), e.g. ::127.0.0.1: is_global misses it
+        "64:ff9b::/96",
+        "64:ff9b:1::/48",  # NAT64: may reach internal IPv4
+        "2002::/16",  # 6to4: embeds an IPv4 address
+        "2001::/32",  # Teredo
+        "100.64.0.0/10",  # carrier-grade NAT
+    )
+)
 
 
 # getaddrinfo has no timeout of its own: it runs here so a hung resolver cannot outlive the deadline.
 _RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
-POOLS_KEPT = 8          # hosts whose connections stay open
-CONNECTIONS_KEPT = 8    # per host: as many as a threaded server (functions-framework, 8 threads) uses at once
+POOLS_KEPT = 8  # hosts whose connections stay open
+CONNECTIONS_KEPT = 8  # per host: as many as a threaded server (functions-framework, 8 threads) uses at once
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class FetchLimits:
     allow_networks: tuple = ()
 
 
-def is_public(address: ipaddress._BaseAddress) -> bool:
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
         if embedded is not None:
@@ -70,7 +76,7 @@ def is_public(address: ipaddress._BaseAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def check_address(address: str, allow_networks) -> ipaddress._BaseAddress:
+def check_address(address: str, allow_networks) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if any(ip in net for net in allow_networks if net.version == ip.version):
         return ip
@@ -91,7 +97,7 @@ def resolve(host: str, port: int, allow_networks, timeout: float = 5.0) -> str:
         raise FetchTimeout(f"resolving host '{host}' took too long") from None
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchFailed(f"cannot resolve host '{host}': {exc}") from None
-    addresses = [check_address(info[4][0], allow_networks) for info in infos]
+    addresses = [check_address(str(info[4][0]), allow_networks) for info in infos]
     return str(addresses[0])
 
 
@@ -199,14 +205,16 @@ class _Watchdog:
                 pass
 
 
-def _watched(connection_class):
+def _watched(connection_class: Any) -> Any:
     """A urllib3 connection class that tells this thread's watchdog which connection its request uses."""
-    class _WatchedConnection(connection_class):
+
+    class _WatchedConnection(connection_class):  # type: ignore[misc, valid-type]  # a class made at run time
         def request(self, *args, **kwargs):
             watchdog = getattr(_WATCHED, "watchdog", None)
             if watchdog is not None:
                 watchdog.connection = self
             return super().request(*args, **kwargs)
+
     return _WatchedConnection
 
 
@@ -239,12 +247,20 @@ def _request(scheme, host, address, port, target, deadline, limits):
             raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
         timeout = urllib3.Timeout(connect=min(limits.connect_timeout, remaining), read=remaining)
         # Keyed by the checked address and, for TLS, the host name it is verified against.
-        pool = _pool_manager().connection_from_host(address, port, scheme, pool_kwargs={
-            "server_hostname": host, "assert_hostname": host})
+        pool = _pool_manager().connection_from_host(
+            address, port, scheme, pool_kwargs={"server_hostname": host, "assert_hostname": host}
+        )
         reused = pool.num_requests > 0
         try:
-            return pool.urlopen("GET", target, headers=headers, timeout=timeout, redirect=False,
-                                preload_content=False, assert_same_host=False)
+            return pool.urlopen(
+                "GET",
+                target,
+                headers=headers,
+                timeout=timeout,
+                redirect=False,
+                preload_content=False,
+                assert_same_host=False,
+            )
         except urllib3.exceptions.NewConnectionError as exc:  # refused, unreachable: a ConnectTimeoutError subclass
             raise FetchFailed(f"cannot connect to the image URL: {_reason(exc)}") from None
         except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):

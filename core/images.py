@@ -4,12 +4,14 @@ Like Keras' ``load_img``, EXIF orientation is ignored and every mode goes throug
 (alpha is dropped, not composited), so predictions match what the model saw in training. The one
 exception is 16/32-bit greyscale, which PIL's RGB conversion would clip: it is scaled to 8 bits first.
 """
+
 from __future__ import annotations
 
 import io
 import struct
 import warnings
 import zlib
+from typing import Any, cast
 
 from PIL import Image, UnidentifiedImageError
 
@@ -18,14 +20,16 @@ from .errors import InvalidImage, PayloadTooLarge
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 
 
-def decode_image(data: bytes, max_pixels: int, draft_size: tuple | None = None,
-                 draft_above_pixels: int | None = None) -> Image.Image:
+def decode_image(
+    data: bytes, max_pixels: int, draft_size: tuple | None = None, draft_above_pixels: int | None = None
+) -> Image.Image:
     """Open and fully decode ``data`` (first frame if animated); an RGB or L image."""
     return load_image(open_image(data, max_pixels, draft_size, draft_above_pixels))
 
 
-def open_image(data: bytes, max_pixels: int, draft_size: tuple | None = None,
-               draft_above_pixels: int | None = None) -> Image.Image:
+def open_image(
+    data: bytes, max_pixels: int, draft_size: tuple | None = None, draft_above_pixels: int | None = None
+) -> Image.Image:
     """Read the header, check the pixel limit, choose the decode scale; no pixel is decoded yet.
 
     ``draft_size`` (width, height): JPEGs are decoded by the DCT at 1/2, 1/4 or 1/8 scale, never below that
@@ -91,9 +95,9 @@ def _check_png_rows(data: bytes) -> None:
             expected += rows * (1 + (columns * bits + 7) // 8)
     inflater, produced, pos, seen = zlib.decompressobj(), 0, 8, False
     while pos + 8 <= len(data) and produced < expected:
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if kind == b"IDAT":
-            seen, chunk = True, data[pos + 8:pos + 8 + length]
+            seen, chunk = True, data[pos + 8 : pos + 8 + length]
             while chunk and produced < expected and not inflater.eof:
                 produced += len(inflater.decompress(chunk, 1 << 20))
                 chunk = inflater.unconsumed_tail
@@ -101,17 +105,20 @@ def _check_png_rows(data: bytes) -> None:
             break
         pos += 12 + length
     if produced < expected:
-        raise InvalidImage(f"the PNG is truncated: its data covers {produced * 100 // max(expected, 1)}% of "
-                           f"the {width}x{height} pixels its header declares")
+        raise InvalidImage(
+            f"the PNG is truncated: its data covers {produced * 100 // max(expected, 1)}% of "
+            f"the {width}x{height} pixels its header declares"
+        )
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit data spans 0..65535; PIL's RGB conversion would clip it to 255 (a white image).
-        top = 65535 if img.mode.startswith("I;16") else max(img.getextrema()[1], 1)
+        extrema: Any = img.getextrema()  # (low, high) for a one-band image
+        top = 65535 if img.mode.startswith("I;16") else max(extrema[1], 1)
         return img.convert("I").point(lambda v: v * (255.0 / top)).convert("L")
     if img.mode == "F":
-        low, high = img.getextrema()
+        low, high = cast(tuple, img.getextrema())
         span = (high - low) or 1.0
         return img.point(lambda v: (v - low) * (255.0 / span)).convert("L")
     return img

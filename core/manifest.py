@@ -2,6 +2,7 @@
 
 Swapping the model means swapping the ``.tflite`` and its ``.json``; no code changes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,8 +71,10 @@ def load_manifest(path) -> Manifest:
         raise ModelError(f"model manifest {path}: 'input_size' must be [height, width]")
     preprocessing = need("preprocessing", str)
     if preprocessing not in KNOWN_PREPROCESSING:
-        raise ModelError(f"model manifest {path}: unknown preprocessing '{preprocessing}' "
-                         f"(keras_image_helper knows {', '.join(sorted(KNOWN_PREPROCESSING))})")
+        raise ModelError(
+            f"model manifest {path}: unknown preprocessing '{preprocessing}' "
+            f"(keras_image_helper knows {', '.join(sorted(KNOWN_PREPROCESSING))})"
+        )
     output = need("output", str)
     if output not in OUTPUT_KINDS:
         raise ModelError(f"model manifest {path}: 'output' must be one of {', '.join(OUTPUT_KINDS)}")

@@ -6,6 +6,7 @@ decoded pixels exist at once across the threads (the others wait their turn), an
 hands what a big decode freed back to the system: glibc keeps freed memory in per-thread arenas otherwise,
 so an 8-thread server would hold ~140 MB per thread long after the request.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,10 @@ class PixelBudget:
         pixels = min(pixels, self.capacity)
         with self._changed:
             if not self._changed.wait_for(lambda: self._free >= pixels, self.wait_seconds):
-                raise ServiceBusy(f"the instance is decoding other large images; retry (waited "
-                                  f"{self.wait_seconds:g}s for {pixels} pixels of decode memory)")
+                raise ServiceBusy(
+                    f"the instance is decoding other large images; retry (waited "
+                    f"{self.wait_seconds:g}s for {pixels} pixels of decode memory)"
+                )
             self._free -= pixels
         try:
             yield

@@ -3,9 +3,11 @@
 Loading is lazy (importing this module is cheap) and happens once per process. A TF Lite interpreter
 is not thread-safe, so each thread gets its own interpreter over the same model file.
 """
+
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 from keras_image_helper import create_preprocessor
@@ -21,8 +23,8 @@ class Classifier:
         self.threads = threads
         self.manifest: Manifest | None = None
         self.runtime: str | None = None
-        self._interpreter_class = None
-        self._preprocessor = None
+        self._interpreter_class: Any = None
+        self._preprocessor: Any = None
         self._local = threading.local()
         self._load_lock = threading.Lock()
 
@@ -31,7 +33,7 @@ class Classifier:
     def ready(self) -> bool:
         return self.manifest is not None
 
-    def load(self) -> "Classifier":
+    def load(self) -> Classifier:
         """Read the manifest, check it against the model file, and build the first interpreter."""
         with self._load_lock:
             if self.ready:
@@ -41,13 +43,16 @@ class Classifier:
                 raise ModelError(f"model file not found: {manifest.model_path} (named by {manifest.path})")
             digest = sha256_of(manifest.model_path)
             if digest != manifest.sha256:
-                raise ModelError(f"sha256 of {manifest.model_path} is {digest}, but {manifest.path} says "
-                                 f"{manifest.sha256}: the model and its manifest do not belong together")
+                raise ModelError(
+                    f"sha256 of {manifest.model_path} is {digest}, but {manifest.path} says "
+                    f"{manifest.sha256}: the model and its manifest do not belong together"
+                )
             self.runtime, self._interpreter_class = find_runtime()
             if manifest.runtimes.get(self.runtime) is False:
                 raise ModelError(
                     f"{manifest.model_path.name} does not load in {self.runtime}: its converter emitted "
-                    f"operator versions this runtime lacks. Install ai-edge-litert (pip install ai-edge-litert)")
+                    f"operator versions this runtime lacks. Install ai-edge-litert (pip install ai-edge-litert)"
+                )
             interpreter = self._new_interpreter(manifest)
             self._check_signature(manifest, interpreter)
             self._local.interpreter = interpreter
@@ -62,30 +67,45 @@ class Classifier:
             interpreter = self._interpreter_class(model_path=str(manifest.model_path), num_threads=self.threads)
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{self.runtime} cannot load {manifest.model_path}: {exc}. If the model needs a "
-                             f"newer runtime, install ai-edge-litert") from None
+            raise ModelError(
+                f"{self.runtime} cannot load {manifest.model_path}: {exc}. If the model needs a "
+                f"newer runtime, install ai-edge-litert"
+            ) from None
         return interpreter
 
     @staticmethod
     def _check_signature(manifest: Manifest, interpreter) -> None:
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(f"{manifest.model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                             "an image classifier needs exactly one of each")
+            raise ModelError(
+                f"{manifest.model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
+                "an image classifier needs exactly one of each"
+            )
         shape = tuple(int(v) for v in inputs[0]["shape"])
         if len(shape) != 4 or shape[1:3] != manifest.input_size or shape[3] != 3:
-            raise ModelError(f"{manifest.model_path} takes input {list(shape)}, but {manifest.path} says "
-                             f"input_size {list(manifest.input_size)} with 3 channels")
+            raise ModelError(
+                f"{manifest.model_path} takes input {list(shape)}, but {manifest.path} says "
+                f"input_size {list(manifest.input_size)} with 3 channels"
+            )
         classes = int(np.prod(outputs[0]["shape"][1:]))
         if classes != len(manifest.labels):
-            raise ModelError(f"{manifest.model_path} outputs {classes} scores, but {manifest.path} lists "
-                             f"{len(manifest.labels)} labels")
+            raise ModelError(
+                f"{manifest.model_path} outputs {classes} scores, but {manifest.path} lists "
+                f"{len(manifest.labels)} labels"
+            )
+
+    def _loaded(self) -> Manifest:
+        """The manifest, loading the model first if it is not loaded yet."""
+        if self.manifest is None:
+            self.load()
+        assert self.manifest is not None
+        return self.manifest
 
     def _interpreter(self):
         interpreter = getattr(self._local, "interpreter", None)
         if interpreter is None:
             with self._load_lock:  # building interpreters one at a time keeps delegate set-up race-free
-                interpreter = self._local.interpreter = self._new_interpreter(self.manifest)
+                interpreter = self._local.interpreter = self._new_interpreter(self._loaded())
         return interpreter
 
     # -- preprocess ---------------------------------------------------------------------------------
@@ -96,27 +116,34 @@ class Classifier:
     # -- predict ------------------------------------------------------------------------------------
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Float batch (1, H, W, 3) -> float32 scores (num_labels,), (de)quantizing where the model is integer."""
-        interpreter = self._interpreter()
-        inp = interpreter.get_input_details()[0]
-        out = interpreter.get_output_details()[0]
-        interpreter.set_tensor(inp["index"], _quantize(batch, inp))
-        interpreter.invoke()
-        return _dequantize(interpreter.get_tensor(out["index"]), out).reshape(-1)
+        return run_interpreter(self._interpreter(), batch)
 
     # -- postprocess --------------------------------------------------------------------------------
     def postprocess(self, scores: np.ndarray, top_k: int | None = None, probabilities: bool = False) -> dict:
         """Scores -> {label: score}: every label in manifest order, or the top_k best, highest first."""
-        if probabilities and self.manifest.output == "logits":
+        manifest = self._loaded()
+        if probabilities and manifest.output == "logits":
             scores = softmax(scores)
-        labels = self.manifest.labels
+        labels = manifest.labels
         if top_k is None:
-            return {label: float(score) for label, score in zip(labels, scores)}
+            return {label: float(score) for label, score in zip(labels, scores, strict=False)}
         order = np.argsort(-scores, kind="stable")[:top_k]
         return {labels[i]: float(scores[i]) for i in order}
 
     def classify(self, image, top_k: int | None = None, probabilities: bool = False) -> dict:
         self.load()
         return self.postprocess(self.predict(self.preprocess(image)), top_k, probabilities)
+
+
+def run_interpreter(interpreter, batch: np.ndarray) -> np.ndarray:
+    """One float batch through a TF Lite interpreter (any runtime) -> float32 scores.
+
+    The one place inputs are quantized and outputs dequantized, so that convert.py's parity checks and the
+    tflite-runtime check measure exactly what serving computes."""
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.set_tensor(inp["index"], _quantize(batch, inp))
+    interpreter.invoke()
+    return _dequantize(interpreter.get_tensor(out["index"]), out).reshape(-1)
 
 
 def _quantize(batch: np.ndarray, detail: dict) -> np.ndarray:

@@ -4,6 +4,7 @@ One self-contained HTML file (page.html: no CDN, fonts or scripts from elsewhere
 without internet and never shows a photo to a third party), served with a Content-Security-Policy that allows
 its own inline style and script by hash, requests to its own origin, and nothing else.
 """
+
 from __future__ import annotations
 
 import base64
@@ -25,16 +26,25 @@ def page() -> tuple[str, dict]:
     html = PAGE.read_text(encoding="utf-8")
     styles = [_hash(s) for s in re.findall(r"<style>(.*?)</style>", html, re.S)]
     scripts = [_hash(s) for s in re.findall(r"<script>(.*?)</script>", html, re.S)]
-    policy = "; ".join([
-        "default-src 'none'",
-        "style-src " + " ".join(styles),
-        "script-src " + " ".join(scripts),
-        "img-src blob: data:",          # the preview of the chosen photo, made in the browser
-        "connect-src 'self'",           # the API itself
-        "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
-    ])
-    headers = {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": policy,
-               "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+    policy = "; ".join(
+        [
+            "default-src 'none'",
+            "style-src " + " ".join(styles),
+            "script-src " + " ".join(scripts),
+            "img-src blob: data:",  # the preview of the chosen photo, made in the browser
+            "connect-src 'self'",  # the API itself
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+    headers = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
     return html, headers
 
 
@@ -42,7 +52,7 @@ def wants_html(accept: str | None) -> bool:
     """Content negotiation: a browser's navigation (text/html ranked above JSON) gets the page."""
     if not accept:
         return False
-    ranks = {}
+    ranks: dict[str, float] = {}
     for part in accept.split(","):
         kind, _, params = part.strip().partition(";")
         quality = 1.0

@@ -5,13 +5,14 @@ batch); optional ``top_k`` (1..number of labels) and ``probabilities`` (bool), w
 the query string (JSON fields win). A raw body with ``Content-Type: image/*`` (or ``application/octet-stream``)
 is one image; its options come from the query string.
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from .errors import BadRequest, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
@@ -63,12 +64,14 @@ def from_payload(payload, num_labels: int, max_batch: int, max_image_bytes: int)
         raise BadRequest('the request must be a JSON object, like {"url": "https://..."}')
     unknown = sorted(set(payload) - KNOWN_FIELDS)
     if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(map(str, unknown))[:200]}; "
-                         f"known: {', '.join(sorted(KNOWN_FIELDS))}")
+        raise BadRequest(
+            f"unknown field(s): {', '.join(map(str, unknown))[:200]}; known: {', '.join(sorted(KNOWN_FIELDS))}"
+        )
     present = [name for name in SOURCE_FIELDS if name in payload]
     if len(present) != 1:
-        raise BadRequest("send exactly one of 'url', 'image', 'urls', 'images'"
-                         + (f" (got {', '.join(present)})" if present else ""))
+        raise BadRequest(
+            "send exactly one of 'url', 'image', 'urls', 'images'" + (f" (got {', '.join(present)})" if present else "")
+        )
     name = present[0]
     value = payload[name]
     batch = name in ("urls", "images")
@@ -129,8 +132,9 @@ def decode_base64_body(body: bytes) -> bytes:
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest("the request body is marked base64-encoded (isBase64Encoded) but is not valid "
-                         "base64") from None
+        raise BadRequest(
+            "the request body is marked base64-encoded (isBase64Encoded) but is not valid base64"
+        ) from None
 
 
 def media_type(content_type: str | None) -> str:
@@ -148,8 +152,9 @@ JSON_MEDIA_TYPES = frozenset(("", "application/json", "text/plain", "application
 
 def check_media_type(kind: str) -> None:
     if kind not in JSON_MEDIA_TYPES and not is_raw_image(kind) and not kind.endswith("+json"):
-        raise UnsupportedMediaType(f"Content-Type '{kind[:100]}' is not supported: send application/json "
-                                   "or the image itself as image/*")
+        raise UnsupportedMediaType(
+            f"Content-Type '{kind[:100]}' is not supported: send application/json or the image itself as image/*"
+        )
 
 
 def _options(payload: Mapping, num_labels: int) -> tuple:
@@ -184,8 +189,7 @@ def _base64(value, name: str, max_image_bytes: int) -> bytes:
     padded = value + "=" * (-len(value) % 4)
     try:
         # Standard alphabet, else URL-safe; validate=True so stray characters are an error, not dropped.
-        data = base64.b64decode(padded, altchars=b"-_" if ("-" in value or "_" in value) else None,
-                                validate=True)
+        data = base64.b64decode(padded, altchars=b"-_" if ("-" in value or "_" in value) else None, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest(f"'{name}' is not valid base64") from None
     if len(data) > max_image_bytes:

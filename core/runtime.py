@@ -1,4 +1,5 @@
 """Find a TF Lite interpreter: LiteRT first (fastest, numpy 2), then tflite-runtime, then TensorFlow."""
+
 from __future__ import annotations
 
 import importlib
@@ -22,5 +23,4 @@ def find_runtime():
             return name, importlib.import_module(module).Interpreter
         except ImportError:
             continue
-    raise ModelError("no TF Lite runtime installed: pip install ai-edge-litert "
-                     "(or tflite-runtime, or tensorflow)")
+    raise ModelError("no TF Lite runtime installed: pip install ai-edge-litert (or tflite-runtime, or tensorflow)")

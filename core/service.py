@@ -3,32 +3,33 @@
 Adapters (AWS, GCP, Azure) only translate their platform's request object into ``handle_http`` arguments
 and the returned ``Response`` back; every decision about requests lives here, so all clouds answer alike.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Mapping
 
 from .errors import MethodNotAllowed, ModelError, PayloadTooLarge, ServiceError
 from .fetch import FetchLimits, fetch_image_bytes
 from .images import load_image, open_image
 from .memory import PixelBudget, release_freed_memory
-from .page import page, wants_html
 from .model import Classifier
+from .page import page, wants_html
 from .request import (
     PredictRequest,
     check_media_type,
+    decode_base64_body,
     from_payload,
     from_raw_image,
     is_raw_image,
     media_type,
     options_from_query,
-    decode_base64_body,
     parse_json_body,
 )
 from .settings import Settings, get_settings
@@ -92,9 +93,17 @@ class Service:
         self._cold = True
 
     # -- entry points -------------------------------------------------------------------------------
-    def handle_http(self, method: str, body: bytes | str | None, content_type: str | None = None,
-                    query: Mapping[str, str] | None = None, cloud: str = "local",
-                    request_id: str | None = None, base64_body: bool = False, accept: str | None = None) -> Response:
+    def handle_http(
+        self,
+        method: str,
+        body: bytes | str | None,
+        content_type: str | None = None,
+        query: Mapping[str, str] | None = None,
+        cloud: str = "local",
+        request_id: str | None = None,
+        base64_body: bool = False,
+        accept: str | None = None,
+    ) -> Response:
         """Answer one HTTP request; never raises. ``base64_body``: the platform delivered the body base64-encoded
         (API Gateway's ``isBase64Encoded``). ``accept``: the Accept header; a browser's GET gets the page."""
         method = (method or "POST").upper()
@@ -111,20 +120,21 @@ class Service:
                 return Response(204, None, {"Allow": ALLOW})
             if method != "POST":
                 raise MethodNotAllowed(f"method {method} is not allowed; use POST (GET shows usage)")
-            return self._predict(trace, lambda: self._parse_http(body or b"", content_type, query or {},
-                                                                 base64_body))
+            return self._predict(trace, lambda: self._parse_http(body or b"", content_type, query or {}, base64_body))
+
         return self._respond(answer, method, cloud, request_id)
 
     def handle_payload(self, payload, cloud: str = "local", request_id: str | None = None) -> Response:
         """Answer an already-decoded JSON request (direct invocations); never raises."""
-        return self._respond(lambda trace: self._predict(trace, lambda: self._parse_payload(payload)),
-                             "INVOKE", cloud, request_id)
+        return self._respond(
+            lambda trace: self._predict(trace, lambda: self._parse_payload(payload)), "INVOKE", cloud, request_id
+        )
 
     def usage(self) -> dict:
         manifest = self._manifest()
         return {
             "usage": 'POST JSON {"url": "https://..."} or {"image": "<base64>"} (batches: "urls" / '
-                     '"images", options: "top_k", "probabilities"), or the image itself as image/*',
+            '"images", options: "top_k", "probabilities"), or the image itself as image/*',
             "model": {"name": manifest.name, "version": manifest.version, "labels": list(manifest.labels)},
         }
 
@@ -132,8 +142,9 @@ class Service:
     def _manifest(self):
         return self.classifier.load().manifest
 
-    def _parse_http(self, body: bytes, content_type: str | None, query: Mapping[str, str],
-                    base64_body: bool = False) -> PredictRequest:
+    def _parse_http(
+        self, body: bytes, content_type: str | None, query: Mapping[str, str], base64_body: bool = False
+    ) -> PredictRequest:
         kind = media_type(content_type)
         check_media_type(kind)
         if len(body) > self.settings.max_body_bytes:
@@ -147,8 +158,9 @@ class Service:
         return self._parse_payload({**options, **payload})
 
     def _parse_payload(self, payload) -> PredictRequest:
-        return from_payload(payload, len(self._manifest().labels), self.settings.max_batch,
-                            self.settings.max_image_bytes)
+        return from_payload(
+            payload, len(self._manifest().labels), self.settings.max_batch, self.settings.max_image_bytes
+        )
 
     def _respond(self, answer, method: str, cloud: str, request_id: str | None) -> Response:
         """Every request's one exit: errors become JSON, and each answer gets its request id and a log line."""
@@ -189,6 +201,7 @@ class Service:
 
     def _fetch_all(self, sources, timings: dict, deadline: float) -> list:
         """Each source's image bytes, or the ServiceError it failed with; a batch's URLs are fetched at once."""
+
         def fetch(source):
             if source.kind != "url":  # image bytes, or the item's validation error
                 return source.value
@@ -215,8 +228,12 @@ class Service:
         try:
             timings["image_bytes"] = timings.get("image_bytes", 0) + len(data)
             t = time.perf_counter()
-            image = open_image(data, self.settings.max_image_pixels, self._draft_size(),
-                               None if self.settings.jpeg_draft else self.settings.jpeg_exact_max_pixels)
+            image = open_image(
+                data,
+                self.settings.max_image_pixels,
+                self._draft_size(),
+                None if self.settings.jpeg_draft else self.settings.jpeg_exact_max_pixels,
+            )
             pixels = image.size[0] * image.size[1]
             timings["image_size"] = list(image.size)  # as decoded
             with self.pixel_budget.hold(pixels):  # decoded, the image exists only inside this block
@@ -235,25 +252,35 @@ class Service:
 
     def _draft_size(self):
         """The smallest size a JPEG may be decoded at: the model's input size (width, height)."""
-        height, width = self.classifier.load().manifest.input_size
+        height, width = self._manifest().input_size
         return width, height
 
     @staticmethod
     def _internal_error(request_id: str) -> Response:
-        return Response(500, {"error": {"type": "internal_error", "request_id": request_id,
-                                        "message": "the service failed unexpectedly; quote the request id"}})
+        return Response(
+            500,
+            {
+                "error": {
+                    "type": "internal_error",
+                    "request_id": request_id,
+                    "message": "the service failed unexpectedly; quote the request id",
+                }
+            },
+        )
 
     @staticmethod
     def _log(request_id, method, cloud, trace, response, cold, started) -> None:
         request, timings = trace["request"], trace["timings"]
-        level = logging.ERROR if response.status >= 500 else logging.WARNING if response.status >= 400 \
-            else logging.INFO
+        level = logging.ERROR if response.status >= 500 else logging.WARNING if response.status >= 400 else logging.INFO
         record = {
             "severity": logging.getLevelName(level),  # Cloud Logging reads it; CloudWatch and Azure show it
-            "request_id": request_id, "cloud": cloud, "method": method,
+            "request_id": request_id,
+            "cloud": cloud,
+            "method": method,
             "input": request.input_kind if request else None,
             "items": len(request.sources) if request else 0,
-            "status": response.status, "cold_start": cold,
+            "status": response.status,
+            "cold_start": cold,
             "ms": {k: v for k, v in timings.items() if isinstance(v, float)},
             "total_ms": round((time.perf_counter() - started) * 1000, 2),
         }
@@ -274,4 +301,3 @@ def _lap(timings: dict, name: str, since: float) -> float:
 def get_service() -> Service:
     """The process-wide service (the model loads on its first request, then stays warm)."""
     return Service()
-

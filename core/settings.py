@@ -3,6 +3,7 @@
 Every value is validated when the settings are made (at start-up), and an error names the environment variable
 and the values it accepts, so a bad deployment is one clear log line, not a failure in every request.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -44,8 +45,13 @@ def _flag(name: str, default: bool) -> bool:
 
 
 def _networks(name: str):
-    return _parse(name, (), lambda value: tuple(ipaddress.ip_network(part.strip(), strict=False)
-                                                for part in value.split(",") if part.strip()))
+    return _parse(
+        name,
+        (),
+        lambda value: tuple(
+            ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class Settings:
                 raise ValueError(f"environment variable {variable}={value!r} is out of range: {accepts}")
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(
             manifest_path=Path(os.environ.get("MODEL_MANIFEST", DEFAULT_MANIFEST)),
             fetch_allow_networks=_networks("FETCH_ALLOW_NETWORKS"),

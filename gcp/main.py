@@ -3,6 +3,7 @@
 Locally: ``functions-framework --source gcp/main.py --target predict`` (with the repository on PYTHONPATH),
 or from the bundle (``make bundle-gcp``): ``cd dist/gcp && functions-framework --target predict``.
 """
+
 import functions_framework
 
 from core import get_service
@@ -12,7 +13,12 @@ from core import get_service
 def predict(request):
     # The platform's id of this execution (the trace id would span many requests).
     response = get_service().handle_http(
-        request.method, request.get_data(cache=False), request.headers.get("Content-Type"),
-        request.args.to_dict(), cloud="gcp", request_id=request.headers.get("Function-Execution-Id"),
-        accept=request.headers.get("Accept"))
+        request.method,
+        request.get_data(cache=False),
+        request.headers.get("Content-Type"),
+        request.args.to_dict(),
+        cloud="gcp",
+        request_id=request.headers.get("Function-Execution-Id"),
+        accept=request.headers.get("Accept"),
+    )
     return response.body_text(), response.status, response.headers

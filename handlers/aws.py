@@ -15,6 +15,7 @@ Content-Type, query) from their own fields and answer in the format their front 
   is answered with the error object ``{"error": {"type", "message"}}``, not raised, so callers such as
   ``serverless invoke`` get JSON either way.
 """
+
 from __future__ import annotations
 
 import http
@@ -81,9 +82,15 @@ class HttpEvent:
     @classmethod
     def handle(cls, event, request_id):
         response: Response = get_service().handle_http(
-            cls.method(event) or "POST", _body(event.get("body")), _header(cls.headers(event), "content-type"),
-            cls.query(event), cloud=CLOUD, request_id=request_id, base64_body=bool(event.get(cls.base64_field)),
-            accept=_header(cls.headers(event), "accept"))
+            cls.method(event) or "POST",
+            _body(event.get("body")),
+            _header(cls.headers(event), "content-type"),
+            cls.query(event),
+            cloud=CLOUD,
+            request_id=request_id,
+            base64_body=bool(event.get(cls.base64_field)),
+            accept=_header(cls.headers(event), "accept"),
+        )
         return cls.respond(response, event)
 
     @staticmethod
@@ -107,8 +114,11 @@ class HttpApiV2(HttpEvent):
 
     @staticmethod
     def infer(event) -> bool:
-        return isinstance(event, dict) and event.get("version") == "2.0" \
+        return (
+            isinstance(event, dict)
+            and event.get("version") == "2.0"
             and isinstance(_dict(event.get("requestContext")).get("http"), dict)
+        )
 
     @staticmethod
     def method(event):
@@ -120,8 +130,12 @@ class VpcLatticeV2(HttpEvent):
 
     @staticmethod
     def infer(event) -> bool:
-        return isinstance(event, dict) and event.get("version") == "2.0" and "method" in event \
+        return (
+            isinstance(event, dict)
+            and event.get("version") == "2.0"
+            and "method" in event
             and "targetGroupArn" in _dict(event.get("requestContext"))
+        )
 
     @staticmethod
     def method(event):
@@ -174,8 +188,9 @@ class ApplicationLoadBalancer(HttpEvent):
     @classmethod
     def query(cls, event) -> dict:
         raw = event.get("multiValueQueryStringParameters" if cls.multi_value(event) else "queryStringParameters")
-        return {unquote_plus(str(key)): unquote_plus(str(value)) for key, value in _single(raw).items()
-                if value is not None}
+        return {
+            unquote_plus(str(key)): unquote_plus(str(value)) for key, value in _single(raw).items() if value is not None
+        }
 
     @classmethod
     def respond(cls, response: Response, event) -> dict:

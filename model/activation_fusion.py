@@ -11,6 +11,7 @@ RELU(ADD(a, b)) becomes ADD(a, b) with the activation fused, written straight in
 (same quantization); the original ADD stays for its other consumers. The values are the same: one
 requantization fewer, so at most one quantization step apart.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +38,11 @@ def fuse_activations_into_adds(model_bytes: bytes) -> tuple[bytes, int]:
         rewritten, touched = [], []
         for op in graph.operators:
             add = producer.get(int(op.inputs[0])) if code(op) in wanted else None
-            if (add is not None and code(add) == builtin.ADD
-                    and add.builtinOptions.fusedActivationFunction == activation.NONE):
+            if (
+                add is not None
+                and code(add) == builtin.ADD
+                and add.builtinOptions.fusedActivationFunction == activation.NONE
+            ):
                 twin = copy.deepcopy(add)
                 twin.outputs = list(op.outputs)
                 twin.builtinOptions.fusedActivationFunction = wanted[code(op)]

@@ -15,6 +15,7 @@ magnitude), a quantized one must give Keras' top label on ``--min-agreement`` of
 or the command exits 2 and leaves ``--out`` as it was. Only a model that passed is moved into place, with its
 manifest (labels, input size, preprocessing, output kind, sha256, runtimes it loads in) beside it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from model.activation_fusion import fuse_activations_into_adds  # noqa: E402
-from model.labels import CLOTHING_LABELS  # noqa: E402
-from model.pool_folding import fold_average_pools  # noqa: E402
+from model.activation_fusion import fuse_activations_into_adds
+from model.labels import CLOTHING_LABELS
+from model.pool_folding import fold_average_pools
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 DEFAULT_TOLERANCE = 1e-4
@@ -48,23 +47,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("source", type=Path, help="Keras model: .h5, .keras, or a SavedModel folder")
     p.add_argument("--out", type=Path, help="output .tflite (default: next to the source)")
     p.add_argument("--quantize", choices=QUANTIZE_MODES, default="none")
-    p.add_argument("--labels", help="comma-separated labels, or a file with one per line "
-                                    "(default: the book's ten clothing labels)")
+    p.add_argument(
+        "--labels", help="comma-separated labels, or a file with one per line (default: the book's ten clothing labels)"
+    )
     p.add_argument("--preprocessing", default="xception", help="keras_image_helper mode the model expects")
-    p.add_argument("--output-kind", choices=("auto", "logits", "probabilities"), default="auto",
-                   help="what the model outputs (auto: probabilities if outputs sum to 1)")
+    p.add_argument(
+        "--output-kind",
+        choices=("auto", "logits", "probabilities"),
+        default="auto",
+        help="what the model outputs (auto: probabilities if outputs sum to 1)",
+    )
     p.add_argument("--representative-dir", type=Path, help="image folder for int8 calibration")
     p.add_argument("--representative-count", type=int, default=200)
     p.add_argument("--parity-dir", type=Path, help="image folder for the Keras/TF Lite parity check")
     p.add_argument("--parity-count", type=int, default=64)
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                   help="float32: largest relative difference from Keras allowed")
-    p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT,
-                   help="quantized modes: least share of parity images whose top label matches Keras")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help="float32: largest relative difference from Keras allowed",
+    )
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=DEFAULT_MIN_AGREEMENT,
+        help="quantized modes: least share of parity images whose top label matches Keras",
+    )
     p.add_argument("--name", help="model name in the manifest (default: the output file's stem)")
     p.add_argument("--version", default="1.0.0", help="model version in the manifest")
-    p.add_argument("--legacy-python", type=Path,
-                   help="a Python with tflite-runtime 2.14 installed: check the model loads there too")
+    p.add_argument(
+        "--legacy-python",
+        type=Path,
+        help="a Python with tflite-runtime 2.14 installed: check the model loads there too",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -103,7 +118,8 @@ class SourceModel:
                 if len(self.keras_model.inputs) != 1 or len(self.keras_model.outputs) != 1:
                     raise ConversionError(
                         f"{path} has {len(self.keras_model.inputs)} inputs and {len(self.keras_model.outputs)} "
-                        "outputs; an image classifier needs exactly one of each")
+                        "outputs; an image classifier needs exactly one of each"
+                    )
                 shape = self.keras_model.inputs[0].shape
             else:
                 raise ConversionError(f"unsupported model file '{path.name}': use .h5, .keras or a SavedModel folder")
@@ -185,27 +201,23 @@ def convert(source: SourceModel, mode: str, representative) -> bytes:
         with contextlib.redirect_stdout(io.StringIO()):
             return converter.convert()
     except Exception as exc:  # the converter raises many types; its first line names the op
-        raise ConversionError(f"TF Lite cannot convert this model: {_first_line(exc)} "
-                              "(an op without a TF Lite builtin needs a different layer)") from None
+        raise ConversionError(
+            f"TF Lite cannot convert this model: {_first_line(exc)} "
+            "(an op without a TF Lite builtin needs a different layer)"
+        ) from None
 
 
 def run_tflite(model_bytes: bytes, batches):
     """TF Lite outputs for each batch, (de)quantized exactly as serving does."""
     import numpy as np
 
-    from core.model import _dequantize, _quantize
+    from core.model import run_interpreter
     from core.runtime import find_runtime
 
     _, Interpreter = find_runtime()
     interpreter = Interpreter(model_content=model_bytes)
     interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    results = []
-    for batch in batches:
-        interpreter.set_tensor(inp["index"], _quantize(batch, inp))
-        interpreter.invoke()
-        results.append(_dequantize(interpreter.get_tensor(out["index"]), out).reshape(-1))
-    return np.stack(results)
+    return np.stack([run_interpreter(interpreter, batch) for batch in batches])
 
 
 def parity(source: SourceModel, model_bytes: bytes, batches) -> dict:
@@ -239,8 +251,18 @@ def legacy_runtime_ok(python: Path, model_path: Path, batches, reference) -> tup
 
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "inputs.npy", np.concatenate(batches))
-        proc = subprocess.run([str(python), str(LEGACY_CHECK), str(model_path), str(Path(tmp) / "inputs.npy"),
-                               str(Path(tmp) / "outputs.npy")], capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [
+                str(python),
+                str(LEGACY_CHECK),
+                str(model_path),
+                str(Path(tmp) / "inputs.npy"),
+                str(Path(tmp) / "outputs.npy"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode != 0:
             return False, (proc.stderr.strip().splitlines() or ["failed"])[-1]
         got = np.load(Path(tmp) / "outputs.npy")
@@ -291,10 +313,13 @@ def run(args) -> int:
     labels = read_labels(args.labels)
     say(f"  input {source.input_size[0]}x{source.input_size[1]}x3, {len(labels)} labels")
 
-    representative = image_batches(args.representative_dir, args.representative_count, source.input_size,
-                                   args.preprocessing, args.seed)
-    check_images = image_batches(args.parity_dir, args.parity_count, source.input_size, args.preprocessing,
-                                 args.seed) or representative[: args.parity_count]
+    representative = image_batches(
+        args.representative_dir, args.representative_count, source.input_size, args.preprocessing, args.seed
+    )
+    check_images = (
+        image_batches(args.parity_dir, args.parity_count, source.input_size, args.preprocessing, args.seed)
+        or representative[: args.parity_count]
+    )
     if not check_images:
         say("  no --parity-dir given: checking parity on random inputs")
         check_images = random_batches(min(args.parity_count, 8), source.input_size, args.seed)
@@ -307,18 +332,23 @@ def run(args) -> int:
         model_bytes, fused = fuse_activations_into_adds(model_bytes)
         model_bytes, folded = fold_average_pools(model_bytes)
         if fused or folded:
-            say(f"  for XNNPACK: fused {fused} standalone ReLU(s) into their ADDs, folded {folded} average "
-                "pool(s) into their 1x1 convolutions")
+            say(
+                f"  for XNNPACK: fused {fused} standalone ReLU(s) into their ADDs, folded {folded} average "
+                "pool(s) into their 1x1 convolutions"
+            )
 
     result = parity(source, model_bytes, check_images)
     outputs, tflite_outputs = result.pop("expected"), result.pop("actual")
     if outputs.shape[1] != len(labels):
-        raise ConversionError(f"the model outputs {outputs.shape[1]} scores but {len(labels)} labels were given "
-                              "(--labels)")
+        raise ConversionError(
+            f"the model outputs {outputs.shape[1]} scores but {len(labels)} labels were given (--labels)"
+        )
     say("parity, Keras vs TF Lite:")
     say(f"  {'images':>8} {'max abs diff':>14} {'relative':>10} {'top-1 agree':>12}")
-    say(f"  {result['images']:>8} {result['max_abs_diff']:>14.3g} {result['relative_diff']:>10.3g} "
-        f"{result['top1_agreement']:>12.3f}")
+    say(
+        f"  {result['images']:>8} {result['max_abs_diff']:>14.3g} {result['relative_diff']:>10.3g} "
+        f"{result['top1_agreement']:>12.3f}"
+    )
 
     failure = parity_failure(args, result)
     if failure:  # the served model is left as it was
@@ -359,11 +389,15 @@ def parity_failure(args, result: dict) -> str | None:
     """Why the converted model must not be served, or None: float32 must match Keras within the tolerance; a
     quantized model must give Keras' top label on at least --min-agreement of the images."""
     if args.quantize == "none" and result["relative_diff"] > args.tolerance:
-        return (f"float32 TF Lite differs from Keras by {result['relative_diff']:.3g} (relative), more than the "
-                f"tolerance {args.tolerance:g}")
+        return (
+            f"float32 TF Lite differs from Keras by {result['relative_diff']:.3g} (relative), more than the "
+            f"tolerance {args.tolerance:g}"
+        )
     if args.quantize != "none" and result["top1_agreement"] < args.min_agreement:
-        return (f"the {args.quantize} model gives Keras' top label on only {result['top1_agreement']:.1%} of "
-                f"{result['images']} images (--min-agreement {args.min_agreement:.0%})")
+        return (
+            f"the {args.quantize} model gives Keras' top label on only {result['top1_agreement']:.1%} of "
+            f"{result['images']} images (--min-agreement {args.min_agreement:.0%})"
+        )
     return None
 
 

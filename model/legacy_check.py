@@ -4,14 +4,12 @@
 
 Exits non-zero with the runtime's own message when the model does not load (e.g. op versions it lacks).
 """
+
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.model import _dequantize, _quantize  # noqa: E402
+from core.model import run_interpreter
 
 
 def main(model_path: str, inputs_path: str, outputs_path: str) -> int:
@@ -23,13 +21,7 @@ def main(model_path: str, inputs_path: str, outputs_path: str) -> int:
     except (ValueError, RuntimeError) as exc:
         print(f"tflite-runtime cannot load {model_path}: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 1
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    results = []
-    for row in np.load(inputs_path):
-        interpreter.set_tensor(inp["index"], _quantize(row[None], inp))
-        interpreter.invoke()
-        results.append(_dequantize(interpreter.get_tensor(out["index"]), out).reshape(-1))
-    np.save(outputs_path, np.stack(results))
+    np.save(outputs_path, np.stack([run_interpreter(interpreter, row[None]) for row in np.load(inputs_path)]))
     return 0
 
 

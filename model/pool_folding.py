@@ -9,6 +9,7 @@ every tap is W / k^2. In int8 the weights' integers stay as they are (tiled) and
 (the bias, whose scale is input scale x weight scale, grows by k^2 in integers): the sum of the k^2 pixels is
 kept exactly in the 32-bit accumulator instead of being rounded to int8 first.
 """
+
 from __future__ import annotations
 
 
@@ -41,20 +42,28 @@ def _foldable(model, graph, pool, reading):
     opts = pool.builtinOptions
     source, pooled = graph.tensors[pool.inputs[0]], int(pool.outputs[0])
     shape = list(source.shape)
-    if (opts.fusedActivationFunction != schema.ActivationFunctionType.NONE
-            or (opts.filterHeight, opts.filterWidth) != (opts.strideH, opts.strideW)  # non-overlapping windows
-            or len(shape) != 4 or shape[1] % opts.strideH or shape[2] % opts.strideW  # so no padding either
-            or not _same_quantization(source, graph.tensors[pooled])
-            or len(reading.get(pooled, [])) != 1 or pooled in graph.outputs):
+    if (
+        opts.fusedActivationFunction != schema.ActivationFunctionType.NONE
+        or (opts.filterHeight, opts.filterWidth) != (opts.strideH, opts.strideW)  # non-overlapping windows
+        or len(shape) != 4
+        or shape[1] % opts.strideH
+        or shape[2] % opts.strideW  # so no padding either
+        or not _same_quantization(source, graph.tensors[pooled])
+        or len(reading.get(pooled, [])) != 1
+        or pooled in graph.outputs
+    ):
         return None
     conv = reading[pooled][0]
     if tflite_graph.op_code(model, conv) != schema.BuiltinOperator.CONV_2D or int(conv.inputs[0]) != pooled:
         return None
     c = conv.builtinOptions
     weights = graph.tensors[conv.inputs[1]]
-    if (list(weights.shape)[1:3] != [1, 1] or (c.strideH, c.strideW) != (1, 1)
-            or (c.dilationHFactor, c.dilationWFactor) != (1, 1)
-            or weights.type not in (schema.TensorType.INT8, schema.TensorType.FLOAT32)):
+    if (
+        list(weights.shape)[1:3] != [1, 1]
+        or (c.strideH, c.strideW) != (1, 1)
+        or (c.dilationHFactor, c.dilationWFactor) != (1, 1)
+        or weights.type not in (schema.TensorType.INT8, schema.TensorType.FLOAT32)
+    ):
         return None
     if any(model.buffers[graph.tensors[t].buffer].data is None for t in conv.inputs[1:] if t >= 0):
         return None  # data stored outside the flatbuffer (models over 2 GB)
@@ -72,8 +81,12 @@ def _same_quantization(a, b) -> bool:
     qa, qb = a.quantization, b.quantization
     if qa is None or qa.scale is None:
         return qb is None or qb.scale is None
-    return (qb is not None and qb.scale is not None and list(qa.scale) == list(qb.scale)
-            and list(qa.zeroPoint) == list(qb.zeroPoint))
+    return (
+        qb is not None
+        and qb.scale is not None
+        and list(qa.scale) == list(qb.scale)
+        and list(qa.zeroPoint) == list(qb.zeroPoint)
+    )
 
 
 def _fold(model, graph, pool, conv) -> None:

@@ -1,4 +1,5 @@
 """Read and write a TF Lite flatbuffer as the mutable objects TensorFlow's schema gives, for graph rewrites."""
+
 from __future__ import annotations
 
 

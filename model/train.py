@@ -13,6 +13,7 @@ Images are resized with keras_image_helper (as serving does) and scaled with the
 (x / 127.5 - 1). The epoch with the best validation accuracy (of the weight moving average) is kept as
 ``best.keras`` (with its optimizer state) and ``model.keras`` (the network alone, what `convert.py` needs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,32 +24,54 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from model.augment import augmentation  # noqa: E402
-from model import efficientnet_lite  # noqa: E402
-from model.dataset import discover_labels, list_split, load_pixels  # noqa: E402
-from model.imagenet_check import BackboneCheckFailed, check_imagenet_top1, describe  # noqa: E402
+from model import efficientnet_lite
+from model.augment import augmentation
+from model.dataset import discover_labels, list_split, load_pixels
+from model.imagenet_check import BackboneCheckFailed, check_imagenet_top1, describe
 
 BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "none")
 
 # Each network's own defaults (measured: model/README.md); an option given on the command line wins.
 RECIPES = {
-    "pretrained": dict(image_size=192, epochs=15, lr=5e-4, warmup_epochs=1, weight_decay=5e-2, label_smoothing=0.1,
-                       dropout=0.2, mixup=0.0, ema=0.99),
-    "none": dict(image_size=160, epochs=80, lr=2e-3, warmup_epochs=3, weight_decay=5e-2, label_smoothing=0.1,
-                 dropout=0.3, mixup=0.2, ema=0.99),
+    "pretrained": dict(
+        image_size=192,
+        epochs=15,
+        lr=5e-4,
+        warmup_epochs=1,
+        weight_decay=5e-2,
+        label_smoothing=0.1,
+        dropout=0.2,
+        mixup=0.0,
+        ema=0.99,
+    ),
+    "none": dict(
+        image_size=160,
+        epochs=80,
+        lr=2e-3,
+        warmup_epochs=3,
+        weight_decay=5e-2,
+        label_smoothing=0.1,
+        dropout=0.3,
+        mixup=0.2,
+        ema=0.99,
+    ),
 }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default="../shared/data/clothing-dataset-small",
-                   help="folder holding train/ and validation/, one sub-folder per label")
+    p.add_argument(
+        "--data-dir",
+        default="../shared/data/clothing-dataset-small",
+        help="folder holding train/ and validation/, one sub-folder per label",
+    )
     p.add_argument("--out", default="model/runs/default", help="output folder for the run")
-    p.add_argument("--backbone", choices=BACKBONES, default="efficientnet-lite0",
-                   help="ImageNet-pretrained EfficientNet-Lite to fine-tune, or 'none' to train a small CNN "
-                        "from scratch")
+    p.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default="efficientnet-lite0",
+        help="ImageNet-pretrained EfficientNet-Lite to fine-tune, or 'none' to train a small CNN from scratch",
+    )
     p.add_argument("--image-size", type=int, help="square input size in pixels (pretrained: 192; none: 160)")
     p.add_argument("--widths", default="32,64,128,256", help="--backbone none: channels of each residual stage")
     p.add_argument("--blocks", default="1,2,2,1", help="--backbone none: residual blocks in each stage")
@@ -98,7 +121,7 @@ def build_scratch_model(keras, num_classes: int, size: int, widths, blocks, drop
     x = conv_bn(inputs, widths[0] // 2, strides=2)
     x = conv_bn(x, widths[0])
     x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
-    for stage, (filters, count) in enumerate(zip(widths, blocks)):
+    for stage, (filters, count) in enumerate(zip(widths, blocks, strict=False)):
         for i in range(count):
             x = block(x, filters, strides=2 if (stage > 0 and i == 0) else 1)
     x = layers.GlobalAveragePooling2D()(x)
@@ -127,14 +150,19 @@ def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
         ly = tf.reshape(lam, [-1, 1])
         return lx * x + (1 - lx) * tf.gather(x, perm), ly * y + (1 - ly) * tf.gather(y, perm)
 
-    train = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
-             .shuffle(len(x_train), seed=args.seed, reshuffle_each_iteration=True)
-             .batch(args.batch_size, drop_remainder=True)
-             .map(train_map, num_parallel_calls=tf.data.AUTOTUNE))
+    train = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=args.seed, reshuffle_each_iteration=True)
+        .batch(args.batch_size, drop_remainder=True)
+        .map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
+    )
     if args.mixup > 0:
         train = train.map(mixup, num_parallel_calls=tf.data.AUTOTUNE)
-    val = (tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(64)
-           .map(lambda x, y: (scale(x), tf.one_hot(y, num_classes))))
+    val = (
+        tf.data.Dataset.from_tensor_slices((x_val, y_val))
+        .batch(64)
+        .map(lambda x, y: (scale(x), tf.one_hot(y, num_classes)))
+    )
     return train.prefetch(tf.data.AUTOTUNE), val.prefetch(tf.data.AUTOTUNE)
 
 
@@ -153,8 +181,11 @@ def load_data(args, np):
         train_paths, y_train = [train_paths[i] for i in keep], y_train[keep]
     x_train = load_pixels(train_paths, args.image_size)
     x_val = load_pixels(val_paths, args.image_size)
-    print(f"loaded {len(x_train)} train / {len(x_val)} validation images of {len(labels)} labels "
-          f"({', '.join(labels)}) at {args.image_size}px in {time.time() - t0:.1f}s", flush=True)
+    print(
+        f"loaded {len(x_train)} train / {len(x_val)} validation images of {len(labels)} labels "
+        f"({', '.join(labels)}) at {args.image_size}px in {time.time() - t0:.1f}s",
+        flush=True,
+    )
     return labels, (x_train, y_train), (x_val, y_val)
 
 
@@ -175,22 +206,29 @@ def build_network(keras, args, num_classes: int):
     except (RuntimeError, BackboneCheckFailed, ValueError) as exc:
         sys.exit(f"error: {exc}")
     print(f"{variant.name} ImageNet weights check: {describe(answers)}", flush=True)
-    model = efficientnet_lite.build(keras, variant, args.image_size, num_classes, dropout=args.dropout,
-                                    head_name="logits")
+    model = efficientnet_lite.build(
+        keras, variant, args.image_size, num_classes, dropout=args.dropout, head_name="logits"
+    )
     efficientnet_lite.load_weights(model, state)
     return model
 
 
 def compile_model(keras, model, args, steps: int) -> None:
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=args.lr / 100, decay_steps=max(1, steps * (args.epochs - args.warmup_epochs)),
-        warmup_target=args.lr, warmup_steps=steps * args.warmup_epochs, alpha=0.01)
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay,
-                                       use_ema=args.ema > 0, ema_momentum=args.ema or 0.99)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                            label_smoothing=args.label_smoothing),
-                  metrics=["accuracy"])
+        initial_learning_rate=args.lr / 100,
+        decay_steps=max(1, steps * (args.epochs - args.warmup_epochs)),
+        warmup_target=args.lr,
+        warmup_steps=steps * args.warmup_epochs,
+        alpha=0.01,
+    )
+    optimizer = keras.optimizers.AdamW(
+        schedule, weight_decay=args.weight_decay, use_ema=args.ema > 0, ema_momentum=args.ema or 0.99
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=args.label_smoothing),
+        metrics=["accuracy"],
+    )
 
 
 def main(argv=None) -> int:
@@ -216,14 +254,20 @@ def main(argv=None) -> int:
 
     callbacks = [
         keras.callbacks.CSVLogger(str(out / "history.csv")),
-        keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_accuracy", mode="max",
-                                        save_best_only=True, verbose=1),
+        keras.callbacks.ModelCheckpoint(
+            str(out / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True, verbose=1
+        ),
     ]
     if args.ema > 0:  # evaluate and checkpoint the averaged weights, train the raw ones
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     # A progress bar on a terminal, one line per epoch in a log file.
-    history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks,
-                        verbose=1 if sys.stdout.isatty() else 2)
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=args.epochs,
+        callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
 
     # The checkpoint carries the optimizer state (moments and weight average: 4x the weights); ship the
     # network alone.

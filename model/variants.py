@@ -6,6 +6,7 @@
 Prints a markdown table (size, median single-image latency on one thread, validation accuracy, loads in
 tflite-runtime 2.14) and writes it as JSON next to the variants.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,11 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from model.convert import QUANTIZE_MODES  # noqa: E402
-from model.convert import main as convert  # noqa: E402
-from model.evaluate import evaluate  # noqa: E402
+from model.convert import QUANTIZE_MODES
+from model.convert import main as convert
+from model.evaluate import evaluate
 
 
 def main(argv=None) -> int:
@@ -32,23 +31,35 @@ def main(argv=None) -> int:
     rows = []
     for mode in QUANTIZE_MODES:
         out = args.out_dir / f"{args.name}-{mode}.tflite"
-        command = [str(args.source), "--out", str(out), "--name", args.name, "--quantize", mode,
-                   "--representative-dir", str(args.data_dir / "train"),
-                   "--parity-dir", str(args.data_dir / "validation")]
+        command = [
+            str(args.source),
+            "--out",
+            str(out),
+            "--name",
+            args.name,
+            "--quantize",
+            mode,
+            "--representative-dir",
+            str(args.data_dir / "train"),
+            "--parity-dir",
+            str(args.data_dir / "validation"),
+        ]
         if args.legacy_python:
             command += ["--legacy-python", str(args.legacy_python)]
         if convert(command) != 0:
             return 1
         manifest = json.loads(out.with_suffix(".json").read_text())
         result = evaluate(out.with_suffix(".json"), args.data_dir / "validation")
-        rows.append({
-            "quantization": mode,
-            "megabytes": round(out.stat().st_size / 1e6, 2),
-            "latency_ms": round(result["latency_ms_median"], 3),
-            "accuracy": round(result["accuracy"], 4),
-            "tflite_runtime_2_14": manifest["runtimes"].get("tflite_runtime"),
-            "top1_agreement_with_keras": manifest["parity"]["top1_agreement"],
-        })
+        rows.append(
+            {
+                "quantization": mode,
+                "megabytes": round(out.stat().st_size / 1e6, 2),
+                "latency_ms": round(result["latency_ms_median"], 3),
+                "accuracy": round(result["accuracy"], 4),
+                "tflite_runtime_2_14": manifest["runtimes"].get("tflite_runtime"),
+                "top1_agreement_with_keras": manifest["parity"]["top1_agreement"],
+            }
+        )
     (args.out_dir / "variants.json").write_text(json.dumps(rows, indent=2) + "\n")
     print("\n| quantization | size (MB) | latency (ms, 1 thread) | validation accuracy | tflite-runtime 2.14 |")
     print("| --- | --- | --- | --- | --- |")

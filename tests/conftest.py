@@ -1,6 +1,7 @@
 """Shared fixtures: the dataset in ../shared, a loopback HTTP server for image URLs, services with test settings,
 and the three cloud adapters behind one signature, each called through its platform's real request objects:
 call(method, body, content_type, query) -> (status, headers, parsed JSON body or None)."""
+
 from __future__ import annotations
 
 import base64
@@ -90,8 +91,12 @@ def loopback_settings():
 
     from core.settings import Settings
 
-    return Settings(manifest_path=MANIFEST, fetch_allow_networks=(ipaddress.ip_network("127.0.0.0/8"),),
-                    fetch_connect_timeout=2.0, fetch_total_timeout=3.0)
+    return Settings(
+        manifest_path=MANIFEST,
+        fetch_allow_networks=(ipaddress.ip_network("127.0.0.0/8"),),
+        fetch_connect_timeout=2.0,
+        fetch_total_timeout=3.0,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -147,14 +152,18 @@ def aws(fresh_service):
     def call(method, body, content_type, query=None):
         binary = content_type.startswith("image/")
         event = {
-            "resource": "/predict", "path": "/predict", "httpMethod": method,
-            "headers": {"Content-Type": content_type}, "queryStringParameters": query or None,
+            "resource": "/predict",
+            "path": "/predict",
+            "httpMethod": method,
+            "headers": {"Content-Type": content_type},
+            "queryStringParameters": query or None,
             "requestContext": {"resourcePath": "/predict", "httpMethod": method, "stage": "dev"},
             "body": base64.b64encode(body).decode() if binary else body.decode("utf-8", "surrogateescape"),
             "isBase64Encoded": binary,
         }
         result = lambda_handler(event, SimpleNamespace(aws_request_id="r"))
         return result["statusCode"], result["headers"], _parse(result["body"])
+
     return call
 
 
@@ -167,6 +176,7 @@ def gcp(fresh_service):
     def call(method, body, content_type, query=None):
         response = client.open("/", method=method, data=body, content_type=content_type, query_string=query or {})
         return response.status_code, dict(response.headers), _parse(response.get_data(as_text=True))
+
     return call
 
 
@@ -188,8 +198,14 @@ def azure(fresh_service, azure_app):
     user_function = function.get_user_function()  # the function as the decorators registered it
 
     def call(method, body, content_type, query=None):
-        request = func.HttpRequest(method=method, url="http://localhost:7071/api/predict", body=body,
-                                   headers={"Content-Type": content_type}, params=query or {})
+        request = func.HttpRequest(
+            method=method,
+            url="http://localhost:7071/api/predict",
+            body=body,
+            headers={"Content-Type": content_type},
+            params=query or {},
+        )
         response = user_function(request)
         return response.status_code, dict(response.headers), _parse(response.get_body().decode())
+
     return call

@@ -1,5 +1,6 @@
 """The project's serverless CLI (osls, installed by `npm ci` as node_modules/.bin/serverless) for the tests: its
 environment, and `serverless offline start` as a context manager."""
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,14 @@ SLS = ROOT / "node_modules" / ".bin" / "serverless"
 
 def sls_env(**extra) -> dict:
     """What `source .venv/bin/activate` gives a user: invoke local and offline run this virtualenv's python3."""
-    env = dict(os.environ, SLS_TELEMETRY_DISABLED="1", SLS_NOTIFICATIONS_MODE="off", PYTHON_BIN=sys.executable,
-               VIRTUAL_ENV=str(Path(sys.executable).parent.parent), **extra)
+    env = dict(
+        os.environ,
+        SLS_TELEMETRY_DISABLED="1",
+        SLS_NOTIFICATIONS_MODE="off",
+        PYTHON_BIN=sys.executable,
+        VIRTUAL_ENV=str(Path(sys.executable).parent.parent),
+        **extra,
+    )
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return env
 
@@ -35,8 +42,13 @@ def offline_server(*params: str, **env):
     http_port, lambda_port = free_port(), free_port()
     proc = subprocess.Popen(
         [require_cli(), "offline", "start", "--httpPort", str(http_port), "--lambdaPort", str(lambda_port), *params],
-        cwd=ROOT, env=sls_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
+        cwd=ROOT,
+        env=sls_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     output, deadline, line = [], time.monotonic() + 120, ""
     while time.monotonic() < deadline:
         line = proc.stdout.readline()

@@ -1,5 +1,6 @@
 """The README's sample answers are what the committed model answers: each ```json block that follows a
 `python -m core` command is that command's output, rerun here (so a new model cannot leave them stale)."""
+
 import json
 import re
 import shlex
@@ -24,8 +25,9 @@ def test_the_readme_has_cli_samples_and_they_need_only_the_repository():
 
 @pytest.mark.parametrize("args, shown", SAMPLES, ids=[a for a, _ in SAMPLES])
 def test_readme_sample_output_is_current(args, shown):
-    proc = subprocess.run([sys.executable, "-m", "core", *shlex.split(args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "core", *shlex.split(args)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     actual, expected = json.loads(proc.stdout), json.loads(shown)
     assert list(actual) == list(expected), "labels or their order changed: update the README"

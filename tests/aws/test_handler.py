@@ -1,4 +1,5 @@
 """Every Lambda event shape, from the sample events in tests/events/, through handlers.aws.lambda_handler."""
+
 import base64
 import json
 from types import SimpleNamespace
@@ -31,12 +32,21 @@ def with_url(event, url):
     return event
 
 
-@pytest.mark.parametrize("name, shape", [
-    ("direct.json", DirectInvocation), ("direct-image.json", DirectInvocation), ("apigw-v1.json", ApiGatewayV1), ("apigw-v1-base64-image.json", ApiGatewayV1),
-    ("http-api-v2.json", HttpApiV2), ("function-url.json", HttpApiV2), ("alb.json", ApplicationLoadBalancer),
-    ("alb-multi-value.json", ApplicationLoadBalancer), ("vpc-lattice-v1.json", VpcLatticeV1),
-    ("vpc-lattice-v2.json", VpcLatticeV2),
-])
+@pytest.mark.parametrize(
+    "name, shape",
+    [
+        ("direct.json", DirectInvocation),
+        ("direct-image.json", DirectInvocation),
+        ("apigw-v1.json", ApiGatewayV1),
+        ("apigw-v1-base64-image.json", ApiGatewayV1),
+        ("http-api-v2.json", HttpApiV2),
+        ("function-url.json", HttpApiV2),
+        ("alb.json", ApplicationLoadBalancer),
+        ("alb-multi-value.json", ApplicationLoadBalancer),
+        ("vpc-lattice-v1.json", VpcLatticeV1),
+        ("vpc-lattice-v2.json", VpcLatticeV2),
+    ],
+)
 def test_shapes_are_recognised_in_order(event, name, shape):
     assert next(s for s in EVENT_SHAPES if s.infer(event(name))) is shape
 
@@ -81,9 +91,15 @@ def test_base64_encoded_raw_image_bodies(handler, event, name, top_k):
 
 
 @pytest.mark.parametrize("name", ["apigw-v1.json", "http-api-v2.json"])
-@pytest.mark.parametrize("body, status", [
-    ("{oops", 400), ('{"url": 3}', 400), ('{"image": "aGVsbG8="}', 422), ("", 400),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ("{oops", 400),
+        ('{"url": 3}', 400),
+        ('{"image": "aGVsbG8="}', 422),
+        ("", 400),
+    ],
+)
 def test_http_client_errors(handler, event, name, body, status):
     payload = event(name)
     payload["body"] = body

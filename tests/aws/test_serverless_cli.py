@@ -1,5 +1,6 @@
 """The real serverless CLI (osls, the open-source continuation of Framework v3): package (templates for each
 front door, the zip), invoke local exactly as the README types it, and offline over real HTTP."""
+
 import base64
 import json
 import os
@@ -21,8 +22,14 @@ def sls():
 
 
 def package(sls, out, *params):
-    proc = subprocess.run([sls, "package", "--package", str(out), *params], cwd=ROOT, env=sls_env(),
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sls, "package", "--package", str(out), *params],
+        cwd=ROOT,
+        env=sls_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # No configuration warnings (Framework v3 warned about python3.12 on every run).
     assert "Warning" not in proc.stdout + proc.stderr and "Invalid configuration" not in proc.stdout + proc.stderr
@@ -61,17 +68,26 @@ def test_template_has_the_function_and_the_endpoint(packaged):
 
 
 def test_api_key_can_be_required(sls):
-    proc = subprocess.run([sls, "print", "--param=apiKey=true", "--format", "json"], cwd=ROOT, env=sls_env(),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sls, "print", "--param=apiKey=true", "--format", "json"],
+        cwd=ROOT,
+        env=sls_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    config = json.loads(proc.stdout[proc.stdout.index("{"):])
+    config = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert config["functions"]["predict"]["events"][0]["http"]["private"] is True
 
 
-@pytest.mark.parametrize("api, gateway_type, route_type", [
-    ("http", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route"),
-    ("url", None, "AWS::Lambda::Url"),
-])
+@pytest.mark.parametrize(
+    "api, gateway_type, route_type",
+    [
+        ("http", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route"),
+        ("url", None, "AWS::Lambda::Url"),
+    ],
+)
 def test_http_api_and_function_url_front_doors(sls, tmp_path, api, gateway_type, route_type):
     """The cheaper front doors package too: one route for every method to the same function, no REST API."""
     resources = template_resources(package(sls, tmp_path / api, f"--param=api={api}"))
@@ -110,11 +126,17 @@ def test_zip_holds_the_function_and_nothing_else(packaged):
 
 def invoke_local(*args, cwd=ROOT):
     """`npx serverless invoke local -f predict ...` as a user types it (after `source .venv/bin/activate`)."""
-    proc = subprocess.run(["npx", "serverless", "invoke", "local", "-f", "predict", *args], cwd=cwd,
-                          env=sls_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["npx", "serverless", "invoke", "local", "-f", "predict", *args],
+        cwd=cwd,
+        env=sls_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Docker" not in proc.stdout + proc.stderr and "Warning" not in proc.stdout + proc.stderr
-    return json.loads(proc.stdout[proc.stdout.rindex("\n{\n") + 1:])  # after the handler's JSON log line
+    return json.loads(proc.stdout[proc.stdout.rindex("\n{\n") + 1 :])  # after the handler's JSON log line
 
 
 @pytest.mark.parametrize("name", EVENTS)
@@ -130,8 +152,9 @@ def test_invoke_local_with_every_sample_event_as_typed(name):
 
 
 def test_invoke_local_with_inline_data(pants_photo, tmp_path):
-    result = invoke_local("--data", json.dumps({"image": base64.b64encode(pants_photo.read_bytes()).decode(),
-                                                "top_k": 3}))
+    result = invoke_local(
+        "--data", json.dumps({"image": base64.b64encode(pants_photo.read_bytes()).decode(), "top_k": 3})
+    )
     assert list(result)[0] == "pants" and len(result) == 3
 
 
@@ -156,17 +179,18 @@ def test_offline_raw_image_body(offline, pants_photo):
     assert status == 200 and max(body, key=body.get) == "pants"
 
 
-@pytest.mark.parametrize("body, content_type, status, kind", [
-    (b"{not json", "application/json", 400, "bad_request"),
-    (b'{"url": "http://169.254.169.254/latest/meta-data/"}', "application/json", 400, "bad_request"),
-    (b'{"image": "aGVsbG8="}', "application/json", 422, "invalid_image"),
-    (b"<a/>", "application/xml", 415, "unsupported_media_type"),
-])
+@pytest.mark.parametrize(
+    "body, content_type, status, kind",
+    [
+        (b"{not json", "application/json", 400, "bad_request"),
+        (b'{"url": "http://169.254.169.254/latest/meta-data/"}', "application/json", 400, "bad_request"),
+        (b'{"image": "aGVsbG8="}', "application/json", 422, "invalid_image"),
+        (b"<a/>", "application/xml", 415, "unsupported_media_type"),
+    ],
+)
 def test_offline_bad_requests_are_json_4xx(offline, body, content_type, status, kind):
     got_status, got = http_post(offline, body, content_type)
     assert got_status == status and got["error"]["type"] == kind
-
-
 
 
 def test_offline_answers_get_with_the_usage_json(offline):
@@ -181,10 +205,16 @@ def test_offline_answers_get_with_the_usage_json(offline):
 
 def test_container_image_route_is_consistent(sls):
     """serverless-container.yml resolves, and the Dockerfile ships what the zip route ships."""
-    proc = subprocess.run([sls, "print", "--config", "serverless-container.yml", "--format", "json"], cwd=ROOT,
-                          env=sls_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sls, "print", "--config", "serverless-container.yml", "--format", "json"],
+        cwd=ROOT,
+        env=sls_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    config = json.loads(proc.stdout[proc.stdout.index("{"):])
+    config = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert config["functions"]["predict"]["image"]["name"] == "clothing"
     assert config["provider"]["ecr"]["images"]["clothing"]["path"] == "./"
     dockerfile = (ROOT / "Dockerfile").read_text()
@@ -208,12 +238,24 @@ assert all(m.__file__.startswith(sys.argv[1]) for m in (numpy, PIL)), "imported 
 def test_zip_alone_runs_the_function(sls, tmp_path, pants_photo):
     """The slimmed zip is complete: built for this machine's Python (3.11), unzipped, run with no site-packages."""
     out = tmp_path / "pkg"
-    proc = subprocess.run([sls, "package", "--package", str(out), "--param=python=3.11"], cwd=ROOT, env=sls_env(),
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sls, "package", "--package", str(out), "--param=python=3.11"],
+        cwd=ROOT,
+        env=sls_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with zipfile.ZipFile(out / "clothing-classifier.zip") as zf:
         zf.extractall(tmp_path / "unzipped")
-    run = subprocess.run([sys.executable, "-S", "-c", RUN_FROM_ZIP, str(tmp_path / "unzipped"), str(pants_photo)],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"]})
+    run = subprocess.run(
+        [sys.executable, "-S", "-c", RUN_FROM_ZIP, str(tmp_path / "unzipped"), str(pants_photo)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": os.environ["PATH"]},
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert list(json.loads(run.stdout.strip().splitlines()[-1])) == ["pants"]

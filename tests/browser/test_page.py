@@ -1,6 +1,7 @@
 """The page a browser gets, in a real browser (Debian's Chromium driven by Playwright), served by the real
 functions-framework server and by serverless offline: upload, drag-free keyboard use, URL, errors, big photos
 scaled in the browser, no request to any other origin, screenshots at desktop and phone widths."""
+
 from __future__ import annotations
 
 import io
@@ -18,8 +19,15 @@ from tests.serverless import offline_server
 CHROMIUM = Path("/usr/bin/chromium")
 SAMPLE = ROOT / "samples" / "pants.jpg"
 # What the machine's own probe found Chromium needs here: no sandbox as root, no background connections.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +68,9 @@ def page(browser, site):
     page.wait_for_selector("#model:has-text('Model clothing-model')")
     yield page
     origin = urlsplit(site)[:2]
-    assert all(urlsplit(url)[:2] == origin for url in page.requests_seen if not url.startswith(("blob:", "data:"))), \
+    assert all(urlsplit(url)[:2] == origin for url in page.requests_seen if not url.startswith(("blob:", "data:"))), (
         page.requests_seen
+    )
     context.close()
 
 
@@ -136,10 +145,13 @@ def test_the_page_keeps_the_query_string_on_its_requests(browser, site):
     context.close()
 
 
-@pytest.mark.parametrize("name, viewport, scheme", [
-    ("desktop", {"width": 1280, "height": 900}, "light"),
-    ("phone", {"width": 390, "height": 844}, "dark"),
-])
+@pytest.mark.parametrize(
+    "name, viewport, scheme",
+    [
+        ("desktop", {"width": 1280, "height": 900}, "light"),
+        ("phone", {"width": 390, "height": 844}, "dark"),
+    ],
+)
 def test_screenshots_at_desktop_and_phone_widths(browser, site, tmp_path, name, viewport, scheme):
     """Readable on a phone, light and dark. SCREENSHOT_DIR keeps them (the README's image comes from here)."""
     context = browser.new_context(viewport=viewport, color_scheme=scheme, device_scale_factor=1)

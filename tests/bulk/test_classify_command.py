@@ -1,6 +1,7 @@
 """`python -m core classify`: folders, lists of URLs, output formats, progress without a terminal, resume after
 Ctrl-C, --evaluate, and --endpoint against the real functions-framework server behind a proxy that injects
 503s and timeouts."""
+
 from __future__ import annotations
 
 import csv
@@ -23,13 +24,19 @@ from tests.conftest import ROOT
 
 
 def classify(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "core", "classify", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "core", "classify", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def summary_of(proc) -> dict:
     text = proc.stderr
-    return json.loads(text[text.index("{\n"):text.rindex("}") + 1])
+    return json.loads(text[text.index("{\n") : text.rindex("}") + 1])
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +87,13 @@ def test_ctrl_c_leaves_a_valid_file_and_the_rerun_finishes_the_rest(dataset, tmp
     out = tmp_path / "results.csv"
     folder = dataset / "validation"
     total = len([p for p in folder.rglob("*.jpg")])
-    proc = subprocess.Popen([sys.executable, "-m", "core", "classify", str(folder), "--out", str(out), "--workers", "1"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "classify", str(folder), "--out", str(out), "--workers", "1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 30):
         time.sleep(0.05)
@@ -120,8 +132,9 @@ class FaultProxy:
                     if tries == 2:
                         time.sleep(3)  # the client gave up after 1 s
                         return
-                request = urllib.request.Request(upstream, data=body, method="POST",
-                                                 headers={"Content-Type": "application/json"})
+                request = urllib.request.Request(
+                    upstream, data=body, method="POST", headers={"Content-Type": "application/json"}
+                )
                 try:
                     with urllib.request.urlopen(request, timeout=60) as answer:
                         self._send(answer.status, answer.read())
@@ -154,8 +167,21 @@ def test_endpoint_mode_retries_503s_and_timeouts_but_not_4xx(photos, tmp_path):
         bad = tmp_path / "bad.jpg"
         bad.write_bytes(b"not an image")
         out = tmp_path / "remote.csv"
-        proc = classify(photos / "pants", bad, "--endpoint", proxy.url, "--out", out, "--concurrency", "4",
-                        "--timeout", "1", "--retries", "3", timeout=300)
+        proc = classify(
+            photos / "pants",
+            bad,
+            "--endpoint",
+            proxy.url,
+            "--out",
+            out,
+            "--concurrency",
+            "4",
+            "--timeout",
+            "1",
+            "--retries",
+            "3",
+            timeout=300,
+        )
         rows = {r["path"]: r for r in csv.DictReader(out.open())}
         assert len(rows) == 5
         good = [r for p, r in rows.items() if p != str(bad)]

@@ -1,4 +1,5 @@
 """The Azure function as registered on the FunctionApp: its trigger binding, and requests through it."""
+
 import json
 
 
@@ -38,6 +39,5 @@ def test_platform_request_ids_are_used(azure_app, fresh_service):
     from tests.conftest import ROOT
 
     client = create_app(target="predict", source=str(ROOT / "gcp" / "main.py")).test_client()
-    response = client.get("/", headers={"Function-Execution-Id": "gcp-exec-42",
-                                        "X-Cloud-Trace-Context": "trace/1;o=1"})
+    response = client.get("/", headers={"Function-Execution-Id": "gcp-exec-42", "X-Cloud-Trace-Context": "trace/1;o=1"})
     assert response.headers["X-Request-Id"] == "gcp-exec-42"

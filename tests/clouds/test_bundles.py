@@ -1,5 +1,6 @@
 """The deployable bundles (make bundle-gcp / bundle-azure): built in a temp dir, installed into fresh virtualenvs
 from their own requirements.txt only, then served. Proves each bundle is complete on its own."""
+
 import json
 import subprocess
 import sys
@@ -15,18 +16,42 @@ from tests.clouds.test_gcp_server import post, start_functions_framework, stop_s
 def fresh_venv(bundle: Path, where: Path) -> Path:
     venv.EnvBuilder(with_pip=True).create(where)
     python = where / "bin" / "python"
-    proc = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(bundle / "requirements.txt")],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-r", str(bundle / "requirements.txt")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return python
 
 
-@pytest.mark.parametrize("target, must_have", [
-    ("gcp", ["main.py", "requirements.txt", "core/service.py", "model/clothing-model.json",
-             "model/clothing-model.tflite"]),
-    ("azure", ["function_app.py", "host.json", "requirements.txt", "core/service.py", "model/clothing-model.json",
-               "model/clothing-model.tflite"]),
-])
+@pytest.mark.parametrize(
+    "target, must_have",
+    [
+        (
+            "gcp",
+            [
+                "main.py",
+                "requirements.txt",
+                "core/service.py",
+                "model/clothing-model.json",
+                "model/clothing-model.tflite",
+            ],
+        ),
+        (
+            "azure",
+            [
+                "function_app.py",
+                "host.json",
+                "requirements.txt",
+                "core/service.py",
+                "model/clothing-model.json",
+                "model/clothing-model.tflite",
+            ],
+        ),
+    ],
+)
 def test_bundle_contents(tmp_path, target, must_have):
     out = build(target, tmp_path / target)
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
@@ -66,14 +91,25 @@ def test_azure_bundle_runs_from_its_own_virtualenv(tmp_path, pants_photo):
 
     bundle = build("azure", tmp_path / "azure")
     python = fresh_venv(bundle, tmp_path / "venv")
-    proc = subprocess.run([str(python), "-c", AZURE_CALL], cwd=bundle, input=base64.b64encode(
-        pants_photo.read_bytes()).decode(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(python), "-c", AZURE_CALL],
+        cwd=bundle,
+        input=base64.b64encode(pants_photo.read_bytes()).decode(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"status": 200, "body": {"pants": result["body"]["pants"]}}
 
 
 def test_bundle_cli(tmp_path):
-    proc = subprocess.run([sys.executable, "scripts/bundle.py", "gcp", str(tmp_path / "b")],
-                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "scripts/bundle.py", "gcp", str(tmp_path / "b")],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "built" in proc.stdout

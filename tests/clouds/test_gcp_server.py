@@ -1,4 +1,5 @@
 """The real functions-framework server (gunicorn, threads) on a loopback port, with concurrent requests."""
+
 import json
 import os
 import subprocess
@@ -41,9 +42,23 @@ def start_functions_framework(python_bin_dir: Path, source: Path, cwd: Path, ext
     # The server logs a line per request: into a file, since an unread pipe would fill up and block it.
     log = Path(tempfile.mkstemp(prefix="functions-framework-", suffix=".log")[1])
     with open(log, "w") as out:
-        proc = subprocess.Popen([str(python_bin_dir / "functions-framework"), "--source", str(source), "--target",
-                                 "predict", "--host", "127.0.0.1", "--port", str(port)], cwd=cwd, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                str(python_bin_dir / "functions-framework"),
+                "--source",
+                str(source),
+                "--target",
+                "predict",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     proc.log_path = log
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -94,6 +109,6 @@ def test_32_concurrent_requests_are_all_correct(server, dataset):
         answers = list(pool.map(lambda p: post(server, p.read_bytes(), "image/jpeg"), jobs))
     elapsed = time.perf_counter() - started
     print(f"\n32 concurrent requests in {elapsed:.2f}s: {len(jobs) / elapsed:.0f} requests/s")
-    for path, (status, body) in zip(jobs, answers):
+    for path, (status, body) in zip(jobs, answers, strict=False):
         assert status == 200
         assert body == single[path]  # identical scores: no interpreter shared between threads

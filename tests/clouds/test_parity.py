@@ -1,5 +1,6 @@
 """Table-driven: the same requests through the AWS, GCP and Azure adapters, and over real HTTP through
 `serverless offline`, give the same status and body."""
+
 import base64
 import json
 import urllib.error
@@ -15,25 +16,58 @@ from tests.serverless import offline_server
 CASES = [
     # name, method, body (or a builder taking (pants bytes, pants url)), content type, query, expected status
     ("url", "POST", lambda p, u: json.dumps({"url": u}).encode(), "application/json", None, 200),
-    ("base64 top_k", "POST", lambda p, u: json.dumps({"image": base64.b64encode(p).decode(), "top_k": 3}).encode(),
-     "application/json", None, 200),
-    ("probabilities", "POST", lambda p, u: json.dumps({"image": base64.b64encode(p).decode(),
-                                                        "probabilities": True}).encode(),
-     "application/json", None, 200),
+    (
+        "base64 top_k",
+        "POST",
+        lambda p, u: json.dumps({"image": base64.b64encode(p).decode(), "top_k": 3}).encode(),
+        "application/json",
+        None,
+        200,
+    ),
+    (
+        "probabilities",
+        "POST",
+        lambda p, u: json.dumps({"image": base64.b64encode(p).decode(), "probabilities": True}).encode(),
+        "application/json",
+        None,
+        200,
+    ),
     ("raw image", "POST", lambda p, u: p, "image/jpeg", {"top_k": "2"}, 200),
-    ("batch with a bad item", "POST", lambda p, u: json.dumps({"images": [base64.b64encode(p).decode(), "aGk="],
-                                                                 "top_k": 1}).encode(),
-     "application/json", None, 200),
-    ("url batch", "POST", lambda p, u: json.dumps({"urls": [u, u + "-missing"]}).encode(), "application/json", None,
-     200),
+    (
+        "batch with a bad item",
+        "POST",
+        lambda p, u: json.dumps({"images": [base64.b64encode(p).decode(), "aGk="], "top_k": 1}).encode(),
+        "application/json",
+        None,
+        200,
+    ),
+    (
+        "url batch",
+        "POST",
+        lambda p, u: json.dumps({"urls": [u, u + "-missing"]}).encode(),
+        "application/json",
+        None,
+        200,
+    ),
     ("bad json", "POST", lambda p, u: b"{nope", "application/json", None, 400),
     ("no source", "POST", lambda p, u: b"{}", "application/json", None, 400),
-    ("both sources", "POST", lambda p, u: json.dumps({"url": u, "image": "aGk="}).encode(), "application/json",
-     None, 400),
-    ("top_k too big", "POST", lambda p, u: json.dumps({"url": u, "top_k": 99}).encode(), "application/json", None,
-     400),
-    ("metadata url", "POST", lambda p, u: b'{"url": "http://169.254.169.254/latest/meta-data/"}',
-     "application/json", None, 400),
+    (
+        "both sources",
+        "POST",
+        lambda p, u: json.dumps({"url": u, "image": "aGk="}).encode(),
+        "application/json",
+        None,
+        400,
+    ),
+    ("top_k too big", "POST", lambda p, u: json.dumps({"url": u, "top_k": 99}).encode(), "application/json", None, 400),
+    (
+        "metadata url",
+        "POST",
+        lambda p, u: b'{"url": "http://169.254.169.254/latest/meta-data/"}',
+        "application/json",
+        None,
+        400,
+    ),
     ("not an image", "POST", lambda p, u: b'{"image": "aGVsbG8gd29ybGQ="}', "application/json", None, 422),
     ("truncated raw png", "POST", lambda p, u: image_bytes("PNG")[:50], "image/png", None, 422),
     ("xml", "POST", lambda p, u: b"<a/>", "application/xml", None, 415),
@@ -60,6 +94,7 @@ def offline_url():
 @pytest.fixture
 def aws_offline(offline_url):
     """API Gateway as serverless offline emulates it, over real HTTP."""
+
     def call(method, body, content_type, query=None):
         if content_type.startswith("image/"):  # offline passes binary bodies on only as octet-stream
             content_type = "application/octet-stream"
@@ -71,6 +106,7 @@ def aws_offline(offline_url):
         except urllib.error.HTTPError as error:
             status, headers, text = error.code, dict(error.headers), error.read().decode()
         return status, headers, json.loads(text) if text else None
+
     return call
 
 
@@ -80,30 +116,60 @@ def lambda_caller(make_event):
 
     def call(method, body, content_type, query=None):
         binary = not content_type.startswith(("application/json", "application/xml"))
-        event = make_event(method, base64.b64encode(body).decode() if binary else body.decode(), binary,
-                           content_type, {k: str(v) for k, v in (query or {}).items()})
+        event = make_event(
+            method,
+            base64.b64encode(body).decode() if binary else body.decode(),
+            binary,
+            content_type,
+            {k: str(v) for k, v in (query or {}).items()},
+        )
         answer = lambda_handler(event, SimpleNamespace(aws_request_id="r"))
         assert answer["statusDescription"].startswith(str(answer["statusCode"]) + " ")
         headers = answer.get("headers") or {k: v[-1] for k, v in answer["multiValueHeaders"].items()}
         return answer["statusCode"], headers, json.loads(answer["body"]) if answer["body"] else None
+
     return call
 
 
 ELB = {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/c/1"}}
 LATTICE = {"targetGroupArn": "arn:aws:vpc-lattice:us-east-1:123456789012:targetgroup/tg-1", "region": "us-east-1"}
 FRONT_DOORS = {  # the front doors besides API Gateway, each event built as AWS documents it
-    "alb": lambda m, b, b64, ct, q: {"requestContext": ELB, "httpMethod": m, "path": "/predict",
-                                     "headers": {"content-type": ct}, "queryStringParameters": q,
-                                     "body": b, "isBase64Encoded": b64},
-    "alb-multi-value": lambda m, b, b64, ct, q: {"requestContext": ELB, "httpMethod": m, "path": "/predict",
-                                                 "multiValueHeaders": {"content-type": [ct]},
-                                                 "multiValueQueryStringParameters": {k: [v] for k, v in q.items()},
-                                                 "body": b, "isBase64Encoded": b64},
-    "lattice-v1": lambda m, b, b64, ct, q: {"raw_path": "/predict", "method": m, "headers": {"content-type": ct},
-                                            "query_string_parameters": q, "body": b, "is_base64_encoded": b64},
-    "lattice-v2": lambda m, b, b64, ct, q: {"version": "2.0", "path": "/predict", "method": m,
-                                            "headers": {"content-type": [ct]}, "queryStringParameters": q,
-                                            "body": b, "isBase64Encoded": b64, "requestContext": LATTICE},
+    "alb": lambda m, b, b64, ct, q: {
+        "requestContext": ELB,
+        "httpMethod": m,
+        "path": "/predict",
+        "headers": {"content-type": ct},
+        "queryStringParameters": q,
+        "body": b,
+        "isBase64Encoded": b64,
+    },
+    "alb-multi-value": lambda m, b, b64, ct, q: {
+        "requestContext": ELB,
+        "httpMethod": m,
+        "path": "/predict",
+        "multiValueHeaders": {"content-type": [ct]},
+        "multiValueQueryStringParameters": {k: [v] for k, v in q.items()},
+        "body": b,
+        "isBase64Encoded": b64,
+    },
+    "lattice-v1": lambda m, b, b64, ct, q: {
+        "raw_path": "/predict",
+        "method": m,
+        "headers": {"content-type": ct},
+        "query_string_parameters": q,
+        "body": b,
+        "is_base64_encoded": b64,
+    },
+    "lattice-v2": lambda m, b, b64, ct, q: {
+        "version": "2.0",
+        "path": "/predict",
+        "method": m,
+        "headers": {"content-type": [ct]},
+        "queryStringParameters": q,
+        "body": b,
+        "isBase64Encoded": b64,
+        "requestContext": LATTICE,
+    },
 }
 
 
@@ -112,8 +178,9 @@ def header(headers, name):
 
 
 @pytest.mark.parametrize("name, method, body, content_type, query, status", CASES, ids=[c[0] for c in CASES])
-def test_same_answer_on_every_cloud(fresh_service, aws, aws_offline, gcp, azure, pants, name, method, body,
-                                    content_type, query, status):
+def test_same_answer_on_every_cloud(
+    fresh_service, aws, aws_offline, gcp, azure, pants, name, method, body, content_type, query, status
+):
     data = body(*pants)
     clouds = [("aws", aws), ("aws-offline", aws_offline), ("gcp", gcp), ("azure", azure)]
     clouds += [(f"aws-{door}", lambda_caller(make)) for door, make in FRONT_DOORS.items()]

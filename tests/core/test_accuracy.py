@@ -3,6 +3,7 @@
 Runs on every runtime `make test` uses (LiteRT and tflite-runtime 2.14), so it also checks that the book's
 runtime gives the same answers.
 """
+
 import json
 
 import numpy as np

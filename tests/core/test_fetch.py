@@ -1,4 +1,5 @@
 """URL fetching: real HTTP on loopback, SSRF refusals, timeouts, caps, redirects and kept connections."""
+
 import http.server
 import ipaddress
 import socket
@@ -28,12 +29,34 @@ def test_fetches_from_allow_listed_loopback(image_server):
     assert fetch_image_bytes(base + "/ok.jpg", limits()) == body
 
 
-@pytest.mark.parametrize("host", [
-    "127.0.0.1", "localhost", "2130706433", "0x7f.1", "0177.0.0.1", "127.1", "[::1]", "[::ffff:127.0.0.1]",
-    "169.254.169.254", "10.0.0.1", "192.168.1.1", "172.16.0.1", "0.0.0.0", "[fd00:ec2::254]", "100.64.0.1",
-    "224.0.0.1", "[fe80::1]", "[::127.0.0.1]", "[::]", "[64:ff9b::a9fe:a9fe]", "[2002:a9fe:a9fe::1]",
-    "255.255.255.255", "240.0.0.1",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "localhost",
+        "2130706433",
+        "0x7f.1",
+        "0177.0.0.1",
+        "127.1",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "169.254.169.254",
+        "10.0.0.1",
+        "192.168.1.1",
+        "172.16.0.1",
+        "0.0.0.0",
+        "[fd00:ec2::254]",
+        "100.64.0.1",
+        "224.0.0.1",
+        "[fe80::1]",
+        "[::127.0.0.1]",
+        "[::]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[2002:a9fe:a9fe::1]",
+        "255.255.255.255",
+        "240.0.0.1",
+    ],
+)
 def test_non_public_addresses_are_refused_by_default(host):
     with pytest.raises(BadRequest, match="non-public"):
         fetch_image_bytes(f"http://{host}/x.jpg", limits(allow_networks=()))
@@ -46,13 +69,16 @@ def test_is_public():
     assert not is_public(ipaddress.ip_address("2002:7f00:1::"))  # 6to4 of 127.0.0.1
 
 
-@pytest.mark.parametrize("url, message", [
-    ("ftp://example.com/a.jpg", "http and https"),
-    ("file:///etc/passwd", "http and https"),
-    ("http:///nohost", "no host"),
-    ("http://user:pw@example.com/a.jpg", "credentials"),
-    ("http://example.com:99999/a.jpg", "invalid URL"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("ftp://example.com/a.jpg", "http and https"),
+        ("file:///etc/passwd", "http and https"),
+        ("http:///nohost", "no host"),
+        ("http://user:pw@example.com/a.jpg", "credentials"),
+        ("http://example.com:99999/a.jpg", "invalid URL"),
+    ],
+)
 def test_bad_urls(url, message):
     with pytest.raises(BadRequest, match=message):
         fetch_image_bytes(url, limits())
@@ -82,6 +108,7 @@ def test_size_cap_while_streaming_ignores_content_length(image_server):
         handler.end_headers()
         for _ in range(30):
             handler.wfile.write(b"x" * 10_000)
+
     routes["/big"] = unannounced
     routes["/big2"] = (200, {"Content-Type": "image/jpeg"}, b"x" * 300_000)
     with pytest.raises(PayloadTooLarge):
@@ -101,6 +128,7 @@ def test_slow_drip_is_cut_at_the_total_deadline(image_server):
             handler.wfile.write(b"x")
             handler.wfile.flush()
             time.sleep(0.1)
+
     routes["/drip"] = drip
     started = time.monotonic()
     with pytest.raises(FetchTimeout):

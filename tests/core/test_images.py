@@ -1,4 +1,5 @@
 """Decoding: every supported format and mode comes out as something keras_image_helper can use."""
+
 import io
 
 import numpy as np
@@ -48,12 +49,15 @@ def test_pixel_limit_checked_before_decoding():
         decode_image(data, max_pixels=1_000_000)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty"),
-    (b"hello, not an image", "not a decodable image"),
-    (image_bytes("JPEG", size=(200, 200))[:300], "could not be decoded"),
-    (image_bytes("PNG", size=(200, 200))[:60], "PNG is truncated"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"hello, not an image", "not a decodable image"),
+        (image_bytes("JPEG", size=(200, 200))[:300], "could not be decoded"),
+        (image_bytes("PNG", size=(200, 200))[:60], "PNG is truncated"),
+    ],
+)
 def test_bad_bytes_are_invalid_image(data, message):
     with pytest.raises(InvalidImage, match=message):
         decode_image(data, max_pixels=10**6)
@@ -82,9 +86,9 @@ def png_from_rows(width, height, raw: bytes, interlace=0) -> bytes:
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, interlace)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 def test_a_png_whose_data_ends_early_is_invalid_not_zeros():

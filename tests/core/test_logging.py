@@ -1,4 +1,5 @@
 """One structured JSON log line per request: ids, timings, status, cold start; never image data."""
+
 import base64
 import json
 import logging
@@ -15,8 +16,9 @@ def test_one_json_line_per_request_with_timings(loopback_settings, image_server,
     routes["/log-pants.jpg"] = (200, {"Content-Type": "image/jpeg"}, pants_photo.read_bytes())
     service = Service(loopback_settings)
     with caplog.at_level(logging.INFO, logger="core"):
-        service.handle_http("POST", json.dumps({"url": base + "/log-pants.jpg"}), "application/json",
-                            cloud="gcp", request_id="r-1")
+        service.handle_http(
+            "POST", json.dumps({"url": base + "/log-pants.jpg"}), "application/json", cloud="gcp", request_id="r-1"
+        )
         service.handle_http("POST", b"{bad", "application/json", cloud="gcp", request_id="r-2")
     first, second = records(caplog)
     assert first["request_id"] == "r-1" and first["cloud"] == "gcp" and first["input"] == "url"
@@ -38,12 +40,22 @@ def test_every_answer_has_a_request_id_and_a_log_line_with_its_severity(loopback
     """GET, OPTIONS and 405 go through the same exit as predictions."""
     service = Service(loopback_settings)
     with caplog.at_level(logging.INFO, logger="core"):
-        answers = [service.handle_http(method, b"", "application/json", request_id=f"id-{method}")
-                   for method in ("GET", "OPTIONS", "DELETE")]
+        answers = [
+            service.handle_http(method, b"", "application/json", request_id=f"id-{method}")
+            for method in ("GET", "OPTIONS", "DELETE")
+        ]
         service.handle_http("POST", b"{bad", "application/json", request_id="id-bad")
     assert [a.headers["X-Request-Id"] for a in answers] == ["id-GET", "id-OPTIONS", "id-DELETE"]
     lines = records(caplog)
     assert [(r["method"], r["status"], r["severity"]) for r in lines] == [
-        ("GET", 200, "INFO"), ("OPTIONS", 204, "INFO"), ("DELETE", 405, "WARNING"), ("POST", 400, "WARNING")]
+        ("GET", 200, "INFO"),
+        ("OPTIONS", 204, "INFO"),
+        ("DELETE", 405, "WARNING"),
+        ("POST", 400, "WARNING"),
+    ]
     assert [r.levelname for r in caplog.records if r.getMessage().startswith("{")] == [
-        "INFO", "INFO", "WARNING", "WARNING"]
+        "INFO",
+        "INFO",
+        "WARNING",
+        "WARNING",
+    ]

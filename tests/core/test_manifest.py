@@ -1,4 +1,5 @@
 """The committed manifest matches the committed model; broken manifests fail at load, clearly."""
+
 import json
 import shutil
 
@@ -20,8 +21,18 @@ def test_committed_manifest_matches_model():
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     assert tuple(inp["shape"][1:3]) == manifest.input_size and inp["shape"][3] == 3
     assert int(np.prod(out["shape"][1:])) == len(manifest.labels)
-    assert manifest.labels == ("dress", "hat", "longsleeve", "outwear", "pants",
-                               "shirt", "shoes", "shorts", "skirt", "t-shirt")
+    assert manifest.labels == (
+        "dress",
+        "hat",
+        "longsleeve",
+        "outwear",
+        "pants",
+        "shirt",
+        "shoes",
+        "shorts",
+        "skirt",
+        "t-shirt",
+    )
     assert manifest.model_path.stat().st_size <= 10 * 1024 * 1024
 
 
@@ -33,15 +44,18 @@ def copied(tmp_path):
     return path, json.loads(path.read_text())
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: m.update(labels=m["labels"][:-1]), "outputs 10 scores"),
-    (lambda m: m.update(sha256="0" * 64), "do not belong together"),
-    (lambda m: m.update(model_file="missing.tflite"), "model file not found"),
-    (lambda m: m.update(input_size=[99, 99]), "input_size"),
-    (lambda m: m.update(preprocessing="nonsense"), "unknown preprocessing"),
-    (lambda m: m.update(output="maybe"), "'output'"),
-    (lambda m: m.pop("labels"), "'labels' is missing"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m.update(labels=m["labels"][:-1]), "outputs 10 scores"),
+        (lambda m: m.update(sha256="0" * 64), "do not belong together"),
+        (lambda m: m.update(model_file="missing.tflite"), "model file not found"),
+        (lambda m: m.update(input_size=[99, 99]), "input_size"),
+        (lambda m: m.update(preprocessing="nonsense"), "unknown preprocessing"),
+        (lambda m: m.update(output="maybe"), "'output'"),
+        (lambda m: m.pop("labels"), "'labels' is missing"),
+    ],
+)
 def test_mismatches_fail_at_load(copied, change, message):
     path, data = copied
     change(data)

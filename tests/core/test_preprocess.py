@@ -1,4 +1,5 @@
 """The array fed to the model equals keras_image_helper's, byte for byte, for the same file."""
+
 import numpy as np
 from keras_image_helper import create_preprocessor
 

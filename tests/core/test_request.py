@@ -1,4 +1,5 @@
 """Request parsing: every malformed request is a 4xx ServiceError with a clear message."""
+
 import base64
 
 import pytest
@@ -25,34 +26,40 @@ def test_batch_of_images_with_options():
     assert req.top_k == 3 and req.probabilities is True
 
 
-@pytest.mark.parametrize("b64", [
-    base64.b64encode(PNG).decode(),
-    base64.urlsafe_b64encode(PNG).decode().rstrip("="),
-    "data:image/png;base64," + base64.b64encode(PNG).decode(),
-    base64.encodebytes(PNG * 30).decode(),  # wrapped lines, as `base64 file` prints
-])
+@pytest.mark.parametrize(
+    "b64",
+    [
+        base64.b64encode(PNG).decode(),
+        base64.urlsafe_b64encode(PNG).decode().rstrip("="),
+        "data:image/png;base64," + base64.b64encode(PNG).decode(),
+        base64.encodebytes(PNG * 30).decode(),  # wrapped lines, as `base64 file` prints
+    ],
+)
 def test_base64_spellings(b64):
     assert parse({"image": b64}).sources[0].value.startswith(PNG)
 
 
-@pytest.mark.parametrize("payload, message", [
-    ({}, "exactly one"),
-    ({"url": "http://a/b", "image": "AAAA"}, "exactly one"),
-    ({"url": 5}, "URL strings"),
-    ({"url": ""}, "URL strings"),
-    ({"image": "!!not base64!!"}, "not valid base64"),
-    ({"image": 12}, "base64 strings"),
-    ({"urls": []}, "non-empty list"),
-    ({"urls": "http://a/b"}, "non-empty list"),
-    ({"urls": ["http://a/b"] * 5}, "limit is 4"),
-    ({"url": "http://a/b", "top_k": 0}, "between 1 and 10"),
-    ({"url": "http://a/b", "top_k": 11}, "between 1 and 10"),
-    ({"url": "http://a/b", "top_k": "3"}, "integer"),
-    ({"url": "http://a/b", "top_k": True}, "integer"),
-    ({"url": "http://a/b", "probabilities": "yes"}, "true or false"),
-    ({"url": "http://a/b", "colour": "red"}, "unknown field"),
-    (["http://a/b"], "JSON object"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({}, "exactly one"),
+        ({"url": "http://a/b", "image": "AAAA"}, "exactly one"),
+        ({"url": 5}, "URL strings"),
+        ({"url": ""}, "URL strings"),
+        ({"image": "!!not base64!!"}, "not valid base64"),
+        ({"image": 12}, "base64 strings"),
+        ({"urls": []}, "non-empty list"),
+        ({"urls": "http://a/b"}, "non-empty list"),
+        ({"urls": ["http://a/b"] * 5}, "limit is 4"),
+        ({"url": "http://a/b", "top_k": 0}, "between 1 and 10"),
+        ({"url": "http://a/b", "top_k": 11}, "between 1 and 10"),
+        ({"url": "http://a/b", "top_k": "3"}, "integer"),
+        ({"url": "http://a/b", "top_k": True}, "integer"),
+        ({"url": "http://a/b", "probabilities": "yes"}, "true or false"),
+        ({"url": "http://a/b", "colour": "red"}, "unknown field"),
+        (["http://a/b"], "JSON object"),
+    ],
+)
 def test_bad_payloads(payload, message):
     with pytest.raises(BadRequest, match=message) as info:
         parse(payload)
@@ -64,13 +71,16 @@ def test_oversized_base64_is_413():
         parse({"image": base64.b64encode(b"x" * 5000).decode()})
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"", "empty"),
-    (b"{not json", "not valid JSON"),
-    (b"[1, 2]", "must be an object"),
-    (b"\xff\xfe\x00", "UTF-8"),
-    (b"[" * 100000 + b"]" * 100000, "JSON"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"", "empty"),
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be an object"),
+        (b"\xff\xfe\x00", "UTF-8"),
+        (b"[" * 100000 + b"]" * 100000, "JSON"),
+    ],
+)
 def test_bad_json_bodies(body, message):
     with pytest.raises(BadRequest, match=message):
         parse_json_body(body)

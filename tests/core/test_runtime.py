@@ -1,4 +1,5 @@
 """The interpreter actually in use: `make test` pins it, so the tflite-runtime route cannot silently fall back."""
+
 import os
 
 import numpy as np
@@ -30,8 +31,9 @@ def _openblas_setting_after_import(env):
 
     code = "import os, core, numpy; print(os.environ.get('OPENBLAS_NUM_THREADS'))"
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | env
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
+    )
     return proc.stdout.strip()
 
 

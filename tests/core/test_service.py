@@ -1,4 +1,5 @@
 """The service end to end: real model, real HTTP fetches from loopback, every error mapped to a JSON 4xx."""
+
 import base64
 import json
 import math
@@ -63,14 +64,17 @@ def test_batch_keeps_order_and_reports_failures_per_item(service, image_server, 
     assert bad_scheme["error"]["type"] == "bad_request"
 
 
-@pytest.mark.parametrize("payload, content_type, status, kind", [
-    (b"{bad json", "application/json", 400, "bad_request"),
-    ({"nothing": 1}, "application/json", 400, "bad_request"),
-    ({"image": base64.b64encode(b"not an image").decode()}, "application/json", 422, "invalid_image"),
-    (image_bytes("PNG")[:40], "image/png", 422, "invalid_image"),
-    (b"<xml/>", "application/xml", 415, "unsupported_media_type"),
-    ({"url": "http://169.254.169.254/latest/meta-data/"}, "application/json", 400, "bad_request"),
-])
+@pytest.mark.parametrize(
+    "payload, content_type, status, kind",
+    [
+        (b"{bad json", "application/json", 400, "bad_request"),
+        ({"nothing": 1}, "application/json", 400, "bad_request"),
+        ({"image": base64.b64encode(b"not an image").decode()}, "application/json", 422, "invalid_image"),
+        (image_bytes("PNG")[:40], "image/png", 422, "invalid_image"),
+        (b"<xml/>", "application/xml", 415, "unsupported_media_type"),
+        ({"url": "http://169.254.169.254/latest/meta-data/"}, "application/json", 400, "bad_request"),
+    ],
+)
 def test_client_errors_are_json(service, payload, content_type, status, kind):
     response = post(service, payload, content_type)
     assert response.status == status
@@ -126,12 +130,18 @@ def test_cli_prints_json_for_a_local_file(pants_photo):
 
     from tests.conftest import ROOT
 
-    out = subprocess.run([sys.executable, "-m", "core", str(pants_photo), "--top-k", "2"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "core", str(pants_photo), "--top-k", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert list(json.loads(out.stdout))[0] == "pants"
-    missing = subprocess.run([sys.executable, "-m", "core", "/no/such/file.jpg"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "core", "/no/such/file.jpg"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert missing.returncode == 1 and "cannot read" in missing.stderr
 
 
@@ -141,19 +151,27 @@ def test_jpeg_draft_setting_reaches_the_decoder(loopback_settings, pants_photo):
     from core.service import Service
 
     exact = Service(loopback_settings).handle_http("POST", pants_photo.read_bytes(), "image/jpeg")
-    draft = Service(replace(loopback_settings, jpeg_draft=True)).handle_http("POST", pants_photo.read_bytes(),
-                                                                           "image/jpeg")
+    draft = Service(replace(loopback_settings, jpeg_draft=True)).handle_http(
+        "POST", pants_photo.read_bytes(), "image/jpeg"
+    )
     assert exact.status == draft.status == 200
     assert draft.body != exact.body  # other pixels, other scores
     assert max(draft.body, key=draft.body.get) == "pants"
 
 
-@pytest.mark.parametrize("accept, page", [
-    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),  # a browser's navigation
-    ("application/json", False), ("*/*", False), (None, False), ("", False),
-    ("application/json, text/html;q=0.5", False), ("text/html;q=0.9, application/json;q=0.9", True),
-    ("text/html;q=bogus", False),
-])
+@pytest.mark.parametrize(
+    "accept, page",
+    [
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),  # a browser's navigation
+        ("application/json", False),
+        ("*/*", False),
+        (None, False),
+        ("", False),
+        ("application/json, text/html;q=0.5", False),
+        ("text/html;q=0.9, application/json;q=0.9", True),
+        ("text/html;q=bogus", False),
+    ],
+)
 def test_get_answers_the_page_to_browsers_and_the_usage_json_to_the_rest(service, accept, page):
     response = service.handle_http("GET", b"", accept=accept)
     assert response.status == 200

@@ -1,4 +1,5 @@
 """Faults and load on the real functions-framework server, loopback only, bounded in count and time."""
+
 import json
 import os
 import sys
@@ -17,9 +18,12 @@ SOAK_REQUESTS = int(os.environ.get("SOAK_REQUESTS", "2000"))
 
 @pytest.fixture(scope="module")
 def server():
-    proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT,
-                                          {"FETCH_TOTAL_TIMEOUT": str(TOTAL_TIMEOUT), "FETCH_CONNECT_TIMEOUT": "1",
-                                           "FETCH_MAX_REDIRECTS": "3"})
+    proc, url = start_functions_framework(
+        Path(sys.executable).parent,
+        ROOT / "gcp" / "main.py",
+        ROOT,
+        {"FETCH_TOTAL_TIMEOUT": str(TOTAL_TIMEOUT), "FETCH_CONNECT_TIMEOUT": "1", "FETCH_MAX_REDIRECTS": "3"},
+    )
     yield url, proc
     stop_server(proc)
 
@@ -62,15 +66,19 @@ def faulty_routes(image_server, pants_photo):
     return base
 
 
-@pytest.mark.parametrize("path, status, kind", [
-    ("/fault/hang", 504, "fetch_timeout"),
-    ("/fault/forever", 413, "payload_too_large"),  # the byte cap (10 MiB) or the deadline, whichever first
-    ("/fault/500", 502, "fetch_failed"),
-    ("/fault/loop", 502, "fetch_failed"),
-    ("/fault/html", 415, "unsupported_media_type"),
-])
-def test_fault_ends_in_time_with_the_right_error_and_the_server_keeps_serving(server, faulty_routes, path,
-                                                                              status, kind):
+@pytest.mark.parametrize(
+    "path, status, kind",
+    [
+        ("/fault/hang", 504, "fetch_timeout"),
+        ("/fault/forever", 413, "payload_too_large"),  # the byte cap (10 MiB) or the deadline, whichever first
+        ("/fault/500", 502, "fetch_failed"),
+        ("/fault/loop", 502, "fetch_failed"),
+        ("/fault/html", 415, "unsupported_media_type"),
+    ],
+)
+def test_fault_ends_in_time_with_the_right_error_and_the_server_keeps_serving(
+    server, faulty_routes, path, status, kind
+):
     url, _ = server
     started = time.monotonic()
     got_status, body = post(url, json.dumps({"url": faulty_routes + path}).encode())
@@ -94,11 +102,12 @@ def test_soak_concurrent_clients(server, dataset):
     start_rss = rss_kb(proc.pid)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(pool.map(lambda i: post(url, photos[i % len(photos)], "image/jpeg")[0],
-                                 range(SOAK_REQUESTS)))
+        statuses = list(pool.map(lambda i: post(url, photos[i % len(photos)], "image/jpeg")[0], range(SOAK_REQUESTS)))
     elapsed = time.perf_counter() - started
     end_rss = rss_kb(proc.pid)
-    print(f"\nsoak: {SOAK_REQUESTS} requests in {elapsed:.1f}s ({SOAK_REQUESTS / elapsed:.0f}/s), "
-          f"RSS {start_rss / 1024:.1f} MB -> {end_rss / 1024:.1f} MB")
+    print(
+        f"\nsoak: {SOAK_REQUESTS} requests in {elapsed:.1f}s ({SOAK_REQUESTS / elapsed:.0f}/s), "
+        f"RSS {start_rss / 1024:.1f} MB -> {end_rss / 1024:.1f} MB"
+    )
     assert statuses.count(200) == SOAK_REQUESTS
     assert end_rss - start_rss < 30 * 1024  # no leak: less than 30 MB growth over the soak

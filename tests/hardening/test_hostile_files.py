@@ -1,5 +1,6 @@
 """Hostile files through all three adapters, as raw bodies and as base64 JSON: the expected answer for each,
 the same on every cloud, and always JSON."""
+
 import base64
 import json
 
@@ -19,8 +20,9 @@ def test_hostile_file_gets_its_expected_answer(aws, gcp, azure, name):
         else:
             assert len(body) == 10 and all(isinstance(v, float) for v in body.values())
     if data:  # the same bytes as base64 in JSON give the same answer
-        got_status, _, body = aws("POST", json.dumps({"image": base64.b64encode(data).decode()}).encode(),
-                                  "application/json")
+        got_status, _, body = aws(
+            "POST", json.dumps({"image": base64.b64encode(data).decode()}).encode(), "application/json"
+        )
         assert got_status == status, body
 
 

@@ -1,5 +1,6 @@
 """schemathesis, from openapi.yaml, against the real functions-framework server: no server errors, and every
 response conforms to the spec (status codes, content types, bodies). Bounded: a fixed number of examples."""
+
 import os
 import sys
 from pathlib import Path
@@ -18,8 +19,12 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 
 @pytest.fixture(scope="module")
 def base_url():
-    proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT,
-                                          {"FETCH_ALLOW_NETWORKS": "", "FETCH_TOTAL_TIMEOUT": "2"})
+    proc, url = start_functions_framework(
+        Path(sys.executable).parent,
+        ROOT / "gcp" / "main.py",
+        ROOT,
+        {"FETCH_ALLOW_NETWORKS": "", "FETCH_TOTAL_TIMEOUT": "2"},
+    )
     yield url.rstrip("/")
     stop_server(proc)
 
@@ -33,8 +38,7 @@ def test_api_conforms_and_never_fails(case, base_url):
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-    response = case.call_and_validate(base_url=base_url,
-                                      excluded_checks=[positive_data_acceptance, not_a_server_error])
+    response = case.call_and_validate(base_url=base_url, excluded_checks=[positive_data_acceptance, not_a_server_error])
     if response.status_code >= 500:
         assert response.status_code in (502, 504), response.text
         assert response.json()["error"]["type"] in ("fetch_failed", "fetch_timeout")

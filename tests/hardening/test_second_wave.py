@@ -1,5 +1,6 @@
 """Regressions for what the second adversarial run found (issue 12), each against the real functions-framework
 server or, for Lambda-only event shapes, through handlers.aws.lambda_handler."""
+
 import json
 import sys
 import time
@@ -17,8 +18,9 @@ from tests.conftest import ROOT, free_port, http_post
 
 @pytest.fixture(scope="module")
 def server():
-    proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT,
-                                          {"FETCH_TOTAL_TIMEOUT": "3"})
+    proc, url = start_functions_framework(
+        Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT, {"FETCH_TOTAL_TIMEOUT": "3"}
+    )
     yield url
     stop_server(proc)
 
@@ -46,13 +48,18 @@ def test_query_integers_are_as_strict_as_json_ones(server, pants_photo, value):
 
 
 def test_bad_configuration_is_one_start_up_line_then_a_json_500_for_every_request():
-    proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT,
-                                          {"FETCH_TOTAL_TIMEOUT": "nan"}, up_status=500)
+    proc, url = start_functions_framework(
+        Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT, {"FETCH_TOTAL_TIMEOUT": "nan"}, up_status=500
+    )
     log = proc.log_path
     try:
         for method in ("GET", "POST", "OPTIONS"):
-            request = urllib.request.Request(url, data=b"{}" if method == "POST" else None, method=method,
-                                             headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                url,
+                data=b"{}" if method == "POST" else None,
+                method=method,
+                headers={"Content-Type": "application/json"},
+            )
             with pytest.raises(urllib.error.HTTPError) as answer:
                 urllib.request.urlopen(request, timeout=30)
             body = json.loads(answer.value.read())
@@ -65,16 +72,19 @@ def test_bad_configuration_is_one_start_up_line_then_a_json_500_for_every_reques
     assert "Traceback" not in log.read_text()
 
 
-@pytest.mark.parametrize("variable, value, accepts", [
-    ("FETCH_TOTAL_TIMEOUT", "nan", "finite number > 0"),
-    ("FETCH_TOTAL_TIMEOUT", "-1", "finite number > 0"),
-    ("FETCH_CONNECT_TIMEOUT", "0", "finite number > 0"),
-    ("MAX_IMAGE_PIXELS", "-1", "integer >= 1"),
-    ("MAX_BATCH", "0", "integer >= 1"),
-    ("MODEL_THREADS", "0", "integer >= 1"),
-    ("LOG_LEVEL", "verbose", "one of DEBUG, INFO"),
-    ("JPEG_DRAFT", "ture", "1/true/yes/on or 0/false/no/off"),
-])
+@pytest.mark.parametrize(
+    "variable, value, accepts",
+    [
+        ("FETCH_TOTAL_TIMEOUT", "nan", "finite number > 0"),
+        ("FETCH_TOTAL_TIMEOUT", "-1", "finite number > 0"),
+        ("FETCH_CONNECT_TIMEOUT", "0", "finite number > 0"),
+        ("MAX_IMAGE_PIXELS", "-1", "integer >= 1"),
+        ("MAX_BATCH", "0", "integer >= 1"),
+        ("MODEL_THREADS", "0", "integer >= 1"),
+        ("LOG_LEVEL", "verbose", "one of DEBUG, INFO"),
+        ("JPEG_DRAFT", "ture", "1/true/yes/on or 0/false/no/off"),
+    ],
+)
 def test_every_setting_is_validated_at_start_up(monkeypatch, fresh_service, caplog, variable, value, accepts):
     from core.service import get_service
     from handlers.aws import lambda_handler
@@ -121,14 +131,17 @@ def test_every_kind_of_bad_batch_item_is_answered_in_its_place(server, pants_pho
     status, body = http_post(server, json.dumps({"images": [good, "not*base64", 7, "aGk=", ""], "top_k": 1}).encode())
     assert status == 200, body
     assert list(body[0]) == ["pants"]
-    assert [item["error"]["type"] for item in body[1:]] == ["bad_request", "bad_request", "invalid_image",
-                                                             "bad_request"]
+    assert [item["error"]["type"] for item in body[1:]] == [
+        "bad_request",
+        "bad_request",
+        "invalid_image",
+        "bad_request",
+    ]
     urls = [base + "/wave-pants.jpg", 5, "ftp://example.com/x.jpg", "http://169.254.169.254/", base + "/nope"]
     status, body = http_post(server, json.dumps({"urls": urls, "top_k": 1}).encode())
     assert status == 200, body
     assert list(body[0]) == ["pants"]
-    assert [item["error"]["type"] for item in body[1:]] == ["bad_request", "bad_request", "bad_request",
-                                                             "fetch_failed"]
+    assert [item["error"]["type"] for item in body[1:]] == ["bad_request", "bad_request", "bad_request", "fetch_failed"]
     # The request itself stays one error: a batch that is not a list, or too long.
     assert http_post(server, json.dumps({"urls": "x"}).encode())[0] == 400
     assert http_post(server, json.dumps({"urls": [base] * 17}).encode())[0] == 400

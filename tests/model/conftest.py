@@ -1,4 +1,5 @@
 """Fixtures shared by the model tools' tests."""
+
 import pytest
 
 from tests.conftest import ROOT, image_bytes

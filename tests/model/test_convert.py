@@ -1,5 +1,6 @@
 """model/convert.py on real Keras models: the book's Xception shape, a small model in every format and
 quantization mode, and broken inputs that must give one clear line, not a traceback."""
+
 import json
 import subprocess
 import sys
@@ -58,8 +59,20 @@ def test_book_shaped_xception_h5_converts_with_parity(tmp_path, image_dir, capsy
 @pytest.mark.parametrize("mode", ["none", "float16", "dynamic", "int8"])
 def test_every_quantization_mode_loads_and_runs_in_serving(keras_file, image_dir, tmp_path, capsys, mode):
     out = tmp_path / f"small-{mode}.tflite"
-    code, stdout, err = run(capsys, keras_file, "--out", out, "--quantize", mode, "--representative-dir", image_dir,
-                            "--parity-dir", image_dir, "--labels", ",".join(f"c{i}" for i in range(10)))
+    code, stdout, err = run(
+        capsys,
+        keras_file,
+        "--out",
+        out,
+        "--quantize",
+        mode,
+        "--representative-dir",
+        image_dir,
+        "--parity-dir",
+        image_dir,
+        "--labels",
+        ",".join(f"c{i}" for i in range(10)),
+    )
     assert code == 0, stdout + err
     clf = Classifier(out.with_suffix(".json")).load()
     assert clf.manifest.quantization == mode and clf.manifest.output == "logits"
@@ -92,13 +105,16 @@ def test_int8_without_images_is_a_clear_error(keras_file, tmp_path, capsys):
     assert code == 1 and "needs --representative-dir" in err
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p / "missing.h5", "model not found"),
-    (lambda p: (p / "broken.h5").write_bytes(b"this is not HDF5") and p / "broken.h5", "cannot load"),
-    (lambda p: (p / "broken.keras").write_bytes(b"PK\x03\x04 truncated zip") and p / "broken.keras", "cannot load"),
-    (lambda p: (p / "model.onnx").write_bytes(b"x") and p / "model.onnx", "unsupported model file"),
-    (lambda p: p, "not a SavedModel"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "missing.h5", "model not found"),
+        (lambda p: (p / "broken.h5").write_bytes(b"this is not HDF5") and p / "broken.h5", "cannot load"),
+        (lambda p: (p / "broken.keras").write_bytes(b"PK\x03\x04 truncated zip") and p / "broken.keras", "cannot load"),
+        (lambda p: (p / "model.onnx").write_bytes(b"x") and p / "model.onnx", "unsupported model file"),
+        (lambda p: p, "not a SavedModel"),
+    ],
+)
 def test_broken_inputs_give_one_clear_line(tmp_path, capsys, make, message):
     code, _, err = run(capsys, make(tmp_path), "--out", tmp_path / "x.tflite")
     assert code == 1
@@ -124,8 +140,12 @@ def test_cli_exits_nonzero_when_float32_parity_fails_and_keeps_the_served_model(
     served, manifest = tmp_path / "x.tflite", tmp_path / "x.json"
     served.write_bytes(b"the model being served")
     manifest.write_text('{"name": "served"}')
-    proc = subprocess.run([sys.executable, str(ROOT / "model" / "convert.py"), str(keras_file), "--out",
-                           str(served), "--tolerance", "0"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "model" / "convert.py"), str(keras_file), "--out", str(served), "--tolerance", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "differs from Keras" in proc.stderr and "was not written" in proc.stderr
     assert served.read_bytes() == b"the model being served" and manifest.read_text() == '{"name": "served"}'
@@ -134,8 +154,20 @@ def test_cli_exits_nonzero_when_float32_parity_fails_and_keeps_the_served_model(
 
 def test_quantized_model_below_the_agreement_floor_is_not_written(keras_file, image_dir, tmp_path, capsys):
     out = tmp_path / "q.tflite"
-    code, _, err = run(capsys, keras_file, "--out", out, "--quantize", "int8", "--representative-dir", image_dir,
-                       "--parity-dir", image_dir, "--min-agreement", "1.01")
+    code, _, err = run(
+        capsys,
+        keras_file,
+        "--out",
+        out,
+        "--quantize",
+        "int8",
+        "--representative-dir",
+        image_dir,
+        "--parity-dir",
+        image_dir,
+        "--min-agreement",
+        "1.01",
+    )
     assert code == 2 and "gives Keras' top label on only" in err
     assert not out.exists() and not out.with_suffix(".json").exists()
 
@@ -158,10 +190,15 @@ keras.Model(inputs, keras.layers.Dense(10)(x)).save(sys.argv[1])
 def test_unknown_custom_layer_is_named_in_plain_words(tmp_path):
     """A model saved with a custom layer whose code is not importable here: one clear line, exit 1."""
     source = tmp_path / "custom.keras"
-    subprocess.run([sys.executable, "-c", CUSTOM_LAYER_MODEL, str(source)], check=True, capture_output=True,
-                   timeout=300)
-    proc = subprocess.run([sys.executable, str(ROOT / "model" / "convert.py"), str(source), "--out",
-                           str(tmp_path / "custom.tflite")], capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", CUSTOM_LAYER_MODEL, str(source)], check=True, capture_output=True, timeout=300
+    )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "model" / "convert.py"), str(source), "--out", str(tmp_path / "custom.tflite")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1
     assert "custom layer" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -180,9 +217,18 @@ def test_uint8_full_integer_model_is_served(tmp_path, image_dir):
     converter.inference_input_type = converter.inference_output_type = tf.uint8
     path = tmp_path / "u8.tflite"
     path.write_bytes(converter.convert())
-    manifest = write_manifest(tmp_path / "u8.json", name="u8", version="1", model_file=path.name,
-                              sha256=sha256_of(path), labels=[f"c{i}" for i in range(10)], input_size=[64, 64],
-                              preprocessing="xception", output="logits", quantization="int8")
+    manifest = write_manifest(
+        tmp_path / "u8.json",
+        name="u8",
+        version="1",
+        model_file=path.name,
+        sha256=sha256_of(path),
+        labels=[f"c{i}" for i in range(10)],
+        input_size=[64, 64],
+        preprocessing="xception",
+        output="logits",
+        quantization="int8",
+    )
     clf = Classifier(manifest).load()
     assert clf._interpreter().get_input_details()[0]["dtype"] == np.uint8
     scores = clf.predict(batches[0])
@@ -286,8 +332,20 @@ def test_cli_fuses_int8_activations_and_says_so(tmp_path, image_dir, capsys):
     source = tmp_path / "residual.keras"
     pre_activation_residual_model().save(source)
     out = tmp_path / "residual.tflite"
-    code, stdout, err = run(capsys, source, "--out", out, "--quantize", "int8", "--representative-dir", image_dir,
-                            "--parity-dir", image_dir, "--labels", ",".join(f"c{i}" for i in range(10)))
+    code, stdout, err = run(
+        capsys,
+        source,
+        "--out",
+        out,
+        "--quantize",
+        "int8",
+        "--representative-dir",
+        image_dir,
+        "--parity-dir",
+        image_dir,
+        "--labels",
+        ",".join(f"c{i}" for i in range(10)),
+    )
     assert code == 0, stdout + err
     assert "fused 3 standalone ReLU(s)" in stdout and "folded 0 average pool(s)" in stdout
     assert "RELU" not in op_names(out.read_bytes())
@@ -348,7 +406,8 @@ def test_folding_is_exact_in_float_and_skips_pools_it_cannot_fold(image_dir):
         layers.Conv2D(4, 1)(layers.AveragePooling2D(2, padding="same")(features(4))),  # 27x27: padded windows
         layers.Conv2D(4, 1)(layers.AveragePooling2D(3, strides=2)(features())),  # overlapping windows
         layers.Conv2D(4, 3)(layers.AveragePooling2D(2)(features())),  # a 3x3 convolution reads it
-        layers.Conv2D(4, 1)(pooled_twice), pooled_twice,  # two readers
+        layers.Conv2D(4, 1)(pooled_twice),
+        pooled_twice,  # two readers
     ]
     pooled = layers.Concatenate()([layers.GlobalAveragePooling2D()(b) for b in branches])
     model = keras.Model(inputs, layers.Dense(10)(pooled))

