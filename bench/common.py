@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from model.labels import CLOTHING_LABELS
+
 ROOT = Path(__file__).resolve().parent.parent
 # BENCH_RESULTS redirects results (the smoke run writes there, leaving the committed results alone).
 RESULTS = Path(os.environ.get("BENCH_RESULTS", ROOT / "bench" / "results"))
@@ -20,7 +22,7 @@ WORK = ROOT / "bench" / "results" / "tmp"  # generated models and photos; not co
 DATA = ROOT.parent / "shared" / "data" / "clothing-dataset-small"
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 LEGACY_PY = ROOT / ".venv-tflite" / "bin" / "python"
-LABELS = ["dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt"]
+LABELS = list(CLOTHING_LABELS)
 
 
 def summarize(samples_ms) -> dict:

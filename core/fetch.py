@@ -101,7 +101,8 @@ def resolve(host: str, port: int, allow_networks, timeout: float = 5.0) -> str:
     return str(addresses[0])
 
 
-def _split(url: str):
+def _checked_url_parts(url: str):
+    """(scheme, host, port, request target) of an acceptable URL: http(s), a valid host, no credentials."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -134,7 +135,7 @@ def fetch_image_bytes(url: str, limits: FetchLimits, deadline: float | None = No
     if deadline is None:
         deadline = time.monotonic() + limits.total_timeout
     for _ in range(limits.max_redirects + 1):
-        scheme, host, port, target = _split(url)
+        scheme, host, port, target = _checked_url_parts(url)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")

@@ -58,7 +58,7 @@ def parse_json_body(body: bytes | str) -> dict:
     return payload
 
 
-def from_payload(payload, num_labels: int, max_batch: int, max_image_bytes: int) -> PredictRequest:
+def from_payload(payload, *, num_labels: int, max_batch: int, max_image_bytes: int) -> PredictRequest:
     """Validate a decoded JSON object."""
     if not isinstance(payload, dict):
         raise BadRequest('the request must be a JSON object, like {"url": "https://..."}')
@@ -101,7 +101,7 @@ def _item(parse, value) -> Source:
         return Source("error", error)
 
 
-def from_raw_image(body: bytes, query_options: Mapping, num_labels: int, max_image_bytes: int) -> PredictRequest:
+def from_raw_image(body: bytes, query_options: Mapping, *, num_labels: int, max_image_bytes: int) -> PredictRequest:
     """A request whose body is the image file itself; its options come from the query string."""
     if not body:
         raise BadRequest("the request body is empty")

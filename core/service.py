@@ -131,7 +131,7 @@ class Service:
         )
 
     def usage(self) -> dict:
-        manifest = self._manifest()
+        manifest = self._loaded_manifest()
         return {
             "usage": 'POST JSON {"url": "https://..."} or {"image": "<base64>"} (batches: "urls" / '
             '"images", options: "top_k", "probabilities"), or the image itself as image/*',
@@ -139,7 +139,8 @@ class Service:
         }
 
     # -- steps ----------------------------------------------------------------------------------------
-    def _manifest(self):
+    def _loaded_manifest(self):
+        """The model's manifest, loading (and checking the hash of) the model on first use."""
         return self.classifier.load().manifest
 
     def _parse_http(
@@ -153,13 +154,21 @@ class Service:
             body = decode_base64_body(body)
         options = options_from_query(query)  # validated for every body, so a bad ?top_k= is always a 400
         if is_raw_image(kind):
-            return from_raw_image(body, options, len(self._manifest().labels), self.settings.max_image_bytes)
+            return from_raw_image(
+                body,
+                options,
+                num_labels=len(self._loaded_manifest().labels),
+                max_image_bytes=self.settings.max_image_bytes,
+            )
         payload = parse_json_body(body)
         return self._parse_payload({**options, **payload})
 
     def _parse_payload(self, payload) -> PredictRequest:
         return from_payload(
-            payload, len(self._manifest().labels), self.settings.max_batch, self.settings.max_image_bytes
+            payload,
+            num_labels=len(self._loaded_manifest().labels),
+            max_batch=self.settings.max_batch,
+            max_image_bytes=self.settings.max_image_bytes,
         )
 
     def _respond(self, answer, method: str, cloud: str, request_id: str | None) -> Response:
@@ -252,7 +261,7 @@ class Service:
 
     def _draft_size(self):
         """The smallest size a JPEG may be decoded at: the model's input size (width, height)."""
-        height, width = self._manifest().input_size
+        height, width = self._loaded_manifest().input_size
         return width, height
 
     @staticmethod

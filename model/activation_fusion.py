@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import copy
 
-# Standalone activation op -> the fused-activation value that computes it inside an ADD.
-_ACTIVATIONS = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"}
+# Standalone activations an ADD can compute itself: each has a fused-activation value of the same name.
+_ACTIVATIONS = ("RELU", "RELU6", "RELU_N1_TO_1")
 
 
 def fuse_activations_into_adds(model_bytes: bytes) -> tuple[bytes, int]:
@@ -27,7 +27,7 @@ def fuse_activations_into_adds(model_bytes: bytes) -> tuple[bytes, int]:
     model = tflite_graph.read(model_bytes)
     builtin = tflite_graph.schema().BuiltinOperator
     activation = tflite_graph.schema().ActivationFunctionType
-    wanted = {getattr(builtin, op): getattr(activation, fused) for op, fused in _ACTIVATIONS.items()}
+    wanted = {getattr(builtin, name): getattr(activation, name) for name in _ACTIVATIONS}
 
     def code(op) -> int:
         return tflite_graph.op_code(model, op)

@@ -87,16 +87,18 @@ def test_bad_json_bodies(body, message):
 
 
 def test_raw_image_options_from_query():
-    req = from_raw_image(PNG, options_from_query({"top_k": "2", "probabilities": "true"}), 10, 1000)
+    req = from_raw_image(
+        PNG, options_from_query({"top_k": "2", "probabilities": "true"}), num_labels=10, max_image_bytes=1000
+    )
     assert req.top_k == 2 and req.probabilities and req.sources[0].value == PNG
     with pytest.raises(BadRequest):
         options_from_query({"top_k": "two"})
     with pytest.raises(BadRequest):
         options_from_query({"probabilities": "null"})
     with pytest.raises(BadRequest):
-        from_raw_image(PNG, {"top_k": 0}, 10, 1000)
+        from_raw_image(PNG, {"top_k": 0}, num_labels=10, max_image_bytes=1000)
     with pytest.raises(PayloadTooLarge):
-        from_raw_image(b"x" * 2000, {}, 10, 1000)
+        from_raw_image(b"x" * 2000, {}, num_labels=10, max_image_bytes=1000)
 
 
 def test_media_types():
