@@ -32,7 +32,7 @@ from .request import (
     options_from_query,
     parse_json_body,
 )
-from .settings import Settings, get_settings
+from .settings import Settings
 
 log = logging.getLogger("core")
 ALLOW = "GET, POST, OPTIONS"
@@ -73,7 +73,7 @@ class Service:
         self._config_error = None
         if settings is None:
             try:
-                settings = get_settings()
+                settings = Settings.from_env()
             except ValueError as exc:
                 self._config_error = str(exc)
                 settings = Settings()

@@ -10,7 +10,6 @@ import ipaddress
 import math
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "model" / "clothing-model.json"
@@ -124,8 +123,3 @@ RULES = {
     "jpeg_exact_max_pixels": ("JPEG_EXACT_MAX_PIXELS", "an integer >= 1", _at_least(1)),
     "log_level": ("LOG_LEVEL", "one of " + ", ".join(LOG_LEVELS), lambda value: value in LOG_LEVELS),
 }
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings.from_env()

@@ -109,14 +109,11 @@ def service(loopback_settings):
 @pytest.fixture
 def fresh_service(monkeypatch):
     from core.service import get_service
-    from core.settings import get_settings
 
     monkeypatch.setenv("FETCH_ALLOW_NETWORKS", "127.0.0.0/8")
     monkeypatch.setenv("FETCH_TOTAL_TIMEOUT", "3")
-    get_settings.cache_clear()
     get_service.cache_clear()
     yield
-    get_settings.cache_clear()
     get_service.cache_clear()
 
 

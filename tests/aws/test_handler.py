@@ -133,9 +133,7 @@ def test_get_and_other_methods(handler, event):
 def test_bad_configuration_is_a_500_json_not_a_crash(monkeypatch, handler, event):
     monkeypatch.setenv("MAX_BATCH", "sixteen")
     from core.service import get_service
-    from core.settings import get_settings
 
-    get_settings.cache_clear()
     get_service.cache_clear()
     response = handler(event("http-api-v2.json"), CONTEXT)
     assert response["statusCode"] == 500
