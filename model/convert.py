@@ -302,9 +302,6 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-
-    from core.manifest import sha256_of, write_manifest
-
     out = args.out or args.source.with_suffix(".tflite")
     if out.suffix != ".tflite":
         raise ConversionError(f"--out must end in .tflite (got {out})")
@@ -312,31 +309,9 @@ def run(args) -> int:
     source = SourceModel(args.source)
     labels = read_labels(args.labels)
     say(f"  input {source.input_size[0]}x{source.input_size[1]}x3, {len(labels)} labels")
+    representative, check_images = sample_images(args, source.input_size)
 
-    representative = image_batches(
-        args.representative_dir, args.representative_count, source.input_size, args.preprocessing, args.seed
-    )
-    check_images = (
-        image_batches(args.parity_dir, args.parity_count, source.input_size, args.preprocessing, args.seed)
-        or representative[: args.parity_count]
-    )
-    if not check_images:
-        say("  no --parity-dir given: checking parity on random inputs")
-        check_images = random_batches(min(args.parity_count, 8), source.input_size, args.seed)
-
-    started = time.perf_counter()
-    say(f"converting (quantize={args.quantize}) ...")
-    model_bytes = convert(source, args.quantize, representative)
-    say(f"  {len(model_bytes) / 1e6:.2f} MB in {time.perf_counter() - started:.1f}s")
-    if args.quantize == "int8":  # ops XNNPACK runs in float but not in int8, rewritten into ones it runs
-        model_bytes, fused = fuse_activations_into_adds(model_bytes)
-        model_bytes, folded = fold_average_pools(model_bytes)
-        if fused or folded:
-            say(
-                f"  for XNNPACK: fused {fused} standalone ReLU(s) into their ADDs, folded {folded} average "
-                "pool(s) into their 1x1 convolutions"
-            )
-
+    model_bytes = convert_for_serving(source, args.quantize, representative)
     result = parity(source, model_bytes, check_images)
     outputs, tflite_outputs = result.pop("expected"), result.pop("actual")
     if outputs.shape[1] != len(labels):
@@ -349,40 +324,75 @@ def run(args) -> int:
         f"  {result['images']:>8} {result['max_abs_diff']:>14.3g} {result['relative_diff']:>10.3g} "
         f"{result['top1_agreement']:>12.3f}"
     )
-
     failure = parity_failure(args, result)
     if failure:  # the served model is left as it was
         print(f"error: {failure}; {out} was not written", file=sys.stderr)
         return 2
+    manifest = {
+        "name": args.name or out.stem,
+        "version": args.version,
+        "model_file": out.name,
+        "labels": labels,
+        "input_size": list(source.input_size),
+        "preprocessing": args.preprocessing,
+        "output": detect_output_kind(outputs) if args.output_kind == "auto" else args.output_kind,
+        "quantization": args.quantize,
+        "parity": {k: round(v, 8) for k, v in result.items()},
+    }
+    install(out, model_bytes, manifest, args.legacy_python, check_images, tflite_outputs)
+    say(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def sample_images(args, size) -> tuple[list, list]:
+    """The calibration images (int8) and the parity images (else the calibration ones, else random inputs)."""
+    representative = image_batches(
+        args.representative_dir, args.representative_count, size, args.preprocessing, args.seed
+    )
+    check_images = (
+        image_batches(args.parity_dir, args.parity_count, size, args.preprocessing, args.seed)
+        or representative[: args.parity_count]
+    )
+    if not check_images:
+        say("  no --parity-dir given: checking parity on random inputs")
+        check_images = random_batches(min(args.parity_count, 8), size, args.seed)
+    return representative, check_images
+
+
+def convert_for_serving(source: SourceModel, mode: str, representative) -> bytes:
+    """The TF Lite model; an int8 one with the ops XNNPACK runs only in float rewritten into ones it runs."""
+    started = time.perf_counter()
+    say(f"converting (quantize={mode}) ...")
+    model_bytes = convert(source, mode, representative)
+    say(f"  {len(model_bytes) / 1e6:.2f} MB in {time.perf_counter() - started:.1f}s")
+    if mode == "int8":
+        model_bytes, fused = fuse_activations_into_adds(model_bytes)
+        model_bytes, folded = fold_average_pools(model_bytes)
+        if fused or folded:
+            say(
+                f"  for XNNPACK: fused {fused} standalone ReLU(s) into their ADDs, folded {folded} average "
+                "pool(s) into their 1x1 convolutions"
+            )
+    return model_bytes
+
+
+def install(out: Path, model_bytes: bytes, manifest: dict, legacy_python, check_images, tflite_outputs) -> None:
+    """Stage the model and its manifest beside ``out``, check the book's runtime, then move both into place."""
+    from core.manifest import sha256_of, write_manifest
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".convert-") as tmp:
         staged = Path(tmp) / out.name
         staged.write_bytes(model_bytes)
         runtimes = {"ai_edge_litert": True, "tensorflow": True}
-        if args.legacy_python:
-            ok, detail = legacy_runtime_ok(args.legacy_python, staged, check_images, tflite_outputs)
+        if legacy_python:
+            ok, detail = legacy_runtime_ok(legacy_python, staged, check_images, tflite_outputs)
             runtimes["tflite_runtime"] = ok
             say(f"tflite-runtime 2.14: {'loads and runs' if ok else 'NOT compatible'} ({detail})")
-        write_manifest(
-            staged.with_suffix(".json"),
-            name=args.name or out.stem,
-            version=args.version,
-            model_file=out.name,
-            sha256=sha256_of(staged),
-            labels=labels,
-            input_size=list(source.input_size),
-            preprocessing=args.preprocessing,
-            output=detect_output_kind(outputs) if args.output_kind == "auto" else args.output_kind,
-            quantization=args.quantize,
-            runtimes=runtimes,
-            parity={k: round(v, 8) for k, v in result.items()},
-        )
+        write_manifest(staged.with_suffix(".json"), **manifest, sha256=sha256_of(staged), runtimes=runtimes)
         # Every check passed: move the pair into place (the model first; a manifest names its model's hash).
         os.replace(staged, out)
         os.replace(staged.with_suffix(".json"), out.with_suffix(".json"))
-    say(f"wrote {out} and {out.with_suffix('.json')}")
-    return 0
 
 
 def parity_failure(args, result: dict) -> str | None:
