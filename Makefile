@@ -56,8 +56,8 @@ model:
 	$(PY) model/train.py --data-dir $(DATA) --out $(RUN)
 	$(PY) model/convert.py $(RUN)/model.keras --out model/clothing-model.tflite --name clothing-model \
 	    --version $(MODEL_VERSION) --labels $(RUN)/labels.txt \
-	    --quantize int8 --representative-dir $(DATA)/train --parity-dir $(DATA)/validation \
-	    --legacy-python $(LEGACY)/bin/python
+	    --quantize int8 --representative-dir $(DATA)/train --representative-count 1000 \
+	    --parity-dir $(DATA)/validation --legacy-python $(LEGACY)/bin/python
 	cp $(RUN)/model.keras model/clothing-model.keras
 	$(PY) model/evaluate.py model/clothing-model.json --split $(DATA)/validation --json model/metrics.json \
 	    --confusion-png model/confusion-matrix.png

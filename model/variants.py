@@ -26,6 +26,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", type=Path, default=Path("../shared/data/clothing-dataset-small"))
     p.add_argument("--legacy-python", type=Path)
     p.add_argument("--name", default="clothing-model")
+    p.add_argument("--labels", help="labels file or list, as convert.py takes it (default: the clothing labels)")
+    p.add_argument("--representative-count", type=int, default=1000, help="int8 calibration images")
     args = p.parse_args(argv)
 
     rows = []
@@ -43,9 +45,13 @@ def main(argv=None) -> int:
             str(args.data_dir / "train"),
             "--parity-dir",
             str(args.data_dir / "validation"),
+            "--representative-count",
+            str(args.representative_count),
         ]
         if args.legacy_python:
             command += ["--legacy-python", str(args.legacy_python)]
+        if args.labels:
+            command += ["--labels", args.labels]
         if convert(command) != 0:
             return 1
         manifest = json.loads(out.with_suffix(".json").read_text())
