@@ -93,34 +93,15 @@ class SourceModel:
     """A Keras model or a SavedModel signature, behind one ``predict(batch)``."""
 
     def __init__(self, path: Path):
-        import keras
-        import tensorflow as tf
-
         self.path = path
         if not path.exists():
             raise ConversionError(f"model not found: {path}")
         self.keras_model = None
         try:
             if path.is_dir():
-                if not (path / "saved_model.pb").exists():
-                    raise ConversionError(f"{path} is a folder but not a SavedModel (no saved_model.pb)")
-                loaded = tf.saved_model.load(str(path))
-                self._signature = loaded.signatures.get("serving_default")
-                if self._signature is None:
-                    raise ConversionError(f"{path} has no 'serving_default' signature")
-                specs = self._signature.structured_input_signature[1]
-                if len(specs) != 1:
-                    raise ConversionError(f"{path} has {len(specs)} inputs; an image classifier needs one")
-                self._input_name, spec = next(iter(specs.items()))
-                shape = spec.shape
+                shape = self._load_saved_model(path)
             elif path.suffix.lower() in (".h5", ".hdf5", ".keras"):
-                self.keras_model = keras.models.load_model(str(path), compile=False)
-                if len(self.keras_model.inputs) != 1 or len(self.keras_model.outputs) != 1:
-                    raise ConversionError(
-                        f"{path} has {len(self.keras_model.inputs)} inputs and {len(self.keras_model.outputs)} "
-                        "outputs; an image classifier needs exactly one of each"
-                    )
-                shape = self.keras_model.inputs[0].shape
+                shape = self._load_keras(path)
             else:
                 raise ConversionError(f"unsupported model file '{path.name}': use .h5, .keras or a SavedModel folder")
         except ConversionError:
@@ -133,6 +114,33 @@ class SourceModel:
         if len(shape) != 4 or shape[1] is None or shape[2] is None or shape[3] != 3:
             raise ConversionError(f"{path} takes input {tuple(shape)}; expected (batch, height, width, 3)")
         self.input_size = (int(shape[1]), int(shape[2]))
+
+    def _load_saved_model(self, path: Path):
+        """The serving signature of a SavedModel folder; its input shape."""
+        import tensorflow as tf
+
+        if not (path / "saved_model.pb").exists():
+            raise ConversionError(f"{path} is a folder but not a SavedModel (no saved_model.pb)")
+        self._signature = tf.saved_model.load(str(path)).signatures.get("serving_default")
+        if self._signature is None:
+            raise ConversionError(f"{path} has no 'serving_default' signature")
+        specs = self._signature.structured_input_signature[1]
+        if len(specs) != 1:
+            raise ConversionError(f"{path} has {len(specs)} inputs; an image classifier needs one")
+        self._input_name, spec = next(iter(specs.items()))
+        return spec.shape
+
+    def _load_keras(self, path: Path):
+        """A Keras model from .h5/.keras with one input and one output; its input shape."""
+        import keras
+
+        model = self.keras_model = keras.models.load_model(str(path), compile=False)
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ConversionError(
+                f"{path} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; an image classifier "
+                "needs exactly one of each"
+            )
+        return model.inputs[0].shape
 
     def predict(self, batch):
         import numpy as np
