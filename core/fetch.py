@@ -57,11 +57,23 @@ CONNECTIONS_KEPT = 8  # per host: as many as a threaded server (functions-framew
 
 @dataclass(frozen=True)
 class FetchLimits:
+    """What one fetch may do; made from the service's Settings (tests make them directly)."""
+
     connect_timeout: float
     total_timeout: float
     max_bytes: int
     max_redirects: int
     allow_networks: tuple = ()
+
+    @classmethod
+    def from_settings(cls, settings) -> FetchLimits:
+        return cls(
+            connect_timeout=settings.fetch_connect_timeout,
+            total_timeout=settings.fetch_total_timeout,
+            max_bytes=settings.max_image_bytes,
+            max_redirects=settings.fetch_max_redirects,
+            allow_networks=settings.fetch_allow_networks,
+        )
 
 
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

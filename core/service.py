@@ -82,13 +82,7 @@ class Service:
             log.error("configuration error, every request will be answered 500: %s", self._config_error)
         self.settings = settings
         self.classifier = classifier or Classifier(self.settings.manifest_path, self.settings.model_threads)
-        self.limits = FetchLimits(
-            connect_timeout=self.settings.fetch_connect_timeout,
-            total_timeout=self.settings.fetch_total_timeout,
-            max_bytes=self.settings.max_image_bytes,
-            max_redirects=self.settings.fetch_max_redirects,
-            allow_networks=self.settings.fetch_allow_networks,
-        )
+        self.limits = FetchLimits.from_settings(self.settings)
         self.pixel_budget = PixelBudget(self.settings.decode_budget_pixels)
         self._cold = True
 
