@@ -35,6 +35,8 @@ class Classifier:
 
     def load(self) -> Classifier:
         """Read the manifest, check it against the model file, and build the first interpreter."""
+        if self.ready:  # the manifest is set last: once it is, everything else is in place
+            return self
         with self._load_lock:
             if self.ready:
                 return self

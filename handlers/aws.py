@@ -146,8 +146,8 @@ class VpcLatticeV2(HttpEvent):
         return _with_status_description(HttpEvent.respond(response, event))
 
 
-class VpcLatticeV1(HttpEvent):
-    """VPC Lattice, event structure version 1: snake_case fields."""
+class VpcLatticeV1(VpcLatticeV2):
+    """VPC Lattice, event structure version 1: version 2's request and answer, with snake_case fields."""
 
     base64_field = "is_base64_encoded"
 
@@ -156,16 +156,8 @@ class VpcLatticeV1(HttpEvent):
         return isinstance(event, dict) and "raw_path" in event and "method" in event
 
     @staticmethod
-    def method(event):
-        return event.get("method")
-
-    @staticmethod
     def query(event) -> dict:
         return _single(event.get("query_string_parameters"))
-
-    @staticmethod
-    def respond(response: Response, event) -> dict:
-        return _with_status_description(HttpEvent.respond(response, event))
 
 
 class ApplicationLoadBalancer(HttpEvent):

@@ -237,16 +237,7 @@ assert all(m.__file__.startswith(sys.argv[1]) for m in (numpy, PIL)), "imported 
 
 def test_zip_alone_runs_the_function(sls, tmp_path, pants_photo):
     """The slimmed zip is complete: built for this machine's Python (3.11), unzipped, run with no site-packages."""
-    out = tmp_path / "pkg"
-    proc = subprocess.run(
-        [sls, "package", "--package", str(out), "--param=python=3.11"],
-        cwd=ROOT,
-        env=sls_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = package(sls, tmp_path / "pkg", "--param=python=3.11")
     with zipfile.ZipFile(out / "clothing-classifier.zip") as zf:
         zf.extractall(tmp_path / "unzipped")
     run = subprocess.run(

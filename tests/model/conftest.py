@@ -1,4 +1,7 @@
-"""Fixtures shared by the model tools' tests."""
+"""Fixtures and helpers shared by the model tools' tests."""
+
+import subprocess
+import sys
 
 import pytest
 
@@ -16,3 +19,10 @@ def image_dir(tmp_path_factory):
     for i, color in enumerate([(200, 30, 30), (20, 180, 60), (30, 30, 220), (240, 240, 240)]):
         (folder / f"gen{i}.png").write_bytes(image_bytes("PNG", size=(90, 120), color=color))
     return folder
+
+
+def run_tool(script: str, *args, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python model/<script> ARGS...`` as a user runs it: exit code, stdout and stderr as text."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "model" / script), *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )

@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 
 from core.model import Classifier  # noqa: E402
 from model.convert import main as convert_main  # noqa: E402
-from tests.conftest import ROOT  # noqa: E402
+from tests.model.conftest import run_tool  # noqa: E402
 
 
 def small_model(outputs=10, softmax=False):
@@ -38,6 +38,23 @@ def run(capsys, *args):
     code = convert_main([str(a) for a in args])
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def run_int8(capsys, source, out, image_dir, *args):
+    """convert.py to full integer, calibrated and parity-checked on ``image_dir``."""
+    return run(
+        capsys,
+        source,
+        "--out",
+        out,
+        "--quantize",
+        "int8",
+        "--representative-dir",
+        image_dir,
+        "--parity-dir",
+        image_dir,
+        *args,
+    )
 
 
 def test_book_shaped_xception_h5_converts_with_parity(tmp_path, image_dir, capsys):
@@ -140,12 +157,7 @@ def test_cli_exits_nonzero_when_float32_parity_fails_and_keeps_the_served_model(
     served, manifest = tmp_path / "x.tflite", tmp_path / "x.json"
     served.write_bytes(b"the model being served")
     manifest.write_text('{"name": "served"}')
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "model" / "convert.py"), str(keras_file), "--out", str(served), "--tolerance", "0"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_tool("convert.py", keras_file, "--out", served, "--tolerance", "0", timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "differs from Keras" in proc.stderr and "was not written" in proc.stderr
     assert served.read_bytes() == b"the model being served" and manifest.read_text() == '{"name": "served"}'
@@ -154,20 +166,7 @@ def test_cli_exits_nonzero_when_float32_parity_fails_and_keeps_the_served_model(
 
 def test_quantized_model_below_the_agreement_floor_is_not_written(keras_file, image_dir, tmp_path, capsys):
     out = tmp_path / "q.tflite"
-    code, _, err = run(
-        capsys,
-        keras_file,
-        "--out",
-        out,
-        "--quantize",
-        "int8",
-        "--representative-dir",
-        image_dir,
-        "--parity-dir",
-        image_dir,
-        "--min-agreement",
-        "1.01",
-    )
+    code, _, err = run_int8(capsys, keras_file, out, image_dir, "--min-agreement", "1.01")
     assert code == 2 and "gives Keras' top label on only" in err
     assert not out.exists() and not out.with_suffix(".json").exists()
 
@@ -193,12 +192,7 @@ def test_unknown_custom_layer_is_named_in_plain_words(tmp_path):
     subprocess.run(
         [sys.executable, "-c", CUSTOM_LAYER_MODEL, str(source)], check=True, capture_output=True, timeout=300
     )
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "model" / "convert.py"), str(source), "--out", str(tmp_path / "custom.tflite")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_tool("convert.py", source, "--out", tmp_path / "custom.tflite", timeout=300)
     assert proc.returncode == 1
     assert "custom layer" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -332,20 +326,7 @@ def test_cli_fuses_int8_activations_and_says_so(tmp_path, image_dir, capsys):
     source = tmp_path / "residual.keras"
     pre_activation_residual_model().save(source)
     out = tmp_path / "residual.tflite"
-    code, stdout, err = run(
-        capsys,
-        source,
-        "--out",
-        out,
-        "--quantize",
-        "int8",
-        "--representative-dir",
-        image_dir,
-        "--parity-dir",
-        image_dir,
-        "--labels",
-        ",".join(f"c{i}" for i in range(10)),
-    )
+    code, stdout, err = run_int8(capsys, source, out, image_dir, "--labels", ",".join(f"c{i}" for i in range(10)))
     assert code == 0, stdout + err
     assert "fused 3 standalone ReLU(s)" in stdout and "folded 0 average pool(s)" in stdout
     assert "RELU" not in op_names(out.read_bytes())

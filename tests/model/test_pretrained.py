@@ -3,8 +3,6 @@ proven on photos with known classes and against the reference PyTorch implementa
 model that XNNPACK runs whole, and fine-tuned on a dataset with labels of its own."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,8 +13,8 @@ torch = pytest.importorskip("torch", reason="torch (requirements-model.txt) read
 
 from model import efficientnet_lite  # noqa: E402
 from model.imagenet_check import BackboneCheckFailed, check_imagenet_top1, known_photos  # noqa: E402
-from tests.conftest import ROOT  # noqa: E402
-from tests.model.test_convert import delegate_partitions, op_names, run  # noqa: E402
+from tests.model.conftest import run_tool  # noqa: E402
+from tests.model.test_convert import delegate_partitions, op_names, run_int8  # noqa: E402
 
 LITE0 = efficientnet_lite.VARIANTS["efficientnet-lite0"]
 
@@ -84,22 +82,8 @@ def test_int8_conversion_of_the_pretrained_network_runs_whole_in_xnnpack(tmp_pat
     source = tmp_path / "lite0.keras"
     efficientnet_lite.pretrained(keras, LITE0, 96, num_classes=10).save(source)
     out = tmp_path / "lite0.tflite"
-    code, stdout, err = run(
-        capsys,
-        source,
-        "--out",
-        out,
-        "--quantize",
-        "int8",
-        "--representative-dir",
-        image_dir,
-        "--parity-dir",
-        image_dir,
-        "--min-agreement",
-        "0",
-        "--labels",
-        ",".join(f"c{i}" for i in range(10)),
-    )
+    labels = ",".join(f"c{i}" for i in range(10))
+    code, stdout, err = run_int8(capsys, source, out, image_dir, "--min-agreement", "0", "--labels", labels)
     assert code == 0, stdout + err
     model_bytes = out.read_bytes()
     assert delegate_partitions(model_bytes) == 1
@@ -126,24 +110,18 @@ def test_fine_tuning_on_a_dataset_of_ones_own_labels_serves_those_labels(tmp_pat
                 pixels = np.clip(np.array(color) + noise, 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i}.jpg")
     run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "model" / "train.py"),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--out",
-            str(run_dir),
-            "--image-size",
-            "32",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_tool(
+        "train.py",
+        "--data-dir",
+        tmp_path / "data",
+        "--out",
+        run_dir,
+        "--image-size",
+        32,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "efficientnet-lite0 ImageNet weights check: chelsea ->" in proc.stdout
@@ -151,21 +129,8 @@ def test_fine_tuning_on_a_dataset_of_ones_own_labels_serves_those_labels(tmp_pat
     assert (run_dir / "labels.txt").read_text().split() == ["blue-jeans", "green-cap", "red-shirt"]
 
     out = tmp_path / "mine.tflite"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "model" / "convert.py"),
-            str(run_dir / "model.keras"),
-            "--out",
-            str(out),
-            "--labels",
-            str(run_dir / "labels.txt"),
-            "--quantize",
-            "none",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_tool(
+        "convert.py", run_dir / "model.keras", "--out", out, "--labels", run_dir / "labels.txt", "--quantize", "none"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     from core.images import decode_image

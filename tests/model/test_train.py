@@ -1,12 +1,10 @@
 """model/train.py end to end on a tiny budget (the real run takes 40 minutes): it must keep working."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.model.conftest import run_tool
 
 pytest.importorskip("tensorflow", reason="TensorFlow (requirements-model.txt) is needed to train")
 
@@ -15,30 +13,24 @@ pytest.importorskip("tensorflow", reason="TensorFlow (requirements-model.txt) is
 def test_tiny_training_run_writes_model_history_and_summary(dataset, tmp_path, backbone):
     """Both networks: the pretrained EfficientNet-Lite0 (the default) and the small CNN trained from scratch."""
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "model" / "train.py"),
-            "--data-dir",
-            str(dataset),
-            "--out",
-            str(out),
-            "--limit",
-            "64",
-            "--epochs",
-            "2",
-            "--image-size",
-            "32",
-            "--warmup-epochs",
-            "1",
-            "--batch-size",
-            "16",
-            "--backbone",
-            backbone,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_tool(
+        "train.py",
+        "--data-dir",
+        dataset,
+        "--out",
+        out,
+        "--limit",
+        64,
+        "--epochs",
+        2,
+        "--image-size",
+        32,
+        "--warmup-epochs",
+        1,
+        "--batch-size",
+        16,
+        "--backbone",
+        backbone,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Epoch 2/2" in proc.stdout
@@ -53,18 +45,6 @@ def test_tiny_training_run_writes_model_history_and_summary(dataset, tmp_path, b
 
 
 def test_missing_data_folder_is_one_clear_line(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "model" / "train.py"),
-            "--data-dir",
-            str(tmp_path / "nope"),
-            "--out",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_tool("train.py", "--data-dir", tmp_path / "nope", "--out", tmp_path / "run", timeout=300)
     assert proc.returncode == 1
     assert "data folder not found" in proc.stderr and "Traceback" not in proc.stderr
