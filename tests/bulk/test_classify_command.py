@@ -95,7 +95,7 @@ def test_ctrl_c_leaves_a_valid_file_and_the_rerun_finishes_the_rest(dataset, tmp
         text=True,
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 30):
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 31):  # header + 30
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
