@@ -7,9 +7,11 @@ import os
 import tflite_runtime.interpreter as tflite
 from keras_image_helper import create_preprocessor
 
+from model.labels import CLOTHING_LABELS
+
 MODEL = os.environ["BOOK_MODEL"]
 SIZE = int(os.environ.get("BOOK_SIZE", "299"))
-CLASSES = ["dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt"]
+CLASSES = list(CLOTHING_LABELS)
 
 interpreter = tflite.Interpreter(model_path=MODEL)
 interpreter.allocate_tensors()

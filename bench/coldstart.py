@@ -12,6 +12,8 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 from bench import models
 from bench.common import LEGACY_PY, ROOT, VENV_PY, publish, summarize
@@ -30,8 +32,7 @@ print(json.dumps(lambda_handler({"image": sys.argv[1]}, None)))
 BOOK = (
     """
 import base64, io, json, sys
-sys.path.insert(0, "bench")
-import book_handler as book
+from bench import book_handler as book
 from PIL import Image
 X = book.preprocessor.convert_to_tensor(Image.open(io.BytesIO(base64.b64decode(sys.argv[1]))))
 book.interpreter.set_tensor(book.input_index, X)
@@ -47,12 +48,12 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras
 from keras_image_helper import create_preprocessor
 from PIL import Image
+from model.labels import CLOTHING_LABELS
 model = keras.models.load_model(sys.argv[2], compile=False)
 size = int(sys.argv[3])
 X = create_preprocessor("xception", target_size=(size, size)).convert_to_tensor(
     Image.open(io.BytesIO(base64.b64decode(sys.argv[1]))))
-print(json.dumps(dict(zip(["dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt",
-                           "t-shirt"], model(X, training=False).numpy()[0].tolist()))))
+print(json.dumps(dict(zip(CLOTHING_LABELS, model(X, training=False).numpy()[0].tolist()))))
 """
     + PRINT_PEAK_RSS
 )
@@ -93,7 +94,7 @@ def run(smoke: bool = False) -> dict:
     float_manifest = models.default_float32()
     float_model = load_manifest(float_manifest).model_path
     size = models.input_size(float_manifest)
-    handlers = [
+    handlers: list[tuple[str, Path, str, tuple[Any, ...], dict[str, str] | None]] = [
         ("this project (LiteRT, int8 default model)", VENV_PY, OURS, (photo,), None),
         (
             "this project (LiteRT, float32 default model)",
@@ -122,7 +123,7 @@ def run(smoke: bool = False) -> dict:
             None,
         )
     )
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, python, code, args, env in handlers:
         runs = [cold_run(python, code, *args, env=env) for _ in range(n)]
         rows.append(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from typing import Any
 
 from bench.common import RESULTS, publish
 
@@ -49,7 +50,7 @@ def run(smoke: bool = False) -> dict:
         if r["stack"] == "this project" and r["model"] == "default int8" and r["photo"] == "0.2MP" and r["threads"] == 1
     )
     local_ms = base["ms"]["end_to_end"]["median"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for arch in PRICE_GB_S:
         for mb in MEMORY_SIZES:
             duration = lambda_ms(local_ms, mb)

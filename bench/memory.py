@@ -37,7 +37,7 @@ def photo_of(megapixels: float):
     if not path.exists():
         width = int((megapixels * 1e6 * 3 / 4) ** 0.5)
         with Image.open(models.photos()["0.2MP"]) as img:
-            img.convert("RGB").resize((width, width * 4 // 3), Image.BICUBIC).save(path, quality=90)
+            img.convert("RGB").resize((width, width * 4 // 3), Image.Resampling.BICUBIC).save(path, quality=90)
     return path
 
 

@@ -99,5 +99,5 @@ def photos() -> dict:
         small.write_bytes(source.read_bytes())
     if not large.exists():
         with Image.open(source) as img:
-            img.convert("RGB").resize((800, 1067), Image.BICUBIC).save(large, quality=90)
+            img.convert("RGB").resize((800, 1067), Image.Resampling.BICUBIC).save(large, quality=90)
     return {"0.2MP": small, "0.85MP": large}

@@ -31,7 +31,7 @@ def package(arch: str) -> dict:
     path = out / "clothing-classifier.zip"
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
-    by_top = Counter()
+    by_top: Counter[str] = Counter()
     for info in infos:
         by_top[info.filename.split("/")[0]] += info.compress_size
     unzipped = sum(i.file_size for i in infos)

@@ -4,15 +4,13 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 
 def main(model, url, iterations, size):
     os.environ.update(BOOK_MODEL=model, BOOK_SIZE=size)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import book_handler as book
+    from bench import book_handler as book  # reads the environment when imported
 
-    stages = {"fetch_decode_preprocess": [], "inference": [], "json": [], "end_to_end": []}
+    stages: dict[str, list[float]] = {"fetch_decode_preprocess": [], "inference": [], "json": [], "end_to_end": []}
     for i in range(int(iterations) + 3):
         t0 = time.perf_counter()
         X = book.preprocessor.from_url(url)

@@ -17,10 +17,11 @@ def main(manifest, url, iterations, threads):
 
     service = get_service()
     clf = service.classifier.load()
-    stages = {k: [] for k in ("fetch", "decode", "preprocess", "inference", "json", "end_to_end")}
+    steps = ("fetch", "decode", "preprocess", "inference", "json", "end_to_end")
+    stages: dict[str, list[float]] = {step: [] for step in steps}
     for i in range(int(iterations) + 3):  # 3 warm-up rounds
         t0 = time.perf_counter()
-        data = fetch_image_bytes(url, service.limits)
+        data = fetch_image_bytes(url, service.settings)
         t1 = time.perf_counter()
         image = decode_image(data, service.settings.max_image_pixels)
         t2 = time.perf_counter()

@@ -24,6 +24,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def pack(args) -> int:
     from model.dataset import list_split, load_pixels
     from model.labels import CLOTHING_LABELS
 
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for split in ("train", "validation"):
         paths, ids = list_split(Path(args.data_dir) / split, list(CLOTHING_LABELS))
         blobs = []
@@ -87,31 +88,20 @@ def unpack(path, split: str):
 
 
 # -- train ------------------------------------------------------------------------------------------------------
+def save_weights(weights: list[np.ndarray], out: Path) -> None:
+    """The weights as float16, in parts small enough to commit."""
+    if not weights:
+        raise SystemExit("no epoch finished: nothing to save")
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, *[w.astype(np.float16) for w in weights])
+    blob = buf.getvalue()
+    for part, start in enumerate(range(0, len(blob), PART_BYTES)):
+        (out / f"xception-weights.part{part}").write_bytes(blob[start : start + PART_BYTES])
 
 
-def train(args) -> int:
-    import keras
-
-    from model.augment import augmentation
-
-    keras.utils.set_random_seed(args.seed)
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    started = time.time()
-    x_train, y_train = unpack(args.pack, "train")
-    x_val, y_val = unpack(args.pack, "validation")
-    if args.limit:  # smoke runs
-        x_train, y_train, x_val, y_val = (
-            x_train[: args.limit],
-            y_train[: args.limit],
-            x_val[: args.limit],
-            y_val[: args.limit],
-        )
-    print(
-        f"unpacked {len(x_train)} + {len(x_val)} images in {time.time() - started:.1f}s "
-        f"(backend {keras.backend.backend()})",
-        flush=True,
-    )
+def mixup_batches(keras: Any, x_train, y_train, args):
+    """The training batches: a keras PyDataset (made here because keras is imported late)."""
 
     class MixupBatches(keras.utils.PyDataset):
         """Shuffled batches of raw pixels (0-255, float32), blended pairwise with mixup."""
@@ -140,6 +130,28 @@ def train(args) -> int:
             self.epoch += 1
             self.order = np.random.default_rng([args.seed, self.epoch]).permutation(len(x_train))
 
+    return MixupBatches(workers=args.workers)
+
+
+def train(args) -> int:
+    import keras
+
+    from model.augment import augmentation
+
+    keras.utils.set_random_seed(args.seed)
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    started = time.time()
+    x_train, y_train = unpack(args.pack, "train")
+    x_val, y_val = unpack(args.pack, "validation")
+    if args.limit:  # smoke runs
+        x_train, y_train, x_val, y_val = (part[: args.limit] for part in (x_train, y_train, x_val, y_val))
+    print(
+        f"unpacked {len(x_train)} + {len(x_val)} images in {time.time() - started:.1f}s "
+        f"(backend {keras.backend.backend()})",
+        flush=True,
+    )
+
     layers = keras.layers
     augment = augmentation(keras, args.seed, dtype="float32")  # the default model's recipe, in float32
     net = build_network(keras, args.dropout)
@@ -166,7 +178,8 @@ def train(args) -> int:
     class KeepBest(keras.callbacks.Callback):
         """Keeps the network's weights (the moving average, swapped in at epoch end) of the best epoch."""
 
-        best, weights, epoch = -1.0, None, 0
+        best, epoch = -1.0, 0
+        weights: list[np.ndarray] = []
 
         def on_epoch_end(self, epoch, logs=None):
             if logs["val_accuracy"] > self.best:
@@ -176,29 +189,24 @@ def train(args) -> int:
                 self.model.stop_training = True
 
     class StepLog(keras.callbacks.Callback):
-        """A progress line every --log-every batches (0: none)."""
+        """A progress line every --log-every batches."""
 
         def on_train_batch_end(self, batch, logs=None):
-            if args.log_every and (batch + 1) % args.log_every == 0:
+            if (batch + 1) % args.log_every == 0:
                 print(f"  batch {batch + 1}: {time.time() - started:.1f}s since start", flush=True)
 
     keep = KeepBest()
     val = (x_val.astype(np.float32), np.eye(NUM_CLASSES, dtype=np.float32)[y_val])
     history = trainer.fit(
-        MixupBatches(workers=args.workers),
+        mixup_batches(keras, x_train, y_train, args),
         validation_data=val,
         epochs=args.epochs,
         verbose=2,
-        callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True), keep, StepLog()],
+        callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True), keep] + ([StepLog()] if args.log_every else []),
     )
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.savez(buf, *[w.astype(np.float16) for w in keep.weights])
-    blob = buf.getvalue()
-    for part, start in enumerate(range(0, len(blob), PART_BYTES)):
-        (out / f"xception-weights.part{part}").write_bytes(blob[start : start + PART_BYTES])
+    save_weights(keep.weights, out)
     summary = {
         "best_epoch": keep.epoch,
         "val_accuracy": keep.best,

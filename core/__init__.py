@@ -11,6 +11,6 @@ import os
 # explicit setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .service import Response, Service, get_service  # noqa: E402
+from .service import Response, Service, get_service
 
 __all__ = ["Response", "Service", "get_service"]

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from .service import Service
 from .settings import Settings
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["classify"]:
         from .bulk import main as classify_many
@@ -35,8 +37,8 @@ def main(argv=None) -> int:
         print(json.dumps({"error": {"type": "configuration_error", "message": str(exc)}}), file=sys.stderr)
         return 2
     if args.manifest:
-        settings = Settings(**{**settings.__dict__, "manifest_path": args.manifest})
-    payload = {"probabilities": args.probabilities}
+        settings = dataclasses.replace(settings, manifest_path=args.manifest)
+    payload: dict[str, Any] = {"probabilities": args.probabilities}
     if args.top_k is not None:
         payload["top_k"] = args.top_k
     if args.source.startswith(("http://", "https://")):

@@ -14,17 +14,23 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import functools
 import glob
 import json
 import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    import urllib3
+
+Row = dict[str, Any]  # one output row: FIELDS
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 FIELDS = ("path", "label", "score", "top_k", "error")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -35,13 +41,14 @@ def is_url(item: str) -> bool:
     return item.startswith(("http://", "https://"))
 
 
-def expand_inputs(items, list_file: str | None = None) -> list[str]:
+def expand_inputs(items: Iterable[str], list_file: str | None = None) -> list[str]:
     """Files, folders (recursed, images only, sorted), globs and URLs, in order, without repeats."""
     if list_file:
         stream = sys.stdin if list_file == "-" else open(list_file, encoding="utf-8")
         with stream:
             items = list(items) + [line.strip() for line in stream if line.strip() and not line.startswith("#")]
-    seen, out = set(), []
+    seen: set[str] = set()
+    out: list[str] = []
     for item in items:
         if is_url(item):
             found = [item]
@@ -58,14 +65,14 @@ def expand_inputs(items, list_file: str | None = None) -> list[str]:
     return out
 
 
-def payload_for(item: str, top_k: int) -> dict:
+def payload_for(item: str, top_k: int) -> dict[str, Any]:
     """The API request for one input (raises OSError for an unreadable file)."""
     if is_url(item):
         return {"url": item, "top_k": top_k, "probabilities": True}
     return {"image": base64.b64encode(Path(item).read_bytes()).decode("ascii"), "top_k": top_k, "probabilities": True}
 
 
-def row_for(item: str, status: int, body) -> dict:
+def row_for(item: str, status: int, body: Any) -> Row:
     if status == 200 and isinstance(body, dict) and body:
         best = next(iter(body.items()))
         return {
@@ -96,7 +103,7 @@ def _start_local_worker() -> None:
     _SERVICE = Service()
 
 
-def classify_locally(item: str, top_k: int) -> dict:
+def classify_locally(item: str, top_k: int) -> Row:
     try:
         payload = payload_for(item, top_k)
     except OSError as exc:
@@ -110,11 +117,11 @@ def classify_locally(item: str, top_k: int) -> dict:
 @dataclass
 class Endpoint:
     url: str
-    headers: dict
+    headers: dict[str, str]
     timeout: float
     retries: int
 
-    def pool(self):
+    def pool(self) -> urllib3.PoolManager:
         import urllib3
 
         retry = urllib3.Retry(
@@ -131,7 +138,7 @@ class Endpoint:
         )
         return urllib3.PoolManager(maxsize=64, retries=retry, timeout=urllib3.Timeout(connect=10, read=self.timeout))
 
-    def classify(self, http, item: str, top_k: int) -> dict:
+    def classify(self, http: urllib3.PoolManager, item: str, top_k: int) -> Row:
         import urllib3
 
         try:
@@ -157,7 +164,7 @@ class Endpoint:
         return row_for(item, response.status, body)
 
 
-def endpoint_headers(args) -> dict:
+def endpoint_headers(args: argparse.Namespace) -> dict[str, str]:
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if args.api_key:
         headers["x-api-key"] = args.api_key  # AWS API Gateway (--param="apiKey=true")
@@ -172,10 +179,10 @@ def endpoint_headers(args) -> dict:
 class Output:
     """CSV or JSON Lines, written a row at a time; on resume, the answered rows are kept and the failed dropped."""
 
-    def __init__(self, path: str | None):
+    def __init__(self, path: str | None) -> None:
         self.path = Path(path) if path else None
         self.jsonl = self.path is not None and self.path.suffix.lower() in (".jsonl", ".ndjson")
-        self.done: dict[str, dict] = {}
+        self.done: dict[str, Row] = {}
         if self.path is not None and self.path.exists():
             kept = [row for row in _read_rows(self.path, self.jsonl) if not row.get("error")]
             self.done = {row["path"]: row for row in kept}
@@ -185,7 +192,7 @@ class Output:
         if not self.jsonl and (self.path is None or self.path.stat().st_size == 0):
             self._csv.writeheader()
 
-    def write(self, row: dict) -> None:
+    def write(self, row: Row) -> None:
         if self.jsonl:
             self._file.write(json.dumps(row) + "\n")
         else:
@@ -197,7 +204,7 @@ class Output:
             self._file.close()
 
 
-def _read_rows(path: Path, jsonl: bool) -> list[dict]:
+def _read_rows(path: Path, jsonl: bool) -> list[Row]:
     with open(path, newline="", encoding="utf-8") as fh:
         if not jsonl:
             return [
@@ -212,7 +219,7 @@ def _read_rows(path: Path, jsonl: bool) -> list[dict]:
         return rows
 
 
-def _rewrite_rows(path: Path, jsonl: bool, rows) -> None:
+def _rewrite_rows(path: Path, jsonl: bool, rows: Iterable[Row]) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, FIELDS)
@@ -226,11 +233,11 @@ def _rewrite_rows(path: Path, jsonl: bool, rows) -> None:
     os.replace(temporary, path)
 
 
-def _csv_row(row: dict) -> dict:
+def _csv_row(row: Row) -> Row:
     return dict(row, top_k=";".join(f"{label}:{score}" for label, score in row["top_k"]))
 
 
-def _parse_top_k(text: str) -> list:
+def _parse_top_k(text: str) -> list[list[Any]]:
     pairs = [part.rsplit(":", 1) for part in text.split(";") if ":" in part]
     return [[label, float(score)] for label, score in pairs]
 
@@ -239,10 +246,10 @@ def _parse_top_k(text: str) -> list:
 class Progress:
     """tqdm's bar (rate, ETA) on a terminal; a plain line every few seconds otherwise (logs, CI)."""
 
-    def __init__(self, total: int, already: int, every: float = 5.0):
+    def __init__(self, total: int, already: int, every: float = 5.0) -> None:
         self.total, self.count, self.every = total, 0, every
         self.started = self.last = time.monotonic()
-        self.bar = None
+        self.bar: Any = None
         if sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -274,21 +281,21 @@ class Progress:
 
 
 # -- the run ---------------------------------------------------------------------------------------------------
-def run_jobs(items, args, on_row) -> None:
+def run_jobs(items: Iterable[str], args: argparse.Namespace, on_row: Callable[[Row], None]) -> None:
     """Classify ``items``, calling ``on_row`` in the main thread as each one finishes; at most a few jobs queued
     per worker, so Ctrl-C stops promptly."""
     executor: Executor
+    job: Callable[[str], Row]  # one item -> its row, run by the executor
     if args.endpoint:
         endpoint = Endpoint(args.endpoint, endpoint_headers(args), args.timeout, args.retries)
-        http = endpoint.pool()
         executor = ThreadPoolExecutor(max_workers=args.concurrency)
-        submit = lambda item: executor.submit(endpoint.classify, http, item, args.top_k)  # noqa: E731
+        job = functools.partial(endpoint.classify, endpoint.pool(), top_k=args.top_k)
         window = args.concurrency * 2
     else:
         executor = ProcessPoolExecutor(max_workers=args.workers, initializer=_start_local_worker)
-        submit = lambda item: executor.submit(classify_locally, item, args.top_k)  # noqa: E731
+        job = functools.partial(classify_locally, top_k=args.top_k)  # a module-level function: it pickles
         window = args.workers * 4
-    pending: set[Future] = set()
+    pending: set[Future[Row]] = set()
     queue = iter(items)
     try:
         while True:
@@ -296,7 +303,7 @@ def run_jobs(items, args, on_row) -> None:
                 item = next(queue, None)
                 if item is None:
                     break
-                pending.add(submit(item))
+                pending.add(executor.submit(job, item))
             if not pending:
                 break
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -308,7 +315,7 @@ def run_jobs(items, args, on_row) -> None:
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def summarize(rows, seconds: float) -> dict:
+def summarize(rows: Sequence[Row], seconds: float) -> dict[str, Any]:
     answered = [r for r in rows if not r["error"]]
     return {
         "images": len(rows),
@@ -320,7 +327,7 @@ def summarize(rows, seconds: float) -> dict:
     }
 
 
-def evaluate_rows(rows, labels) -> dict:
+def evaluate_rows(rows: Iterable[Row], labels: Sequence[str]) -> dict[str, Any]:
     """Accuracy against each image's folder name, where that name is one of the model's labels."""
     known = [
         (Path(r["path"]).parent.name, r["label"])
@@ -344,7 +351,7 @@ def evaluate_rows(rows, labels) -> dict:
     }
 
 
-def confusion_text(result: dict) -> str:
+def confusion_text(result: dict[str, Any]) -> str:
     labels = result["labels"]
     width = max(len(label) for label in labels) + 1
     lines = ["true \\ predicted".ljust(width) + " ".join(label[:6].rjust(6) for label in labels)]
@@ -355,7 +362,7 @@ def confusion_text(result: dict) -> str:
     return "\n".join(lines)
 
 
-def confusion_png(result: dict, path: str) -> None:
+def confusion_png(result: dict[str, Any], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -377,7 +384,7 @@ def confusion_png(result: dict, path: str) -> None:
     plt.close(fig)
 
 
-def parse_args(argv) -> argparse.Namespace:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m core classify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -407,16 +414,16 @@ def parse_args(argv) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     items = expand_inputs(args.inputs, args.list_file)
     output = Output(args.out)
     todo = [item for item in items if item not in output.done]
-    rows = list(output.done.values())
+    rows: list[Row] = list(output.done.values())
     progress = Progress(len(todo), len(output.done))
     interrupted = False
 
-    def on_row(row):
+    def on_row(row: Row) -> None:
         rows.append(row)
         output.write(row)
         progress.update()
@@ -443,7 +450,7 @@ def main(argv=None) -> int:
     return 0 if summary["errors"] == 0 else 1
 
 
-def _model_labels(args) -> list:
+def _model_labels(args: argparse.Namespace) -> list[str]:
     if not args.endpoint:
         from .manifest import load_manifest
         from .settings import Settings

@@ -24,13 +24,19 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from .errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, ServiceError, UnsupportedMediaType
+from .settings import IPNetwork, Settings
+
+if TYPE_CHECKING:  # urllib3 itself is imported on the first URL request
+    import urllib3
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -55,28 +61,14 @@ POOLS_KEPT = 8  # hosts whose connections stay open
 CONNECTIONS_KEPT = 8  # per host: as many as a threaded server (functions-framework, 8 threads) uses at once
 
 
-@dataclass(frozen=True)
-class FetchLimits:
-    """What one fetch may do; made from the service's Settings (tests make them directly)."""
-
-    connect_timeout: float
-    total_timeout: float
-    max_bytes: int
-    max_redirects: int
-    allow_networks: tuple = ()
-
-    @classmethod
-    def from_settings(cls, settings) -> FetchLimits:
-        return cls(
-            connect_timeout=settings.fetch_connect_timeout,
-            total_timeout=settings.fetch_total_timeout,
-            max_bytes=settings.max_image_bytes,
-            max_redirects=settings.fetch_max_redirects,
-            allow_networks=settings.fetch_allow_networks,
-        )
+class UrlParts(NamedTuple):
+    scheme: str
+    host: str
+    port: int
+    target: str  # the request target: path and query
 
 
-def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def is_public(address: IPAddress) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
         if embedded is not None:
@@ -88,7 +80,7 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def check_address(address: str, allow_networks) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def check_address(address: str, allow_networks: Iterable[IPNetwork]) -> IPAddress:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if any(ip in net for net in allow_networks if net.version == ip.version):
         return ip
@@ -97,7 +89,7 @@ def check_address(address: str, allow_networks) -> ipaddress.IPv4Address | ipadd
     return ip
 
 
-def resolve(host: str, port: int, allow_networks, timeout: float = 5.0) -> str:
+def resolve(host: str, port: int, allow_networks: Iterable[IPNetwork], timeout: float = 5.0) -> str:
     """Resolve ``host`` and check every address it has; the first one to connect to."""
     try:  # an address literal in standard form needs no resolver (odd spellings still go through it)
         return str(check_address(host, allow_networks))
@@ -113,8 +105,8 @@ def resolve(host: str, port: int, allow_networks, timeout: float = 5.0) -> str:
     return str(addresses[0])
 
 
-def _checked_url_parts(url: str):
-    """(scheme, host, port, request target) of an acceptable URL: http(s), a valid host, no credentials."""
+def _checked_url_parts(url: str) -> UrlParts:
+    """The parts of an acceptable URL: http(s), a valid host, no credentials."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -134,42 +126,44 @@ def _checked_url_parts(url: str):
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    return parts.scheme, parts.hostname, port, target
+    return UrlParts(parts.scheme, parts.hostname, port, target)
 
 
-def fetch_image_bytes(url: str, limits: FetchLimits, deadline: float | None = None) -> bytes:
-    """The body of ``url``, following checked redirects; raises a ServiceError on every failure.
+def fetch_image_bytes(url: str, settings: Settings, deadline: float | None = None) -> bytes:
+    """The body of ``url``, following checked redirects, within the ``FETCH_*`` settings and ``MAX_IMAGE_BYTES``;
+    raises a ServiceError on every failure.
 
     ``deadline`` (a ``time.monotonic()`` value) lets several fetches of one request share one time budget.
     """
     if not isinstance(url, str) or not url:
         raise BadRequest("'url' must be a non-empty string")
     if deadline is None:
-        deadline = time.monotonic() + limits.total_timeout
-    for _ in range(limits.max_redirects + 1):
-        scheme, host, port, target = _checked_url_parts(url)
+        deadline = time.monotonic() + settings.fetch_total_timeout
+    too_long = f"fetching the image took longer than {settings.fetch_total_timeout:g}s"
+    for _ in range(settings.fetch_max_redirects + 1):
+        parts = _checked_url_parts(url)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
-        address = resolve(host, port, limits.allow_networks, timeout=remaining)
+            raise FetchTimeout(too_long)
+        address = resolve(parts.host, parts.port, settings.fetch_allow_networks, timeout=remaining)
         with _Watchdog(deadline) as watchdog:
             try:
-                location, body = _get(scheme, host, address, port, target, deadline, limits)
+                location, body = _get(parts, address, deadline, settings)
             except ServiceError:
                 if watchdog.fired:  # the shut connection surfaced as a protocol error
-                    raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s") from None
+                    raise FetchTimeout(too_long) from None
                 raise
             if watchdog.fired:  # a body cut short by the watchdog is not an image
-                raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
+                raise FetchTimeout(too_long)
         if location is None:
             return body
         url = urljoin(url, location)
-    raise FetchFailed(f"too many redirects (more than {limits.max_redirects})")
+    raise FetchFailed(f"too many redirects (more than {settings.fetch_max_redirects})")
 
 
-def _get(scheme, host, address, port, target, deadline, limits) -> tuple[str | None, bytes]:
-    """One hop: (the redirect's Location, None) or (None, the image bytes)."""
-    response = _request(scheme, host, address, port, target, deadline, limits)
+def _get(parts: UrlParts, address: str, deadline: float, settings: Settings) -> tuple[str | None, bytes]:
+    """One hop: (the redirect's Location, b"") or (None, the image bytes)."""
+    response = _request(parts, address, deadline, settings)
     reusable = False
     try:
         if response.status in REDIRECTS and response.headers.get("Location"):
@@ -177,7 +171,7 @@ def _get(scheme, host, address, port, target, deadline, limits) -> tuple[str | N
         if response.status != 200:
             raise FetchFailed(f"the image URL answered HTTP {response.status}")
         _check_content_type(response.headers.get("Content-Type", ""))
-        body = _read_capped(response, deadline, limits.max_bytes)
+        body = _read_capped(response, deadline, settings.max_image_bytes)
         reusable = True  # read to the end: the connection can serve the next request
         return None, body
     finally:
@@ -193,22 +187,22 @@ class _Watchdog:
     """Shuts the socket of this thread's request when the deadline passes: timeouts bound each socket read,
     not their sum, and a server that drips one header line or byte at a time would never trip them."""
 
-    def __init__(self, deadline: float):
-        self.connection = None  # set by _WatchedConnection.request
+    def __init__(self, deadline: float) -> None:
+        self.connection: Any = None  # set by _WatchedConnection.request
         self.fired = False
         self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
         self._timer.daemon = True
 
-    def __enter__(self):
+    def __enter__(self) -> _Watchdog:
         _WATCHED.watchdog = self
         self._timer.start()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self._timer.cancel()
         _WATCHED.watchdog = None
 
-    def _fire(self):
+    def _fire(self) -> None:
         self.fired = True
         sock = getattr(self.connection, "sock", None)
         if sock is not None:
@@ -222,7 +216,7 @@ def _watched(connection_class: Any) -> Any:
     """A urllib3 connection class that tells this thread's watchdog which connection its request uses."""
 
     class _WatchedConnection(connection_class):  # type: ignore[misc, valid-type]  # a class made at run time
-        def request(self, *args, **kwargs):
+        def request(self, *args: Any, **kwargs: Any) -> Any:
             watchdog = getattr(_WATCHED, "watchdog", None)
             if watchdog is not None:
                 watchdog.connection = self
@@ -232,7 +226,7 @@ def _watched(connection_class: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=1)
-def _pool_manager():
+def _pool_manager() -> urllib3.PoolManager:
     """urllib3's pool manager: the most recently used pools (closed when evicted), kept connections in each."""
     import urllib3  # imported on the first URL request: requests carrying the image never pay for it
 
@@ -247,9 +241,10 @@ def _pool_manager():
     return manager
 
 
-def _request(scheme, host, address, port, target, deadline, limits):
+def _request(parts: UrlParts, address: str, deadline: float, settings: Settings) -> urllib3.BaseHTTPResponse:
     import urllib3
 
+    scheme, host, port, target = parts
     host_header = f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
     if port != (443 if scheme == "https" else 80):
         host_header += f":{port}"
@@ -257,8 +252,8 @@ def _request(scheme, host, address, port, target, deadline, limits):
     for attempt in (1, 2):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise FetchTimeout(f"fetching the image took longer than {limits.total_timeout:g}s")
-        timeout = urllib3.Timeout(connect=min(limits.connect_timeout, remaining), read=remaining)
+            raise FetchTimeout(f"fetching the image took longer than {settings.fetch_total_timeout:g}s")
+        timeout = urllib3.Timeout(connect=min(settings.fetch_connect_timeout, remaining), read=remaining)
         # Keyed by the checked address and, for TLS, the host name it is verified against.
         pool = _pool_manager().connection_from_host(
             address, port, scheme, pool_kwargs={"server_hostname": host, "assert_hostname": host}
@@ -279,11 +274,12 @@ def _request(scheme, host, address, port, target, deadline, limits):
         except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
             raise FetchTimeout("the image URL did not answer in time") from None
         except urllib3.exceptions.ProtocolError as exc:
-            # A kept connection the server closed meanwhile (urllib3 has dropped it): once more.
-            if not (reused and attempt == 1):
-                raise FetchFailed(f"cannot fetch the image URL: {_reason(exc)}") from None
+            if reused and attempt == 1:  # a kept connection the server closed meanwhile (urllib3 dropped it)
+                continue
+            raise FetchFailed(f"cannot fetch the image URL: {_reason(exc)}") from None
         except urllib3.exceptions.HTTPError as exc:
             raise FetchFailed(f"cannot fetch the image URL: {_reason(exc)}") from None
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def _check_content_type(content_type: str) -> None:
@@ -293,7 +289,7 @@ def _check_content_type(content_type: str) -> None:
         raise UnsupportedMediaType(f"the URL returned '{kind}', not an image")
 
 
-def _read_capped(response, deadline: float, max_bytes: int) -> bytes:
+def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float, max_bytes: int) -> bytes:
     import urllib3
 
     body = bytearray()

@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from keras_image_helper.helper import preprocessors as KNOWN_PREPROCESSING
 
@@ -24,12 +25,12 @@ class Manifest:
     version: str
     model_file: str
     sha256: str
-    labels: tuple
-    input_size: tuple  # (height, width)
+    labels: tuple[str, ...]
+    input_size: tuple[int, int]  # (height, width)
     preprocessing: str
     output: str
     quantization: str
-    runtimes: dict  # runtime name -> whether the model was verified to load in it
+    runtimes: dict[str, bool]  # runtime name -> whether the model was verified to load in it
 
     @property
     def model_path(self) -> Path:
@@ -44,7 +45,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_manifest(path) -> Manifest:
+def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest; every problem is a ModelError naming the file and the field."""
     path = Path(path)
     try:
@@ -56,7 +57,7 @@ def load_manifest(path) -> Manifest:
     if not isinstance(data, dict):
         raise ModelError(f"model manifest {path} must be a JSON object")
 
-    def need(key, kind):
+    def need(key: str, kind: type) -> Any:
         if not isinstance(data.get(key), kind):
             raise ModelError(f"model manifest {path}: '{key}' is missing or not a {kind.__name__}")
         return data[key]
@@ -93,7 +94,7 @@ def load_manifest(path) -> Manifest:
     )
 
 
-def write_manifest(path, **fields) -> Path:
+def write_manifest(path: str | Path, **fields: Any) -> Path:
     path = Path(path)
     path.write_text(json.dumps(fields, indent=2) + "\n")
     return path

@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import functools
 import threading
+from collections.abc import Callable, Iterator
 
 from .errors import ServiceBusy
 
@@ -26,7 +27,7 @@ class PixelBudget:
         self._changed = threading.Condition()
 
     @contextlib.contextmanager
-    def hold(self, pixels: int):
+    def hold(self, pixels: int) -> Iterator[None]:
         """Hold ``pixels`` of the budget while the block runs; an image larger than the whole budget runs alone."""
         pixels = min(pixels, self.capacity)
         with self._changed:
@@ -45,7 +46,7 @@ class PixelBudget:
 
 
 @functools.lru_cache(maxsize=1)
-def _malloc_trim():
+def _malloc_trim() -> Callable[[int], int] | None:
     """glibc's malloc_trim, or None where the C library has none (musl, macOS)."""
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim

@@ -7,10 +7,12 @@ is not thread-safe, so each thread gets its own interpreter over the same model 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from keras_image_helper import create_preprocessor
+from PIL import Image
 
 from .errors import ModelError
 from .manifest import Manifest, load_manifest, sha256_of
@@ -18,7 +20,7 @@ from .runtime import find_runtime
 
 
 class Classifier:
-    def __init__(self, manifest_path, threads: int = 1):
+    def __init__(self, manifest_path: str | Path, threads: int = 1) -> None:
         self.manifest_path = manifest_path
         self.threads = threads
         self.manifest: Manifest | None = None
@@ -64,7 +66,7 @@ class Classifier:
             self.manifest = manifest
         return self
 
-    def _new_interpreter(self, manifest: Manifest):
+    def _new_interpreter(self, manifest: Manifest) -> Any:
         try:
             interpreter = self._interpreter_class(model_path=str(manifest.model_path), num_threads=self.threads)
             interpreter.allocate_tensors()
@@ -76,7 +78,7 @@ class Classifier:
         return interpreter
 
     @staticmethod
-    def _check_signature(manifest: Manifest, interpreter) -> None:
+    def _check_signature(manifest: Manifest, interpreter: Any) -> None:
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(
@@ -96,23 +98,24 @@ class Classifier:
                 f"{len(manifest.labels)} labels"
             )
 
-    def _loaded(self) -> Manifest:
+    def loaded_manifest(self) -> Manifest:
         """The manifest, loading the model first if it is not loaded yet."""
         if self.manifest is None:
             self.load()
         assert self.manifest is not None
         return self.manifest
 
-    def _interpreter(self):
+    def _interpreter(self) -> Any:
         interpreter = getattr(self._local, "interpreter", None)
         if interpreter is None:
             with self._load_lock:  # building interpreters one at a time keeps delegate set-up race-free
-                interpreter = self._local.interpreter = self._new_interpreter(self._loaded())
+                interpreter = self._local.interpreter = self._new_interpreter(self.loaded_manifest())
         return interpreter
 
     # -- preprocess ---------------------------------------------------------------------------------
-    def preprocess(self, image) -> np.ndarray:
+    def preprocess(self, image: Image.Image) -> np.ndarray:
         """A PIL image -> the float32 batch (1, H, W, 3) keras_image_helper makes for it."""
+        self.loaded_manifest()  # the preprocessor is made with the model, from its manifest
         return self._preprocessor.convert_to_tensor(image)
 
     # -- predict ------------------------------------------------------------------------------------
@@ -121,9 +124,11 @@ class Classifier:
         return run_interpreter(self._interpreter(), batch)
 
     # -- postprocess --------------------------------------------------------------------------------
-    def postprocess(self, scores: np.ndarray, top_k: int | None = None, probabilities: bool = False) -> dict:
+    def postprocess(
+        self, scores: np.ndarray, top_k: int | None = None, probabilities: bool = False
+    ) -> dict[str, float]:
         """Scores -> {label: score}: every label in manifest order, or the top_k best, highest first."""
-        manifest = self._loaded()
+        manifest = self.loaded_manifest()
         if probabilities and manifest.output == "logits":
             scores = softmax(scores)
         labels = manifest.labels
@@ -132,12 +137,8 @@ class Classifier:
         order = np.argsort(-scores, kind="stable")[:top_k]
         return {labels[i]: float(scores[i]) for i in order}
 
-    def classify(self, image, top_k: int | None = None, probabilities: bool = False) -> dict:
-        self.load()
-        return self.postprocess(self.predict(self.preprocess(image)), top_k, probabilities)
 
-
-def run_interpreter(interpreter, batch: np.ndarray) -> np.ndarray:
+def run_interpreter(interpreter: Any, batch: np.ndarray) -> np.ndarray:
     """One float batch through a TF Lite interpreter (any runtime) -> float32 scores.
 
     The one place inputs are quantized and outputs dequantized, so that convert.py's parity checks and the
@@ -148,7 +149,7 @@ def run_interpreter(interpreter, batch: np.ndarray) -> np.ndarray:
     return _dequantize(interpreter.get_tensor(out["index"]), out).reshape(-1)
 
 
-def _quantize(batch: np.ndarray, detail: dict) -> np.ndarray:
+def _quantize(batch: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     dtype = detail["dtype"]
     if np.issubdtype(dtype, np.integer):
         scale, zero_point = detail["quantization"]
@@ -157,7 +158,7 @@ def _quantize(batch: np.ndarray, detail: dict) -> np.ndarray:
     return batch.astype(dtype, copy=False)
 
 
-def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+def _dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     if np.issubdtype(values.dtype, np.integer):
         scale, zero_point = detail["quantization"]
         return (values.astype(np.float32) - zero_point) * scale

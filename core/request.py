@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import BadRequest, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
@@ -23,12 +24,12 @@ KNOWN_FIELDS = frozenset(SOURCE_FIELDS + ("top_k", "probabilities"))
 @dataclass(frozen=True)
 class Source:
     kind: str  # "url", "bytes", or "error" (a batch item that failed validation)
-    value: object  # the URL string, the image bytes, or the item's ServiceError
+    value: str | bytes | ServiceError  # the URL, the image bytes, or the item's error
 
 
 @dataclass(frozen=True)
 class PredictRequest:
-    sources: tuple
+    sources: tuple[Source, ...]
     batch: bool
     top_k: int | None = None
     probabilities: bool = False
@@ -38,7 +39,7 @@ class PredictRequest:
         return next((s.kind for s in self.sources if s.kind != "error"), "none")
 
 
-def parse_json_body(body: bytes | str) -> dict:
+def parse_json_body(body: bytes | str) -> dict[str, Any]:
     """Decode a JSON request body into an object, with a 400 for anything else."""
     if isinstance(body, (bytes, bytearray)):
         try:
@@ -58,7 +59,7 @@ def parse_json_body(body: bytes | str) -> dict:
     return payload
 
 
-def from_payload(payload, *, num_labels: int, max_batch: int, max_image_bytes: int) -> PredictRequest:
+def from_payload(payload: object, *, num_labels: int, max_batch: int, max_image_bytes: int) -> PredictRequest:
     """Validate a decoded JSON object."""
     if not isinstance(payload, dict):
         raise BadRequest('the request must be a JSON object, like {"url": "https://..."}')
@@ -84,16 +85,18 @@ def from_payload(payload, *, num_labels: int, max_batch: int, max_image_bytes: i
     else:
         values = [value]
     options = _options(payload, num_labels)
-    if name in ("url", "urls"):
-        parse = lambda v: Source("url", _url(v, name))  # noqa: E731
-    else:
-        parse = lambda v: Source("bytes", _base64(v, name, max_image_bytes))  # noqa: E731
+
+    def parse(item: object) -> Source:
+        if name in ("url", "urls"):
+            return Source("url", _url(item, name))
+        return Source("bytes", _base64(item, name, max_image_bytes))
+
     if not batch:
         return PredictRequest((parse(value),), False, *options)
     return PredictRequest(tuple(_item(parse, v) for v in values), True, *options)
 
 
-def _item(parse, value) -> Source:
+def _item(parse: Callable[[object], Source], value: object) -> Source:
     """One batch item; a bad one is answered in its place (the batch rule: README, "The API")."""
     try:
         return parse(value)
@@ -101,7 +104,9 @@ def _item(parse, value) -> Source:
         return Source("error", error)
 
 
-def from_raw_image(body: bytes, query_options: Mapping, *, num_labels: int, max_image_bytes: int) -> PredictRequest:
+def from_raw_image(
+    body: bytes, query_options: Mapping[str, Any], *, num_labels: int, max_image_bytes: int
+) -> PredictRequest:
     """A request whose body is the image file itself; its options come from the query string."""
     if not body:
         raise BadRequest("the request body is empty")
@@ -110,9 +115,9 @@ def from_raw_image(body: bytes, query_options: Mapping, *, num_labels: int, max_
     return PredictRequest((Source("bytes", bytes(body)),), False, *_options(query_options, num_labels))
 
 
-def options_from_query(query: Mapping[str, str]) -> dict:
+def options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
     """``top_k`` / ``probabilities`` from a query string, typed; validated with the JSON fields' rules."""
-    options = {}
+    options: dict[str, Any] = {}
     if "top_k" in query:
         value = query["top_k"]
         # As strict as JSON's integers: ASCII digits only (int() would take "1_0", "+3", " 3" and other scripts).
@@ -157,7 +162,7 @@ def check_media_type(kind: str) -> None:
         )
 
 
-def _options(payload: Mapping, num_labels: int) -> tuple:
+def _options(payload: Mapping[str, Any], num_labels: int) -> tuple[int | None, bool]:
     top_k = payload.get("top_k")
     if top_k is not None:
         if isinstance(top_k, bool) or not isinstance(top_k, int):
@@ -170,7 +175,7 @@ def _options(payload: Mapping, num_labels: int) -> tuple:
     return top_k, probabilities
 
 
-def _url(value, name: str) -> str:
+def _url(value: object, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f"'{name}' must hold non-empty URL strings")
     if len(value) > 8192:
@@ -178,7 +183,7 @@ def _url(value, name: str) -> str:
     return value.strip()
 
 
-def _base64(value, name: str, max_image_bytes: int) -> bytes:
+def _base64(value: object, name: str, max_image_bytes: int) -> bytes:
     if not isinstance(value, str) or not value:
         raise BadRequest(f"'{name}' must hold base64 strings of image files")
     if value.startswith("data:"):  # tolerate data URLs: data:image/png;base64,....

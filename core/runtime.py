@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from functools import lru_cache
+from typing import Any
 
 from .errors import ModelError
 
@@ -16,7 +17,7 @@ CANDIDATES = (
 
 
 @lru_cache(maxsize=1)
-def find_runtime():
+def find_runtime() -> tuple[str, Any]:
     """(name, Interpreter class) of the first runtime that imports."""
     for name, module in CANDIDATES:
         try:

@@ -1,7 +1,15 @@
 """The cloud-neutral service: an HTTP-shaped request in, a status code and a JSON body out.
 
-Adapters (AWS, GCP, Azure) only translate their platform's request object into ``handle_http`` arguments
-and the returned ``Response`` back; every decision about requests lives here, so all clouds answer alike.
+Adapters (AWS, GCP, Azure, the CLI) only translate their platform's request into ``handle_http`` (or
+``handle_payload``) arguments and the returned ``Response`` back; every decision about requests lives here, so
+all clouds answer alike. Read this file top to bottom to follow a request:
+
+1. ``handle_http`` / ``handle_payload``: GET (usage or the page), OPTIONS and other methods are answered at once;
+   a POST goes on to ``_predict``. Both go through ``_respond``, every request's one exit: errors become JSON,
+   and every answer gets its request id and one log line.
+2. ``_predict``: parse and validate (``_parse_http`` / ``_parse_payload``, rules in request.py), fetch the URLs
+   (``_fetch_all``, fetch.py), then each image through ``_classify_one``: decode (images.py, within the memory
+   budget of memory.py), then the model's preprocess, predict and postprocess (model.py).
 """
 
 from __future__ import annotations
@@ -10,19 +18,22 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from .errors import MethodNotAllowed, ModelError, PayloadTooLarge, ServiceError
-from .fetch import FetchLimits, fetch_image_bytes
+from .fetch import fetch_image_bytes
 from .images import load_image, open_image
+from .manifest import Manifest
 from .memory import PixelBudget, release_freed_memory
 from .model import Classifier
 from .page import page, wants_html
 from .request import (
     PredictRequest,
+    Source,
     check_media_type,
     decode_base64_body,
     from_payload,
@@ -40,24 +51,14 @@ FETCH_CONCURRENCY = 8  # a batch's URLs fetched at once (the batch limit is 16 b
 TRIM_AFTER_PIXELS = 4_000_000  # decodes this large hand their memory back to the system when done
 JSON_HEADERS = {"Content-Type": "application/json"}
 
-
-def _configure_logging(level: str) -> None:
-    """One JSON line per request at INFO. Lambda and Azure give the root logger a handler (used as is);
-    where nobody configured logging (functions-framework, the CLI), write the lines to stderr ourselves."""
-    if log.level == logging.NOTSET:
-        log.setLevel(level)
-    if not logging.getLogger().handlers and not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-        log.propagate = False
+Scores = dict[str, float]  # {label: score}, the answer for one image
 
 
 @dataclass
 class Response:
     status: int
-    body: object
-    headers: dict = field(default_factory=lambda: dict(JSON_HEADERS))
+    body: Any  # JSON-serialisable, the page's HTML (str), or None (no body)
+    headers: dict[str, str] = field(default_factory=lambda: dict(JSON_HEADERS))
 
     def body_text(self) -> str:
         """The body as sent: "" for none, the page's HTML as it is, JSON for everything else."""
@@ -66,11 +67,19 @@ class Response:
         return self.body if isinstance(self.body, str) else json.dumps(self.body)
 
 
+@dataclass
+class _Trace:
+    """What the log line reports about a request, filled in as it goes."""
+
+    request: PredictRequest | None = None
+    timings: dict[str, Any] = field(default_factory=dict)  # step -> ms (floats), plus image_bytes / image_size
+
+
 class Service:
-    def __init__(self, settings: Settings | None = None, classifier: Classifier | None = None):
+    def __init__(self, settings: Settings | None = None, classifier: Classifier | None = None) -> None:
         # A bad environment variable must not crash the adapter (a platform error page, a traceback):
         # the service starts with defaults, says so once, and answers every request with a 500 until it is fixed.
-        self._config_error = None
+        self._config_error: str | None = None
         if settings is None:
             try:
                 settings = Settings.from_env()
@@ -81,12 +90,11 @@ class Service:
         if self._config_error:
             log.error("configuration error, every request will be answered 500: %s", self._config_error)
         self.settings = settings
-        self.classifier = classifier or Classifier(self.settings.manifest_path, self.settings.model_threads)
-        self.limits = FetchLimits.from_settings(self.settings)
-        self.pixel_budget = PixelBudget(self.settings.decode_budget_pixels)
+        self.classifier = classifier or Classifier(settings.manifest_path, settings.model_threads)
+        self.pixel_budget = PixelBudget(settings.decode_budget_pixels)
         self._cold = True
 
-    # -- entry points -------------------------------------------------------------------------------
+    # -- 1. entry points and the one exit ---------------------------------------------------------------------
     def handle_http(
         self,
         method: str,
@@ -101,10 +109,9 @@ class Service:
         """Answer one HTTP request; never raises. ``base64_body``: the platform delivered the body base64-encoded
         (API Gateway's ``isBase64Encoded``). ``accept``: the Accept header; a browser's GET gets the page."""
         method = (method or "POST").upper()
-        if isinstance(body, str):
-            body = body.encode("utf-8")
+        raw = body.encode("utf-8") if isinstance(body, str) else body or b""
 
-        def answer(trace: dict) -> Response:
+        def answer(trace: _Trace) -> Response:
             if method == "GET":
                 if wants_html(accept):
                     html, headers = page()
@@ -114,17 +121,17 @@ class Service:
                 return Response(204, None, {"Allow": ALLOW})
             if method != "POST":
                 raise MethodNotAllowed(f"method {method} is not allowed; use POST (GET shows usage)")
-            return self._predict(trace, lambda: self._parse_http(body or b"", content_type, query or {}, base64_body))
+            return self._predict(trace, lambda: self._parse_http(raw, content_type, query or {}, base64_body))
 
         return self._respond(answer, method, cloud, request_id)
 
-    def handle_payload(self, payload, cloud: str = "local", request_id: str | None = None) -> Response:
-        """Answer an already-decoded JSON request (direct invocations); never raises."""
+    def handle_payload(self, payload: object, cloud: str = "local", request_id: str | None = None) -> Response:
+        """Answer an already-decoded JSON request (direct invocations, the CLI); never raises."""
         return self._respond(
             lambda trace: self._predict(trace, lambda: self._parse_payload(payload)), "INVOKE", cloud, request_id
         )
 
-    def usage(self) -> dict:
+    def usage(self) -> dict[str, Any]:
         manifest = self._loaded_manifest()
         return {
             "usage": 'POST JSON {"url": "https://..."} or {"image": "<base64>"} (batches: "urls" / '
@@ -132,13 +139,48 @@ class Service:
             "model": {"name": manifest.name, "version": manifest.version, "labels": list(manifest.labels)},
         }
 
-    # -- steps ----------------------------------------------------------------------------------------
-    def _loaded_manifest(self):
-        """The model's manifest, loading (and checking the hash of) the model on first use."""
-        return self.classifier.load().manifest
+    def _respond(
+        self, answer: Callable[[_Trace], Response], method: str, cloud: str, request_id: str | None
+    ) -> Response:
+        """Every request's one exit: errors become JSON, and each answer gets its request id and a log line."""
+        request_id = request_id or uuid.uuid4().hex
+        started = time.perf_counter()
+        trace = _Trace()
+        cold, self._cold = self._cold, False
+        try:
+            if self._config_error:
+                raise ModelError(f"configuration error: {self._config_error}")
+            response = answer(trace)
+        except ServiceError as error:
+            response = Response(error.status, error.to_dict())
+            if isinstance(error, MethodNotAllowed):
+                response.headers["Allow"] = ALLOW
+        except ModelError as error:
+            log.error("%s (request %s)", error, request_id)
+            response = _internal_error(request_id)
+        except Exception:  # never a traceback to the client; the log has it
+            log.exception("unexpected failure (request %s)", request_id)
+            response = _internal_error(request_id)
+        response.headers["X-Request-Id"] = request_id
+        _log_request(request_id, method, cloud, trace, response, cold, started)
+        return response
+
+    # -- 2. a prediction: parse, fetch, classify each image ------------------------------------------------------
+    def _predict(self, trace: _Trace, parse: Callable[[], PredictRequest]) -> Response:
+        request = trace.request = parse()
+        # One fetch budget for the whole request, so a batch of slow URLs cannot outlive the function.
+        deadline = time.monotonic() + self.settings.fetch_total_timeout
+        images = self._fetch_all(request.sources, trace.timings, deadline)
+        results = [self._classify_one(image, request, trace.timings) for image in images]
+        if not request.batch:
+            if isinstance(results[0], ServiceError):
+                raise results[0]
+            return Response(200, results[0])
+        # The batch rule: a failed item is its error object, in its place; the request still succeeds.
+        return Response(200, [r.to_dict() if isinstance(r, ServiceError) else r for r in results])
 
     def _parse_http(
-        self, body: bytes, content_type: str | None, query: Mapping[str, str], base64_body: bool = False
+        self, body: bytes, content_type: str | None, query: Mapping[str, str], base64_body: bool
     ) -> PredictRequest:
         kind = media_type(content_type)
         check_media_type(kind)
@@ -157,7 +199,7 @@ class Service:
         payload = parse_json_body(body)
         return self._parse_payload({**options, **payload})
 
-    def _parse_payload(self, payload) -> PredictRequest:
+    def _parse_payload(self, payload: object) -> PredictRequest:
         return from_payload(
             payload,
             num_labels=len(self._loaded_manifest().labels),
@@ -165,51 +207,16 @@ class Service:
             max_image_bytes=self.settings.max_image_bytes,
         )
 
-    def _respond(self, answer, method: str, cloud: str, request_id: str | None) -> Response:
-        """Every request's one exit: errors become JSON, and each answer gets its request id and a log line."""
-        request_id = request_id or uuid.uuid4().hex
-        started = time.perf_counter()
-        trace: dict = {"request": None, "timings": {}}
-        cold, self._cold = self._cold, False
-        try:
-            if self._config_error:
-                raise ModelError(f"configuration error: {self._config_error}")
-            response = answer(trace)
-        except ServiceError as error:
-            response = Response(error.status, error.to_dict())
-            if isinstance(error, MethodNotAllowed):
-                response.headers["Allow"] = ALLOW
-        except ModelError as error:
-            log.error("%s (request %s)", error, request_id)
-            response = self._internal_error(request_id)
-        except Exception:  # never a traceback to the client; the log has it
-            log.exception("unexpected failure (request %s)", request_id)
-            response = self._internal_error(request_id)
-        response.headers["X-Request-Id"] = request_id
-        self._log(request_id, method, cloud, trace, response, cold, started)
-        return response
-
-    def _predict(self, trace: dict, parse) -> Response:
-        request = trace["request"] = parse()
-        timings = trace["timings"]
-        # One fetch budget for the whole request, so a batch of slow URLs cannot outlive the function.
-        deadline = time.monotonic() + self.limits.total_timeout
-        images = self._fetch_all(request.sources, timings, deadline)
-        results = [self._classify_one(image, request, timings) for image in images]
-        if not request.batch:
-            if isinstance(results[0], ServiceError):
-                raise results[0]
-            return Response(200, results[0])
-        return Response(200, [r.to_dict() if isinstance(r, ServiceError) else r for r in results])
-
-    def _fetch_all(self, sources, timings: dict, deadline: float) -> list:
+    def _fetch_all(
+        self, sources: tuple[Source, ...], timings: dict[str, Any], deadline: float
+    ) -> list[bytes | ServiceError]:
         """Each source's image bytes, or the ServiceError it failed with; a batch's URLs are fetched at once."""
 
-        def fetch(source):
-            if source.kind != "url":  # image bytes, or the item's validation error
+        def fetch(source: Source) -> bytes | ServiceError:
+            if not isinstance(source.value, str):  # image bytes, or the item's validation error
                 return source.value
             try:
-                return fetch_image_bytes(source.value, self.limits, deadline)
+                return fetch_image_bytes(source.value, self.settings, deadline)
             except ServiceError as error:
                 return error
 
@@ -224,7 +231,9 @@ class Service:
             _lap(timings, "fetch", t)
         return images
 
-    def _classify_one(self, data, request: PredictRequest, timings: dict):
+    def _classify_one(
+        self, data: bytes | ServiceError, request: PredictRequest, timings: dict[str, Any]
+    ) -> Scores | ServiceError:
         """One image's bytes -> {label: score}, or the ServiceError it failed with."""
         if isinstance(data, ServiceError):
             return data
@@ -253,51 +262,72 @@ class Service:
         except ServiceError as error:
             return error
 
-    def _draft_size(self):
+    # -- the model's facts -------------------------------------------------------------------------------------
+    def _loaded_manifest(self) -> Manifest:
+        """The model's manifest, loading (and checking the hash of) the model on first use."""
+        return self.classifier.loaded_manifest()
+
+    def _draft_size(self) -> tuple[int, int]:
         """The smallest size a JPEG may be decoded at: the model's input size (width, height)."""
         height, width = self._loaded_manifest().input_size
         return width, height
 
-    @staticmethod
-    def _internal_error(request_id: str) -> Response:
-        return Response(
-            500,
-            {
-                "error": {
-                    "type": "internal_error",
-                    "request_id": request_id,
-                    "message": "the service failed unexpectedly; quote the request id",
-                }
-            },
-        )
 
-    @staticmethod
-    def _log(request_id, method, cloud, trace, response, cold, started) -> None:
-        request, timings = trace["request"], trace["timings"]
-        level = logging.ERROR if response.status >= 500 else logging.WARNING if response.status >= 400 else logging.INFO
-        record = {
-            "severity": logging.getLevelName(level),  # Cloud Logging reads it; CloudWatch and Azure show it
-            "request_id": request_id,
-            "cloud": cloud,
-            "method": method,
-            "input": request.input_kind if request else None,
-            "items": len(request.sources) if request else 0,
-            "status": response.status,
-            "cold_start": cold,
-            "ms": {k: v for k, v in timings.items() if isinstance(v, float)},
-            "total_ms": round((time.perf_counter() - started) * 1000, 2),
-        }
-        if "image_bytes" in timings:
-            record["image_bytes"], record["image_size"] = timings["image_bytes"], timings.get("image_size")
-        if response.status >= 400:
-            record["error"] = response.body["error"]["type"]
-        log.log(level, json.dumps(record))
+# -- helpers of the exit ---------------------------------------------------------------------------------------
+def _internal_error(request_id: str) -> Response:
+    return Response(
+        500,
+        {
+            "error": {
+                "type": "internal_error",
+                "request_id": request_id,
+                "message": "the service failed unexpectedly; quote the request id",
+            }
+        },
+    )
 
 
-def _lap(timings: dict, name: str, since: float) -> float:
+def _log_request(
+    request_id: str, method: str, cloud: str, trace: _Trace, response: Response, cold: bool, started: float
+) -> None:
+    """The request's one JSON log line."""
+    request, timings = trace.request, trace.timings
+    level = logging.ERROR if response.status >= 500 else logging.WARNING if response.status >= 400 else logging.INFO
+    record = {
+        "severity": logging.getLevelName(level),  # Cloud Logging reads it; CloudWatch and Azure show it
+        "request_id": request_id,
+        "cloud": cloud,
+        "method": method,
+        "input": request.input_kind if request else None,
+        "items": len(request.sources) if request else 0,
+        "status": response.status,
+        "cold_start": cold,
+        "ms": {k: v for k, v in timings.items() if isinstance(v, float)},
+        "total_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if "image_bytes" in timings:
+        record["image_bytes"], record["image_size"] = timings["image_bytes"], timings.get("image_size")
+    if response.status >= 400:
+        record["error"] = response.body["error"]["type"]
+    log.log(level, json.dumps(record))
+
+
+def _lap(timings: dict[str, Any], name: str, since: float) -> float:
     now = time.perf_counter()
     timings[name] = round(timings.get(name, 0.0) + (now - since) * 1000, 3)
     return now
+
+
+def _configure_logging(level: str) -> None:
+    """One JSON line per request at INFO. Lambda and Azure give the root logger a handler (used as is);
+    where nobody configured logging (functions-framework, the CLI), write the lines to stderr ourselves."""
+    if log.level == logging.NOTSET:
+        log.setLevel(level)
+    if not logging.getLogger().handlers and not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from typing import Any
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "model" / "clothing-model.json"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -27,11 +28,11 @@ def _flag(text: str) -> bool:
     return word in TRUE
 
 
-def _networks(text: str) -> tuple:
+def _networks(text: str) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
-def _positive_seconds(value) -> bool:
+def _positive_seconds(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
@@ -39,11 +40,15 @@ def _at_least(low: int) -> Callable[[Any], bool]:
     return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
-def setting(default, variable: str, parse: Callable[[str], Any], accepts: str = "", rule=None, **kwargs) -> Any:
+def setting(
+    default: object,
+    variable: str,
+    parse: Callable[[str], Any],
+    accepts: str = "",
+    rule: Callable[[Any], bool] | None = None,
+) -> Any:
     """A field read from ``variable`` with ``parse``; ``rule`` (with its wording ``accepts``) checks the value."""
-    return field(
-        default=default, metadata={"variable": variable, "parse": parse, "accepts": accepts, "rule": rule}, **kwargs
-    )
+    return field(default=default, metadata={"variable": variable, "parse": parse, "accepts": accepts, "rule": rule})
 
 
 def seconds(default: float, variable: str) -> Any:
@@ -58,7 +63,7 @@ def positive(default: int, variable: str) -> Any:
 class Settings:
     manifest_path: Path = setting(DEFAULT_MANIFEST, "MODEL_MANIFEST", Path)
     # Non-public networks a URL may still point to (tests' loopback server, private deployments).
-    fetch_allow_networks: tuple = setting((), "FETCH_ALLOW_NETWORKS", _networks)
+    fetch_allow_networks: tuple[IPNetwork, ...] = setting((), "FETCH_ALLOW_NETWORKS", _networks)
     fetch_connect_timeout: float = seconds(3.0, "FETCH_CONNECT_TIMEOUT")
     fetch_total_timeout: float = seconds(10.0, "FETCH_TOTAL_TIMEOUT")
     fetch_max_redirects: int = setting(3, "FETCH_MAX_REDIRECTS", int, "an integer >= 0", _at_least(0))
@@ -81,7 +86,7 @@ class Settings:
         lambda value: value in LOG_LEVELS,
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for spec in fields(self):
             rule, value = spec.metadata["rule"], getattr(self, spec.name)
             if rule is not None and not rule(value):
@@ -95,7 +100,7 @@ class Settings:
         values = {}
         for spec in fields(cls):
             text = os.environ.get(spec.metadata["variable"])
-            if text is None or (spec.type in ("bool", "tuple") and not text.strip()):
+            if text is None or (isinstance(spec.default, (bool, tuple)) and not text.strip()):
                 continue  # unset (or an empty list/flag): the default
             try:
                 values[spec.name] = spec.metadata["parse"](text)

@@ -4,13 +4,14 @@ Locally: ``functions-framework --source gcp/main.py --target predict`` (with the
 or from the bundle (``make bundle-gcp``): ``cd dist/gcp && functions-framework --target predict``.
 """
 
+import flask
 import functions_framework
 
 from core import get_service
 
 
 @functions_framework.http
-def predict(request):
+def predict(request: flask.Request) -> tuple[str, int, dict[str, str]]:
     # The platform's id of this execution (the trace id would span many requests).
     response = get_service().handle_http(
         request.method,

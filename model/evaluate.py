@@ -24,25 +24,26 @@ from model.dataset import list_split
 
 
 def evaluate(manifest_path, split_dir, threads: int = 1, jpeg_draft: bool = False) -> dict:
-    clf = Classifier(manifest_path, threads=threads).load()
-    draft = (clf.manifest.input_size[1], clf.manifest.input_size[0]) if jpeg_draft else None
-    labels = list(clf.manifest.labels)
+    clf = Classifier(manifest_path, threads=threads)
+    manifest = clf.loaded_manifest()
+    draft = (manifest.input_size[1], manifest.input_size[0]) if jpeg_draft else None
+    labels = list(manifest.labels)
     paths, truth = list_split(Path(split_dir), labels)
-    predicted, latencies = [], []
+    answers, latencies = [], []
     for path in paths:
         batch = clf.preprocess(decode_image(path.read_bytes(), max_pixels=10**8, draft_size=draft))
         started = time.perf_counter()
         scores = clf.predict(batch)
         latencies.append((time.perf_counter() - started) * 1000)
-        predicted.append(int(np.argmax(scores)))
-    predicted = np.asarray(predicted)
+        answers.append(int(np.argmax(scores)))
+    predicted = np.asarray(answers)
     confusion = np.zeros((len(labels), len(labels)), dtype=int)
     for t, p in zip(truth, predicted, strict=False):
         confusion[t, p] += 1
     per_class = {label: float(confusion[i, i] / max(1, confusion[i].sum())) for i, label in enumerate(labels)}
     return {
-        "model": clf.manifest.name,
-        "quantization": clf.manifest.quantization,
+        "model": manifest.name,
+        "quantization": manifest.quantization,
         "runtime": clf.runtime,
         "images": len(paths),
         "accuracy": float(np.mean(predicted == truth)),
@@ -51,7 +52,7 @@ def evaluate(manifest_path, split_dir, threads: int = 1, jpeg_draft: bool = Fals
         "confusion_matrix": confusion.tolist(),
         "predictions": predicted.tolist(),  # per image, in list_split order (for agreement between variants)
         "latency_ms_median": statistics.median(latencies),
-        "model_bytes": clf.manifest.model_path.stat().st_size,
+        "model_bytes": manifest.model_path.stat().st_size,
     }
 
 

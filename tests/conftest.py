@@ -46,6 +46,13 @@ def image_bytes(fmt="PNG", size=(64, 48), mode="RGB", color=(200, 30, 30), **sav
     return buf.getvalue()
 
 
+def scores_of(classifier, photo: Path) -> dict[str, float]:
+    """One photo file through the classifier's steps (preprocess, predict, postprocess), as the service runs them."""
+    from core.images import decode_image
+
+    return classifier.postprocess(classifier.predict(classifier.preprocess(decode_image(photo.read_bytes(), 10**8))))
+
+
 class Routes(dict):
     """path -> (status, headers, body) or a callable(handler) for custom behaviour."""
 
@@ -56,7 +63,7 @@ def image_server():
     routes = Routes()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
+        def do_GET(self):
             route = routes.get(self.path.split("?")[0])
             if route is None:
                 self.send_error(404)
@@ -182,6 +189,7 @@ def azure_app():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("function_app", ROOT / "azure" / "function_app.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.app

@@ -121,7 +121,7 @@ class FaultProxy:
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 key = body[-200:].decode(errors="replace")
                 with proxy.lock:

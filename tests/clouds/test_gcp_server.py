@@ -35,6 +35,10 @@ def wait_until_up(url: str, proc, log: Path, seconds=60, up_status=200):
     raise AssertionError(f"{url} did not come up in {seconds}s")
 
 
+class ServerProcess(subprocess.Popen):
+    log_path: Path  # the server's output
+
+
 def start_functions_framework(python_bin_dir: Path, source: Path, cwd: Path, extra_env=None, up_status=200):
     """The server on a free port: (process, URL); its output goes to the file ``process.log_path``."""
     port = free_port()
@@ -42,7 +46,7 @@ def start_functions_framework(python_bin_dir: Path, source: Path, cwd: Path, ext
     # The server logs a line per request: into a file, since an unread pipe would fill up and block it.
     log = Path(tempfile.mkstemp(prefix="functions-framework-", suffix=".log")[1])
     with open(log, "w") as out:
-        proc = subprocess.Popen(
+        proc = ServerProcess(
             [
                 str(python_bin_dir / "functions-framework"),
                 "--source",

@@ -10,23 +10,31 @@ import pytest
 
 from core import fetch
 from core.errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, UnsupportedMediaType
-from core.fetch import FetchLimits, fetch_image_bytes, is_public
+from core.fetch import fetch_image_bytes, is_public
+from core.settings import Settings
 from tests.conftest import image_bytes
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
-def limits(**kw):
-    base = dict(connect_timeout=1.0, total_timeout=2.0, max_bytes=100_000, max_redirects=2, allow_networks=LOOPBACK)
+def fetch_settings(**kw) -> Settings:
+    """Settings for these tests: short timeouts, a small byte cap, the loopback server allowed."""
+    base = dict(
+        fetch_connect_timeout=1.0,
+        fetch_total_timeout=2.0,
+        max_image_bytes=100_000,
+        fetch_max_redirects=2,
+        fetch_allow_networks=LOOPBACK,
+    )
     base.update(kw)
-    return FetchLimits(**base)
+    return Settings(**base)
 
 
 def test_fetches_from_allow_listed_loopback(image_server):
     base, routes = image_server
     body = image_bytes("JPEG")
     routes["/ok.jpg"] = (200, {"Content-Type": "image/jpeg"}, body)
-    assert fetch_image_bytes(base + "/ok.jpg", limits()) == body
+    assert fetch_image_bytes(base + "/ok.jpg", fetch_settings()) == body
 
 
 @pytest.mark.parametrize(
@@ -59,7 +67,7 @@ def test_fetches_from_allow_listed_loopback(image_server):
 )
 def test_non_public_addresses_are_refused_by_default(host):
     with pytest.raises(BadRequest, match="non-public"):
-        fetch_image_bytes(f"http://{host}/x.jpg", limits(allow_networks=()))
+        fetch_image_bytes(f"http://{host}/x.jpg", fetch_settings(fetch_allow_networks=()))
 
 
 def test_is_public():
@@ -81,12 +89,12 @@ def test_is_public():
 )
 def test_bad_urls(url, message):
     with pytest.raises(BadRequest, match=message):
-        fetch_image_bytes(url, limits())
+        fetch_image_bytes(url, fetch_settings())
 
 
 def test_unresolvable_host_is_502():
     with pytest.raises(FetchFailed, match="cannot resolve"):
-        fetch_image_bytes("http://no-such-host.invalid/a.jpg", limits())
+        fetch_image_bytes("http://no-such-host.invalid/a.jpg", fetch_settings())
 
 
 def test_http_error_and_wrong_content_type(image_server):
@@ -94,9 +102,9 @@ def test_http_error_and_wrong_content_type(image_server):
     routes["/500"] = (500, {}, b"oops")
     routes["/html"] = (200, {"Content-Type": "text/html"}, b"<html></html>")
     with pytest.raises(FetchFailed, match="HTTP 500"):
-        fetch_image_bytes(base + "/500", limits())
+        fetch_image_bytes(base + "/500", fetch_settings())
     with pytest.raises(UnsupportedMediaType, match="text/html"):
-        fetch_image_bytes(base + "/html", limits())
+        fetch_image_bytes(base + "/html", fetch_settings())
 
 
 def test_size_cap_while_streaming_ignores_content_length(image_server):
@@ -112,9 +120,9 @@ def test_size_cap_while_streaming_ignores_content_length(image_server):
     routes["/big"] = unannounced
     routes["/big2"] = (200, {"Content-Type": "image/jpeg"}, b"x" * 300_000)
     with pytest.raises(PayloadTooLarge):
-        fetch_image_bytes(base + "/big", limits())
+        fetch_image_bytes(base + "/big", fetch_settings())
     with pytest.raises(PayloadTooLarge):
-        fetch_image_bytes(base + "/big2", limits())
+        fetch_image_bytes(base + "/big2", fetch_settings())
 
 
 def test_slow_drip_is_cut_at_the_total_deadline(image_server):
@@ -132,7 +140,7 @@ def test_slow_drip_is_cut_at_the_total_deadline(image_server):
     routes["/drip"] = drip
     started = time.monotonic()
     with pytest.raises(FetchTimeout):
-        fetch_image_bytes(base + "/drip", limits(total_timeout=1.0))
+        fetch_image_bytes(base + "/drip", fetch_settings(fetch_total_timeout=1.0))
     assert time.monotonic() - started < 2.0
 
 
@@ -141,7 +149,7 @@ def test_hanging_server_times_out(image_server):
     routes["/hang"] = lambda handler: time.sleep(3)
     started = time.monotonic()
     with pytest.raises(FetchTimeout):
-        fetch_image_bytes(base + "/hang", limits(total_timeout=1.0))
+        fetch_image_bytes(base + "/hang", fetch_settings(fetch_total_timeout=1.0))
     assert time.monotonic() - started < 2.0
 
 
@@ -152,11 +160,11 @@ def test_redirects_are_followed_and_rechecked(image_server):
     routes["/hop"] = (302, {"Location": "/final.png"}, b"")
     routes["/loop"] = (302, {"Location": "/loop"}, b"")
     routes["/to-metadata"] = (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b"")
-    assert fetch_image_bytes(base + "/hop", limits()) == body
+    assert fetch_image_bytes(base + "/hop", fetch_settings()) == body
     with pytest.raises(FetchFailed, match="too many redirects"):
-        fetch_image_bytes(base + "/loop", limits())
+        fetch_image_bytes(base + "/loop", fetch_settings())
     with pytest.raises(BadRequest, match="non-public"):
-        fetch_image_bytes(base + "/to-metadata", limits())
+        fetch_image_bytes(base + "/to-metadata", fetch_settings())
 
 
 def test_ipv6_loopback_when_allow_listed():
@@ -166,7 +174,7 @@ def test_ipv6_loopback_when_allow_listed():
     seen = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             seen["host"] = self.headers["Host"]
             body = image_bytes("PNG")
             self.send_response(200)
@@ -187,7 +195,9 @@ def test_ipv6_loopback_when_allow_listed():
         pytest.skip("cannot bind ::1 here")
     threading.Thread(target=server.handle_request, daemon=True).start()
     port = server.server_address[1]
-    data = fetch_image_bytes(f"http://[::1]:{port}/a.png", limits(allow_networks=(ipaddress.ip_network("::1/128"),)))
+    data = fetch_image_bytes(
+        f"http://[::1]:{port}/a.png", fetch_settings(fetch_allow_networks=(ipaddress.ip_network("::1/128"),))
+    )
     server.server_close()
     assert data.startswith(b"\x89PNG") and seen["host"] == f"[::1]:{port}"
 
@@ -206,7 +216,7 @@ def keepalive_server():
             state["connections"] += 1
             super().setup()
 
-        def do_GET(self):  # noqa: N802 (http.server's naming)
+        def do_GET(self):
             payload = body * 500 if self.path == "/big.jpg" else body  # big: well over one read (64 KB)
             self.send_response(200)
             self.send_header("Content-Type", "image/jpeg")
@@ -231,23 +241,23 @@ def keepalive_server():
 def test_a_kept_connection_serves_the_next_fetches(keepalive_server):
     base, state = keepalive_server
     for _ in range(3):
-        assert fetch_image_bytes(base + "/a.jpg", limits()) == state["body"]
+        assert fetch_image_bytes(base + "/a.jpg", fetch_settings()) == state["body"]
     assert state["connections"] == 1
 
 
 def test_a_half_read_connection_is_not_reused(keepalive_server):
     base, state = keepalive_server
     with pytest.raises(PayloadTooLarge):
-        fetch_image_bytes(base + "/big.jpg", limits(max_bytes=len(state["body"]) * 2))
+        fetch_image_bytes(base + "/big.jpg", fetch_settings(max_image_bytes=len(state["body"]) * 2))
     # the rest of the big body must not leak into the next answer
-    assert fetch_image_bytes(base + "/a.jpg", limits()) == state["body"]
+    assert fetch_image_bytes(base + "/a.jpg", fetch_settings()) == state["body"]
     assert state["connections"] == 2
 
 
 def test_connections_the_server_dropped_are_replaced(keepalive_server):
     base, state = keepalive_server
     for _ in range(3):
-        assert fetch_image_bytes(base + "/drop.jpg", limits()) == state["body"]
+        assert fetch_image_bytes(base + "/drop.jpg", fetch_settings()) == state["body"]
     assert state["connections"] == 3
 
 
@@ -260,6 +270,6 @@ def test_address_literals_need_no_resolver(image_server, monkeypatch):
             raise AssertionError("resolver used for an address literal")
 
     monkeypatch.setattr(fetch, "_RESOLVER", NoResolver())
-    assert fetch_image_bytes(base + "/literal.jpg", limits()) == routes["/literal.jpg"][2]
+    assert fetch_image_bytes(base + "/literal.jpg", fetch_settings()) == routes["/literal.jpg"][2]
     with pytest.raises(BadRequest, match="non-public"):  # and literals are still checked
-        fetch_image_bytes(base + "/literal.jpg", limits(allow_networks=()))
+        fetch_image_bytes(base + "/literal.jpg", fetch_settings(fetch_allow_networks=()))

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import HealthCheck, settings
 
-from tests.clouds.test_gcp_server import start_functions_framework, stop_server  # noqa: E402
-from tests.conftest import ROOT  # noqa: E402
+from tests.clouds.test_gcp_server import start_functions_framework, stop_server
+from tests.conftest import ROOT
 
 schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))

@@ -11,9 +11,9 @@ import pytest
 tf = pytest.importorskip("tensorflow", reason="TensorFlow (requirements-model.txt) is needed to convert models")
 keras = pytest.importorskip("keras")
 
-from core.model import Classifier  # noqa: E402
-from model.convert import main as convert_main  # noqa: E402
-from tests.model.conftest import run_tool  # noqa: E402
+from core.model import Classifier
+from model.convert import main as convert_main
+from tests.model.conftest import run_tool
 
 
 def small_model(outputs=10, softmax=False):

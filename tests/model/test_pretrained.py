@@ -11,10 +11,11 @@ from PIL import Image
 keras = pytest.importorskip("keras", reason="TensorFlow (requirements-model.txt) is needed to train")
 torch = pytest.importorskip("torch", reason="torch (requirements-model.txt) reads the ImageNet checkpoint")
 
-from model import efficientnet_lite  # noqa: E402
-from model.imagenet_check import BackboneCheckFailed, check_imagenet_top1, known_photos  # noqa: E402
-from tests.model.conftest import run_tool  # noqa: E402
-from tests.model.test_convert import delegate_partitions, op_names, run_int8  # noqa: E402
+from model import efficientnet_lite
+from model.imagenet_check import BackboneCheckFailed, check_imagenet_top1, known_photos
+from tests.conftest import scores_of
+from tests.model.conftest import run_tool
+from tests.model.test_convert import delegate_partitions, op_names, run_int8
 
 LITE0 = efficientnet_lite.VARIANTS["efficientnet-lite0"]
 
@@ -133,11 +134,10 @@ def test_fine_tuning_on_a_dataset_of_ones_own_labels_serves_those_labels(tmp_pat
         "convert.py", run_dir / "model.keras", "--out", out, "--labels", run_dir / "labels.txt", "--quantize", "none"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from core.images import decode_image
     from core.model import Classifier
 
     clf = Classifier(out.with_suffix(".json")).load()
-    scores = clf.classify(decode_image((tmp_path / "data" / "validation" / "green-cap" / "0.jpg").read_bytes(), 10**6))
+    scores = scores_of(clf, tmp_path / "data" / "validation" / "green-cap" / "0.jpg")
     assert list(scores) == ["blue-jeans", "green-cap", "red-shirt"]
 
 
