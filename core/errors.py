@@ -9,11 +9,11 @@ class ServiceError(Exception):
     status = 400
     type = "bad_request"
 
-    def __init__(self, message: str):
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, dict[str, str]]:
         return {"error": {"type": self.type, "message": self.message}}
 
 

@@ -20,7 +20,7 @@ from .errors import ServiceBusy
 
 
 class PixelBudget:
-    def __init__(self, capacity: int, wait_seconds: float = 20.0):
+    def __init__(self, capacity: int, wait_seconds: float = 20.0) -> None:
         self.capacity = capacity
         self.wait_seconds = wait_seconds
         self._free = capacity
