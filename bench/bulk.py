@@ -35,7 +35,7 @@ def run(smoke: bool = False) -> dict | None:
     if not folder.is_dir():
         print(f"bulk: skipped, the dataset is absent ({folder})", file=sys.stderr)
         return None
-    from tests.clouds.test_gcp_server import start_functions_framework, stop_server
+    from scripts.local_server import start_functions_framework, stop_server
 
     rows = []
     for workers in (1, 2):

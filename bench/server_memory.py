@@ -51,7 +51,7 @@ def post(url: str, body: bytes, content_type: str) -> int:
 
 
 def serve(extra_env: dict):
-    from tests.clouds.test_gcp_server import start_functions_framework
+    from scripts.local_server import start_functions_framework
 
     env = {"THREADS": "8", "LOG_LEVEL": "WARNING", **extra_env}
     return start_functions_framework(VENV_PY.parent, ROOT / "gcp" / "main.py", ROOT, env)
@@ -88,7 +88,7 @@ def measure(photo, content_type: str, requests: int, extra_env: dict) -> dict:
             "photo_bytes": len(body),
         }
     finally:
-        from tests.clouds.test_gcp_server import stop_server
+        from scripts.local_server import stop_server
 
         stop_server(proc)
 

@@ -8,7 +8,6 @@ import base64
 import http.server
 import io
 import json
-import socket
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,12 +30,6 @@ def dataset() -> Path:
 @pytest.fixture(scope="session")
 def pants_photo(dataset) -> Path:
     return sorted((dataset / "validation" / "pants").glob("*.jpg"))[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def image_bytes(fmt="PNG", size=(64, 48), mode="RGB", color=(200, 30, 30), **save) -> bytes:

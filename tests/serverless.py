@@ -11,7 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT, free_port
+from scripts.local_server import free_port
+from tests.conftest import ROOT
 
 SLS = ROOT / "node_modules" / ".bin" / "serverless"
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.clouds.test_gcp_server import start_functions_framework, stop_server
+from scripts.local_server import start_functions_framework, stop_server
 from tests.conftest import ROOT
 from tests.serverless import offline_server
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clouds.test_gcp_server import start_functions_framework, stop_server
+from scripts.local_server import start_functions_framework, stop_server
 from tests.conftest import ROOT
 
 

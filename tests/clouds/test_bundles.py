@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from scripts.bundle import build
-from tests.clouds.test_gcp_server import post, start_functions_framework, stop_server
+from scripts.local_server import start_functions_framework, stop_server
+from tests.conftest import http_post as post
 
 
 def fresh_venv(bundle: Path, where: Path) -> Path:

@@ -1,88 +1,16 @@
 """The real functions-framework server (gunicorn, threads) on a loopback port, with concurrent requests."""
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, http_post
-
-
-def wait_until_up(url: str, proc, log: Path, seconds=60, up_status=200):
-    """Until GET answers ``up_status`` (a server started with a bad setting answers 500 once it is up)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError("server exited: " + log.read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == up_status:
-                    return
-        except urllib.error.HTTPError as error:
-            if error.code == up_status:
-                return
-            time.sleep(0.2)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up in {seconds}s")
-
-
-class ServerProcess(subprocess.Popen):
-    log_path: Path  # the server's output
-
-
-def start_functions_framework(python_bin_dir: Path, source: Path, cwd: Path, extra_env=None, up_status=200):
-    """The server on a free port: (process, URL); its output goes to the file ``process.log_path``."""
-    port = free_port()
-    env = {**os.environ, "FETCH_ALLOW_NETWORKS": "127.0.0.0/8", "PYTHONPATH": str(cwd), **(extra_env or {})}
-    # The server logs a line per request: into a file, since an unread pipe would fill up and block it.
-    log = Path(tempfile.mkstemp(prefix="functions-framework-", suffix=".log")[1])
-    with open(log, "w") as out:
-        proc = ServerProcess(
-            [
-                str(python_bin_dir / "functions-framework"),
-                "--source",
-                str(source),
-                "--target",
-                "predict",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    proc.log_path = log
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_until_up(url, proc, log, up_status=up_status)
-    except AssertionError:
-        proc.kill()
-        raise
-    return proc, url
-
-
-def stop_server(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # gunicorn waits for in-flight requests; the test is over
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-post = http_post
+from scripts.local_server import start_functions_framework, stop_server
+from tests.conftest import ROOT
+from tests.conftest import http_post as post
 
 
 @pytest.fixture(scope="module")

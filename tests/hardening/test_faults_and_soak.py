@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.clouds.test_gcp_server import post, start_functions_framework, stop_server
+from scripts.local_server import start_functions_framework, stop_server
 from tests.conftest import ROOT
+from tests.conftest import http_post as post
 
 TOTAL_TIMEOUT = 2.0
 SOAK_REQUESTS = int(os.environ.get("SOAK_REQUESTS", "2000"))

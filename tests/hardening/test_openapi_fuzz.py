@@ -10,7 +10,7 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings
 
-from tests.clouds.test_gcp_server import start_functions_framework, stop_server
+from scripts.local_server import start_functions_framework, stop_server
 from tests.conftest import ROOT
 
 schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.clouds.test_gcp_server import start_functions_framework, stop_server
-from tests.conftest import ROOT, free_port, http_post
+from scripts.local_server import free_port, start_functions_framework, stop_server
+from tests.conftest import ROOT, http_post
 
 
 @pytest.fixture(scope="module")
