@@ -7,7 +7,7 @@ VENV := .venv
 LEGACY := .venv-tflite
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data/clothing-dataset-small
-MODEL_VERSION ?= 2.0.0
+MODEL_VERSION ?= 2.1.0
 RUN := model/runs/default
 
 .PHONY: install install-python install-legacy install-node install-browser check test test-main test-legacy \
@@ -50,7 +50,7 @@ test-main:
 test-legacy:
 	EXPECT_TFLITE_RUNTIME=tflite_runtime $(LEGACY)/bin/python -m pytest tests/core
 
-# Retrain the default model: fine-tune ImageNet EfficientNet-Lite0 (about 40 minutes on 2 cores), convert it to
+# Retrain the default model: fine-tune ImageNet EfficientNet-Lite0 (about 20 minutes on 2 cores), convert it to
 # int8 (parity-checked; the served files change only if every check passes) and measure it through serving.
 model:
 	$(PY) model/train.py --data-dir $(DATA) --out $(RUN)

@@ -35,7 +35,7 @@ BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "
 RECIPES = {
     "pretrained": dict(
         image_size=192,
-        epochs=15,
+        epochs=12,
         lr=5e-4,
         warmup_epochs=1,
         weight_decay=5e-2,
@@ -43,6 +43,7 @@ RECIPES = {
         dropout=0.2,
         mixup=0.0,
         ema=0.99,
+        freeze_bn=True,
     ),
     "none": dict(
         image_size=160,
@@ -54,6 +55,7 @@ RECIPES = {
         dropout=0.3,
         mixup=0.2,
         ema=0.99,
+        freeze_bn=False,
     ),
 }
 
@@ -75,7 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--image-size", type=int, help="square input size in pixels (pretrained: 192; none: 160)")
     p.add_argument("--widths", default="32,64,128,256", help="--backbone none: channels of each residual stage")
     p.add_argument("--blocks", default="1,2,2,1", help="--backbone none: residual blocks in each stage")
-    p.add_argument("--epochs", type=int, help="pretrained: 15; none: 80")
+    p.add_argument("--epochs", type=int, help="pretrained: 12; none: 80")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, help="peak learning rate (AdamW, cosine decay); pretrained: 5e-4; none: 2e-3")
     p.add_argument("--warmup-epochs", type=int, help="pretrained: 1; none: 3")
@@ -86,6 +88,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--zoom", type=float, default=0.2, help="random zoom range (fraction)")
     p.add_argument("--shift", type=float, default=0.1, help="random translation range (fraction)")
     p.add_argument("--rotation", type=float, default=0.05, help="random rotation range (fraction of a turn)")
+    p.add_argument(
+        "--freeze-bn",
+        action=argparse.BooleanOptionalAction,
+        help="keep the batch-norm layers at their ImageNet statistics and scales (pretrained: yes; none: no)",
+    )
     p.add_argument("--ema", type=float, help="weight moving-average momentum; 0 disables (default 0.99)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=0, help="TF intra-op threads (0 = all cores)")
@@ -210,6 +217,10 @@ def build_network(keras, args, num_classes: int):
         keras, variant, args.image_size, num_classes, dropout=args.dropout, head_name="logits"
     )
     efficientnet_lite.load_weights(model, state)
+    if args.freeze_bn:  # a frozen BatchNormalization layer also normalises with its moving statistics in training
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
     return model
 
 

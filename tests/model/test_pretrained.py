@@ -98,8 +98,9 @@ def test_int8_conversion_of_the_pretrained_network_runs_whole_in_xnnpack(tmp_pat
     assert list(detail["shape"]) == [1, 96, 96, 3] and detail["dtype"] == np.int8  # NHWC, full integer
 
 
-def test_fine_tuning_on_a_dataset_of_ones_own_labels_serves_those_labels(tmp_path):
-    """Labels come from the folder names, sorted: a user's three classes end up in the served manifest."""
+def test_fine_tuning_on_a_dataset_of_ones_own_labels_serves_those_labels(tmp_path, imagenet_lite0):
+    """Labels come from the folder names, sorted: a user's three classes end up in the served manifest. The
+    recipe keeps the batch-norm layers at their ImageNet values (--freeze-bn) while the convolutions learn."""
     colors = {"red-shirt": (200, 30, 30), "green-cap": (30, 170, 60), "blue-jeans": (40, 60, 200)}
     rng = np.random.default_rng(0)
     for split, count in (("train", 8), ("validation", 3)):
@@ -128,6 +129,15 @@ def test_fine_tuning_on_a_dataset_of_ones_own_labels_serves_those_labels(tmp_pat
     assert "efficientnet-lite0 ImageNet weights check: chelsea ->" in proc.stdout
     assert "3 labels (blue-jeans, green-cap, red-shirt)" in proc.stdout
     assert (run_dir / "labels.txt").read_text().split() == ["blue-jeans", "green-cap", "red-shirt"]
+    trained = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    imagenet = {layer.name: layer for layer in imagenet_lite0.layers}
+    norms = [layer for layer in trained.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) > 40 and all(layer.name in imagenet for layer in norms)
+    for layer in norms:
+        for got, want in zip(layer.get_weights(), imagenet[layer.name].get_weights(), strict=True):
+            np.testing.assert_array_equal(got, want, err_msg=layer.name)
+    convs = [layer for layer in trained.layers if isinstance(layer, keras.layers.Conv2D) and layer.name in imagenet]
+    assert any(not np.array_equal(c.get_weights()[0], imagenet[c.name].get_weights()[0]) for c in convs)
 
     out = tmp_path / "mine.tflite"
     proc = run_tool(

@@ -1,4 +1,4 @@
-"""model/train.py end to end on a tiny budget (the real run takes 40 minutes): it must keep working."""
+"""model/train.py end to end on a tiny budget (the real run takes about 20 minutes): it must keep working."""
 
 import json
 
@@ -48,3 +48,13 @@ def test_missing_data_folder_is_one_clear_line(tmp_path):
     proc = run_tool("train.py", "--data-dir", tmp_path / "nope", "--out", tmp_path / "run", timeout=300)
     assert proc.returncode == 1
     assert "data folder not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_each_network_has_its_own_recipe_and_the_command_line_wins():
+    from model.train import parse_args
+
+    pretrained, scratch = parse_args([]), parse_args(["--backbone", "none"])
+    assert (pretrained.image_size, pretrained.epochs, pretrained.freeze_bn) == (192, 12, True)
+    assert (scratch.image_size, scratch.epochs, scratch.freeze_bn) == (160, 80, False)
+    assert parse_args(["--no-freeze-bn", "--epochs", "3"]).freeze_bn is False
+    assert parse_args(["--epochs", "3"]).epochs == 3
