@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .confusion import confusion_png
+
 if TYPE_CHECKING:
     import urllib3
 
@@ -362,28 +364,6 @@ def confusion_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def confusion_png(result: dict[str, Any], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = result["labels"]
-    fig, ax = plt.subplots(figsize=(7, 6))
-    ax.imshow(result["confusion"], cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    for i, row in enumerate(result["confusion"]):
-        for j, n in enumerate(row):
-            ax.text(j, i, str(n), ha="center", va="center", fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"accuracy {result['accuracy']:.2%} on {result['images']} images")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m core classify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -442,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         summary["evaluation"] = evaluate_rows(rows, labels)
         print(confusion_text(summary["evaluation"]), file=sys.stderr)
         if args.confusion_png and summary["evaluation"]["images"]:
-            confusion_png(summary["evaluation"], args.confusion_png)
+            evaluation = summary["evaluation"]
+            title = f"accuracy {evaluation['accuracy']:.2%} on {evaluation['images']} images"
+            confusion_png(evaluation["labels"], evaluation["confusion"], title, args.confusion_png)
     print(json.dumps(summary, indent=2), file=sys.stderr)
     if interrupted:
         print(f"interrupted: {len(rows)} images answered so far; run the same command again to resume", file=sys.stderr)

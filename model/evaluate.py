@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.confusion import confusion_png
 from core.images import decode_image
 from core.model import Classifier
 from model.dataset import list_split
@@ -56,36 +57,6 @@ def evaluate(manifest_path, split_dir, threads: int = 1, jpeg_draft: bool = Fals
     }
 
 
-def plot_confusion(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.asarray(result["confusion_matrix"])
-    labels = result["labels"]
-    fig, ax = plt.subplots(figsize=(7, 6))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(
-                j,
-                i,
-                matrix[i, j],
-                ha="center",
-                va="center",
-                color="white" if matrix[i, j] > matrix.max() / 2 else "black",
-                fontsize=8,
-            )
-    ax.set_title(f"{result['model']} on validation: accuracy {result['accuracy']:.1%}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("manifest", type=Path)
@@ -106,7 +77,8 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.confusion_png:
-        plot_confusion(result, args.confusion_png)
+        title = f"{result['model']} on validation: accuracy {result['accuracy']:.1%}"
+        confusion_png(result["labels"], result["confusion_matrix"], title, args.confusion_png)
     return 0
 
 
