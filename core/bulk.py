@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .confusion import confusion_png
+from .images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     import urllib3
 
 Row = dict[str, Any]  # one output row: FIELDS
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 FIELDS = ("path", "label", "score", "top_k", "error")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 

@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from .errors import InvalidImage, PayloadTooLarge
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}  # the files of those formats, by name
 
 
 def decode_image(

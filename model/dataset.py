@@ -12,7 +12,7 @@ import numpy as np
 from keras_image_helper import create_preprocessor
 from PIL import Image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
+from core.images import IMAGE_SUFFIXES
 
 
 def discover_labels(split_dir: Path) -> list[str]:
