@@ -84,15 +84,16 @@ class HttpEvent:
 
     @classmethod
     def handle(cls, event: Event, request_id: str | None) -> dict[str, Any]:
+        headers = cls.headers(event)
         response: Response = get_service().handle_http(
             cls.method(event) or "POST",
             _body(event.get("body")),
-            _header(cls.headers(event), "content-type"),
+            _header(headers, "content-type"),
             cls.query(event),
             cloud=CLOUD,
             request_id=request_id,
             base64_body=bool(event.get(cls.base64_field)),
-            accept=_header(cls.headers(event), "accept"),
+            accept=_header(headers, "accept"),
         )
         return cls.respond(response, event)
 
