@@ -31,6 +31,11 @@ def sls_env(**extra) -> dict:
     return env
 
 
+def run_serverless(command: list[str], timeout: int, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """One serverless CLI command, run as a user runs it from the repository root; its output captured as text."""
+    return subprocess.run(command, cwd=cwd, env=sls_env(), capture_output=True, text=True, timeout=timeout)
+
+
 def require_cli() -> str:
     if not SLS.exists():
         raise AssertionError("node_modules/.bin/serverless is missing: run `make install` (npm ci)")

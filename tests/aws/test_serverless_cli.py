@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from tests.conftest import ROOT, http_post
-from tests.serverless import offline_server, require_cli, sls_env
+from tests.serverless import offline_server, require_cli, run_serverless
 
 EVENTS = sorted(p.name for p in (ROOT / "tests" / "events").glob("*.json"))
 
@@ -22,14 +22,7 @@ def sls():
 
 
 def package(sls, out, *params):
-    proc = subprocess.run(
-        [sls, "package", "--package", str(out), *params],
-        cwd=ROOT,
-        env=sls_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = run_serverless([sls, "package", "--package", str(out), *params], timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # No configuration warnings (Framework v3 warned about python3.12 on every run).
     assert "Warning" not in proc.stdout + proc.stderr and "Invalid configuration" not in proc.stdout + proc.stderr
@@ -68,14 +61,7 @@ def test_template_has_the_function_and_the_endpoint(packaged):
 
 
 def test_api_key_can_be_required(sls):
-    proc = subprocess.run(
-        [sls, "print", "--param=apiKey=true", "--format", "json"],
-        cwd=ROOT,
-        env=sls_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_serverless([sls, "print", "--param=apiKey=true", "--format", "json"], timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     config = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert config["functions"]["predict"]["events"][0]["http"]["private"] is True
@@ -126,14 +112,7 @@ def test_zip_holds_the_function_and_nothing_else(packaged):
 
 def invoke_local(*args, cwd=ROOT):
     """`npx serverless invoke local -f predict ...` as a user types it (after `source .venv/bin/activate`)."""
-    proc = subprocess.run(
-        ["npx", "serverless", "invoke", "local", "-f", "predict", *args],
-        cwd=cwd,
-        env=sls_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_serverless(["npx", "serverless", "invoke", "local", "-f", "predict", *args], timeout=300, cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Docker" not in proc.stdout + proc.stderr and "Warning" not in proc.stdout + proc.stderr
     return json.loads(proc.stdout[proc.stdout.rindex("\n{\n") + 1 :])  # after the handler's JSON log line
@@ -205,14 +184,7 @@ def test_offline_answers_get_with_the_usage_json(offline):
 
 def test_container_image_route_is_consistent(sls):
     """serverless-container.yml resolves, and the Dockerfile ships what the zip route ships."""
-    proc = subprocess.run(
-        [sls, "print", "--config", "serverless-container.yml", "--format", "json"],
-        cwd=ROOT,
-        env=sls_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_serverless([sls, "print", "--config", "serverless-container.yml", "--format", "json"], timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     config = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert config["functions"]["predict"]["image"]["name"] == "clothing"
