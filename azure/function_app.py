@@ -23,5 +23,6 @@ def predict(req: func.HttpRequest, context: func.Context | None = None) -> func.
         cloud="azure",
         request_id=getattr(context, "invocation_id", None),
         accept=req.headers.get("Accept"),
+        front_door="azure",
     )
     return func.HttpResponse(body=response.body_text(), status_code=response.status, headers=response.headers)

@@ -1,5 +1,5 @@
 """Run the benchmarks: ``python -m bench.run [--smoke] [NAME...]``; the names, in order: latency coldstart size
-memory server_memory bulk cost quantization.
+memory server_memory bulk cost quantization phone_photos.
 
 Results go to bench/results/<name>.json and .png; BENCHMARKS.md discusses them. ``--smoke`` runs tiny counts
 (CI runs it so the benchmarks cannot rot); it asserts nothing about timings.
@@ -22,6 +22,7 @@ ORDER = (
     "bulk",
     "cost",
     "quantization",
+    "phone_photos",
 )  # cost reads latency's results
 
 

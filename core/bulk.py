@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .confusion import confusion_png
 from .images import IMAGE_SUFFIXES
+from .limits import SMALLEST
 
 if TYPE_CHECKING:
     import urllib3
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 Row = dict[str, Any]  # one output row: FIELDS
 FIELDS = ("path", "label", "score", "top_k", "error")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# --endpoint: a file over the endpoint's limit is sent upright and scaled to this long side, as the page does.
+UPLOAD_LONG_SIDE = 1024
+UPLOAD_QUALITY = 85
 
 
 # -- inputs -----------------------------------------------------------------------------------------------
@@ -67,11 +71,41 @@ def expand_inputs(items: Iterable[str], list_file: str | None = None) -> list[st
     return out
 
 
-def payload_for(item: str, top_k: int) -> dict[str, Any]:
-    """The API request for one input (raises OSError for an unreadable file)."""
+def payload_for(item: str, top_k: int, max_image_bytes: int | None = None) -> dict[str, Any]:
+    """The API request for one input (raises OSError for an unreadable file). A file over ``max_image_bytes`` is
+    sent turned upright and scaled down (``fit_for_upload``), so the platform never refuses the request."""
     if is_url(item):
         return {"url": item, "top_k": top_k, "probabilities": True}
-    return {"image": base64.b64encode(Path(item).read_bytes()).decode("ascii"), "top_k": top_k, "probabilities": True}
+    data = Path(item).read_bytes()
+    if max_image_bytes is not None and len(data) > max_image_bytes:
+        data = fit_for_upload(data, max_image_bytes)
+    return {"image": base64.b64encode(data).decode("ascii"), "top_k": top_k, "probabilities": True}
+
+
+def fit_for_upload(data: bytes, max_bytes: int) -> bytes:
+    """A photo as a JPEG of at most ``max_bytes``: upright (EXIF orientation), long side UPLOAD_LONG_SIDE or less.
+    Bytes that are not a decodable image are returned as they are: the endpoint says what is wrong with them."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from .images import upright
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.draft("RGB", (UPLOAD_LONG_SIDE, UPLOAD_LONG_SIDE))  # a JPEG decodes straight at about that size
+            photo = upright(img).convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return data
+    side, quality = UPLOAD_LONG_SIDE, UPLOAD_QUALITY
+    while True:
+        scaled = photo.copy()
+        scaled.thumbnail((side, side), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        scaled.save(out, "JPEG", quality=quality)
+        if out.tell() <= max_bytes or side <= 256:
+            return out.getvalue()
+        side, quality = side * 3 // 4, max(60, quality - 10)
 
 
 def row_for(item: str, status: int, body: Any) -> Row:
@@ -122,6 +156,17 @@ class Endpoint:
     headers: dict[str, str]
     timeout: float
     retries: int
+    # The largest image a JSON request may carry: what the endpoint's usage JSON says, else the smallest
+    # platform's (core/limits.py).
+    max_image_bytes: int = SMALLEST.max_json_image_bytes
+
+    def learn_limits(self, http: urllib3.PoolManager) -> None:
+        """Ask the endpoint (GET) how large an image its front door lets through; keep the default if it won't say."""
+        try:
+            answer = http.request("GET", self.url, headers=self.headers, timeout=10, retries=False, redirect=False)
+            self.max_image_bytes = int(json.loads(answer.data)["limits"]["max_image_bytes"]["base64_json"])
+        except Exception:  # an older deployment, a gateway's page, no answer: the smallest platform's limit holds
+            pass
 
     def pool(self) -> urllib3.PoolManager:
         import urllib3
@@ -144,11 +189,14 @@ class Endpoint:
         import urllib3
 
         try:
-            payload = payload_for(item, top_k)
+            payload = payload_for(item, top_k, self.max_image_bytes)
         except OSError as exc:
             return {"path": item, "label": "", "score": "", "top_k": [], "error": f"file_error: {exc.strerror}"}
         try:
-            response = http.request("POST", self.url, body=json.dumps(payload).encode(), headers=self.headers)
+            # Redirects are not followed: the request carries the caller's keys, which must never reach another host.
+            response = http.request(
+                "POST", self.url, body=json.dumps(payload).encode(), headers=self.headers, redirect=False
+            )
         except urllib3.exceptions.MaxRetryError as exc:
             return {
                 "path": item,
@@ -157,6 +205,8 @@ class Endpoint:
                 "top_k": [],
                 "error": f"endpoint_error: gave up after {self.retries} retries: {exc.reason}"[:500],
             }
+        if 300 <= response.status < 400:
+            return row_for(item, response.status, redirect_error(response.status, response.headers.get("Location")))
         try:
             body = json.loads(response.data)
         except ValueError:
@@ -164,6 +214,16 @@ class Endpoint:
                 "error": {"type": f"http_{response.status}", "message": response.data[:200].decode(errors="replace")}
             }
         return row_for(item, response.status, body)
+
+
+def redirect_error(status: int, location: str | None) -> dict[str, Any]:
+    return {
+        "error": {
+            "type": "endpoint_redirect",
+            "message": f"the endpoint answered HTTP {status} (to {str(location)[:200]}); redirects are not followed, "
+            "so that keys are never sent to another host: give the final URL as --endpoint",
+        }
+    }
 
 
 def endpoint_headers(args: argparse.Namespace) -> dict[str, str]:
@@ -209,9 +269,7 @@ class Output:
 def _read_rows(path: Path, jsonl: bool) -> list[Row]:
     with open(path, newline="", encoding="utf-8") as fh:
         if not jsonl:
-            return [
-                dict(row, top_k=_parse_top_k(row.get("top_k", ""))) for row in csv.DictReader(fh) if row.get("path")
-            ]
+            return [_from_csv_row(row) for row in csv.DictReader(fh) if row.get("path")]
         rows = []
         for line in fh:
             try:
@@ -235,13 +293,36 @@ def _rewrite_rows(path: Path, jsonl: bool, rows: Iterable[Row]) -> None:
     os.replace(temporary, path)
 
 
+# A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection"): it gets a leading
+# apostrophe, which spreadsheets show as text and _uncell removes when a run resumes.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+TEXT_FIELDS = ("path", "label", "error")
+# top_k is "label:score;label:score": these characters in a label are percent-escaped, so no cell is ambiguous.
+TOP_K_ESCAPES = {"%": "%25", ";": "%3B", ":": "%3A"}
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _uncell(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+
+
 def _csv_row(row: Row) -> Row:
-    return dict(row, top_k=";".join(f"{label}:{score}" for label, score in row["top_k"]))
+    def escape(label: str) -> str:
+        return "".join(TOP_K_ESCAPES.get(ch, ch) for ch in label)
+
+    top_k = ";".join(f"{escape(label)}:{score}" for label, score in row["top_k"])
+    return dict(row, top_k=_cell(top_k), **{name: _cell(str(row[name])) for name in TEXT_FIELDS})
 
 
-def _parse_top_k(text: str) -> list[list[Any]]:
-    pairs = [part.rsplit(":", 1) for part in text.split(";") if ":" in part]
-    return [[label, float(score)] for label, score in pairs]
+def _from_csv_row(row: dict[str, str]) -> Row:
+    from urllib.parse import unquote
+
+    pairs = [part.rsplit(":", 1) for part in _uncell(row.get("top_k") or "").split(";") if ":" in part]
+    top_k = [[unquote(label), float(score)] for label, score in pairs]
+    return dict(row, top_k=top_k, **{name: _uncell(row.get(name) or "") for name in TEXT_FIELDS})
 
 
 # -- progress ------------------------------------------------------------------------------------------------
@@ -290,8 +371,10 @@ def run_jobs(items: Iterable[str], args: argparse.Namespace, on_row: Callable[[R
     job: Callable[[str], Row]  # one item -> its row, run by the executor
     if args.endpoint:
         endpoint = Endpoint(args.endpoint, endpoint_headers(args), args.timeout, args.retries)
+        http = endpoint.pool()
+        endpoint.learn_limits(http)
         executor = ThreadPoolExecutor(max_workers=args.concurrency)
-        job = functools.partial(endpoint.classify, endpoint.pool(), top_k=args.top_k)
+        job = functools.partial(endpoint.classify, http, top_k=args.top_k)
         window = args.concurrency * 2
     else:
         executor = ProcessPoolExecutor(max_workers=args.workers, initializer=_start_local_worker)
@@ -440,5 +523,5 @@ def _model_labels(args: argparse.Namespace) -> list[str]:
         return list(load_manifest(Settings.from_env().manifest_path).labels)
     import urllib3
 
-    answer = urllib3.request("GET", args.endpoint, headers=endpoint_headers(args), timeout=30)
+    answer = urllib3.request("GET", args.endpoint, headers=endpoint_headers(args), timeout=30, redirect=False)
     return json.loads(answer.data)["model"]["labels"]

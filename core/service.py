@@ -27,6 +27,7 @@ from typing import Any
 from .errors import MethodNotAllowed, ModelError, PayloadTooLarge, ServiceError
 from .fetch import fetch_image_bytes
 from .images import load_image, open_image
+from .limits import FRONT_DOORS
 from .manifest import Manifest
 from .memory import PixelBudget, release_freed_memory
 from .model import Classifier
@@ -105,9 +106,11 @@ class Service:
         request_id: str | None = None,
         base64_body: bool = False,
         accept: str | None = None,
+        front_door: str | None = None,
     ) -> Response:
         """Answer one HTTP request; never raises. ``base64_body``: the platform delivered the body base64-encoded
-        (API Gateway's ``isBase64Encoded``). ``accept``: the Accept header; a browser's GET gets the page."""
+        (API Gateway's ``isBase64Encoded``). ``accept``: the Accept header; a browser's GET gets the page.
+        ``front_door``: the platform's entrance the request came through (limits.py), for the usage JSON."""
         method = (method or "POST").upper()
         raw = body.encode("utf-8") if isinstance(body, str) else body or b""
 
@@ -116,7 +119,7 @@ class Service:
                 if wants_html(accept):
                     html, headers = page()
                     return Response(200, html, dict(headers))
-                return Response(200, self.usage())
+                return Response(200, self.usage(front_door))
             if method == "OPTIONS":
                 return Response(204, None, {"Allow": ALLOW})
             if method != "POST":
@@ -131,12 +134,36 @@ class Service:
             lambda trace: self._predict(trace, lambda: self._parse_payload(payload)), "INVOKE", cloud, request_id
         )
 
-    def usage(self) -> dict[str, Any]:
+    def usage(self, front_door: str | None = None) -> dict[str, Any]:
         manifest = self._loaded_manifest()
         return {
             "usage": 'POST JSON {"url": "https://..."} or {"image": "<base64>"} (batches: "urls" / '
             '"images", options: "top_k", "probabilities"), or the image itself as image/*',
-            "model": {"name": manifest.name, "version": manifest.version, "labels": list(manifest.labels)},
+            "model": {
+                "name": manifest.name,
+                "version": manifest.version,
+                "labels": list(manifest.labels),
+                "input_size": list(manifest.input_size),  # (height, width): larger photos gain nothing past ~3x
+            },
+            "limits": self.limits(front_door),
+        }
+
+    def limits(self, front_door: str | None = None) -> dict[str, Any]:
+        """The largest request and image a client may send through ``front_door``: the platform's limits
+        (limits.py) and the service's own settings, whichever is smaller."""
+        settings = self.settings
+        door = FRONT_DOORS.get(front_door or "")
+        body, raw, json_image = settings.max_body_bytes, settings.max_image_bytes, settings.max_image_bytes
+        if door is not None:
+            body = min(body, door.max_request_bytes)
+            raw = min(raw, door.max_raw_image_bytes or 0)
+            json_image = min(json_image, door.max_json_image_bytes)
+        return {
+            "front_door": door.key if door else None,
+            "max_request_bytes": body,
+            "max_image_bytes": {"raw": raw, "base64_json": json_image},
+            "max_image_pixels": settings.max_image_pixels,
+            "max_batch": settings.max_batch,
         }
 
     def _respond(

@@ -21,5 +21,6 @@ def predict(request: flask.Request) -> tuple[str, int, dict[str, str]]:
         cloud="gcp",
         request_id=request.headers.get("Function-Execution-Id"),
         accept=request.headers.get("Accept"),
+        front_door="gcp",
     )
     return response.body_text(), response.status, response.headers

@@ -65,6 +65,11 @@ class HttpEvent:
     """An HTTP-shaped event: what core needs from it, and core's answer in the front door's format."""
 
     base64_field = "isBase64Encoded"
+    front_door = "aws-rest"  # its key in core/limits.py
+
+    @classmethod
+    def door(cls, event: Event) -> str:
+        return cls.front_door
 
     @staticmethod
     def infer(event: Event) -> bool:
@@ -94,6 +99,7 @@ class HttpEvent:
             request_id=request_id,
             base64_body=bool(event.get(cls.base64_field)),
             accept=_header(headers, "accept"),
+            front_door=cls.door(event),
         )
         return cls.respond(response, event)
 
@@ -116,6 +122,11 @@ def _with_status_description(answer: dict[str, Any]) -> dict[str, Any]:
 class HttpApiV2(HttpEvent):
     """HTTP API (payload format 2.0) and Function URLs."""
 
+    @classmethod
+    def door(cls, event: Event) -> str:
+        domain = str(_dict(event.get("requestContext")).get("domainName") or "")
+        return "aws-url" if ".lambda-url." in domain else "aws-http"
+
     @staticmethod
     def infer(event: Event) -> bool:
         return (
@@ -131,6 +142,8 @@ class HttpApiV2(HttpEvent):
 
 class VpcLatticeV2(HttpEvent):
     """VPC Lattice, event structure version 2: camelCase fields, header values as lists or strings."""
+
+    front_door = "aws-lattice"
 
     @staticmethod
     def infer(event: Event) -> bool:
@@ -168,6 +181,8 @@ class ApplicationLoadBalancer(HttpEvent):
     """An ALB target group's event, single-value or (with multi-value headers enabled) multi-value mode.
 
     The load balancer passes the query string as it came, URL-encoded: it is decoded here."""
+
+    front_door = "aws-alb"
 
     @staticmethod
     def infer(event: Event) -> bool:

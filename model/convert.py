@@ -165,18 +165,25 @@ def image_batches(folder: Path | None, count: int, size, preprocessing: str, see
     """Up to ``count`` preprocessed images (1, H, W, 3) from ``folder`` (recursive), spread over it."""
     import numpy as np
     from keras_image_helper import create_preprocessor
+    from PIL import Image
+
+    from core.images import IMAGE_SUFFIXES, upright
 
     if folder is None:
         return []
     if not folder.is_dir():
         raise ConversionError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp"))
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ConversionError(f"no images (.jpg, .png, .webp, .bmp) in {folder}")
+        raise ConversionError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     rng = np.random.default_rng(seed)
     chosen = [files[i] for i in sorted(rng.permutation(len(files))[:count])]
     preprocessor = create_preprocessor(preprocessing, target_size=(size[1], size[0]))
-    return [preprocessor.from_path(str(p)).astype("float32") for p in chosen]
+    batches = []
+    for path in chosen:  # turned upright as serving turns them (core/images.py)
+        with Image.open(path) as img:
+            batches.append(preprocessor.convert_to_tensor(upright(img)).astype("float32"))
+    return batches
 
 
 def random_batches(count: int, size, seed: int):

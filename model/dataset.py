@@ -1,7 +1,8 @@
 """Load an image-folder split (``<root>/<split>/<label>/*.jpg``) the way serving sees it.
 
-Images are resized with ``keras_image_helper`` itself (RGB, nearest-neighbour resize to the full target
-size, no aspect-ratio keeping), so training, evaluation and serving all start from identical pixels.
+Images are turned upright by their EXIF Orientation (as serving does: core/images.py) and resized with
+``keras_image_helper`` itself (RGB, nearest-neighbour resize to the full target size, no aspect-ratio keeping),
+so training, evaluation and serving all start from identical pixels.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 from keras_image_helper import create_preprocessor
 from PIL import Image
 
-from core.images import IMAGE_SUFFIXES
+from core.images import IMAGE_SUFFIXES, upright
 
 
 def discover_labels(split_dir: Path) -> list[str]:
@@ -49,5 +50,5 @@ def load_pixels(paths, size: int, mode: str = "xception") -> np.ndarray:
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for i, path in enumerate(paths):
         with Image.open(path) as img:
-            out[i] = np.asarray(preprocessor.resize_image(img), dtype=np.uint8)
+            out[i] = np.asarray(preprocessor.resize_image(upright(img)), dtype=np.uint8)
     return out

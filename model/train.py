@@ -97,6 +97,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=0, help="TF intra-op threads (0 = all cores)")
     p.add_argument("--limit", type=int, default=0, help="use only N training images (smoke tests)")
+    p.add_argument(
+        "--fold",
+        help="cross-validation: 'I/K' trains on train + validation less fold I of K (stratified, by --seed) and "
+        "validates on that fold; its logits are saved as oof.npz",
+    )
     args = p.parse_args(argv)
     recipe = RECIPES["none" if args.backbone == "none" else "pretrained"]
     for key, value in recipe.items():
@@ -183,6 +188,11 @@ def load_data(args, np):
         val_paths, y_val = list_split(data / "validation", labels)
     except FileNotFoundError as exc:
         sys.exit(f"error: {exc} (--data-dir must hold train/ and validation/, one folder per label)")
+    if args.fold:
+        (train_paths, y_train), (val_paths, y_val) = cross_validation_split(
+            train_paths + val_paths, np.concatenate([y_train, y_val]), args.fold, args.seed
+        )
+    args.val_paths = [str(path) for path in val_paths]
     if args.limit:
         keep = np.random.default_rng(args.seed).permutation(len(train_paths))[: args.limit]
         train_paths, y_train = [train_paths[i] for i in keep], y_train[keep]
@@ -194,6 +204,35 @@ def load_data(args, np):
         flush=True,
     )
     return labels, (x_train, y_train), (x_val, y_val)
+
+
+def cross_validation_split(paths, ids, fold: str, seed: int):
+    """Fold ``I/K`` of a stratified K-fold split: every label's photos shuffled (by ``seed``) and dealt round-robin,
+    so each fold holds each label's share; the folds partition the photos. (train, held-out) as (paths, ids)."""
+    import numpy as np
+
+    try:
+        index, count = (int(part) for part in fold.split("/"))
+    except ValueError:
+        sys.exit(f"error: --fold {fold!r}: use I/K, e.g. 0/5")
+    if not (count >= 2 and 0 <= index < count):
+        sys.exit(f"error: --fold {fold!r}: K >= 2 and 0 <= I < K")
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(paths), dtype=bool)
+    for label in np.unique(ids):
+        members = rng.permutation(np.flatnonzero(ids == label))
+        held[members[index::count]] = True
+
+    def pick(mask):
+        return [paths[i] for i in np.flatnonzero(mask)], ids[mask]
+
+    return pick(~held), pick(held)
+
+
+def save_held_out_logits(model, x_val, y_val, args, out: Path, np) -> None:
+    """The kept model's logits on the held-out photos (float Keras), for out-of-fold accuracy and calibration."""
+    logits = model.predict(x_val.astype(np.float32) / 127.5 - 1.0, batch_size=64, verbose=0)
+    np.savez_compressed(out / "oof.npz", logits=logits, labels=y_val, paths=np.asarray(args.val_paths))
 
 
 def build_network(keras, args, num_classes: int):
@@ -282,7 +321,10 @@ def main(argv=None) -> int:
 
     # The checkpoint carries the optimizer state (moments and weight average: 4x the weights); ship the
     # network alone.
-    keras.saving.load_model(out / "best.keras", compile=False).save(out / "model.keras")
+    best = keras.saving.load_model(out / "best.keras", compile=False)
+    best.save(out / "model.keras")
+    if args.fold:
+        save_held_out_logits(best, x_val, y_val, args, out, np)
     (out / "labels.txt").write_text("\n".join(labels) + "\n")
     best_epoch = int(np.argmax(history.history["val_accuracy"]))
     summary = {
@@ -291,7 +333,7 @@ def main(argv=None) -> int:
         "train_seconds": round(time.time() - t0, 1),
         "params": int(model.count_params()),
         "command": "python model/train.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "args": vars(args),
+        "args": {key: value for key, value in vars(args).items() if key != "val_paths"},
         "labels": labels,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

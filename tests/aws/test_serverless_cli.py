@@ -100,7 +100,18 @@ def test_zip_holds_the_function_and_nothing_else(packaged):
         assert needed in tops, needed
     assert "model/clothing-model.tflite" in names and "model/clothing-model.json" in names
     assert "handlers/aws.py" in names and "core/service.py" in names
-    for unwanted in ("node_modules", "tests", "bench", "gcp", "azure", ".venv", "tensorflow", "torch", "skimage"):
+    for unwanted in (
+        "node_modules",
+        "tests",
+        "bench",
+        "gcp",
+        "azure",
+        ".venv",
+        "tensorflow",
+        "torch",
+        "skimage",
+        "pillow_heif",
+    ):
         assert unwanted not in tops, unwanted
     assert not [n for n in names if n.endswith(".pyc") or "model/runs" in n or n.endswith(".keras")]
     # Linux x86_64 wheels for CPython 3.12, whatever Python packaged it.

@@ -4,6 +4,7 @@ scaled in the browser, no request to any other origin, screenshots at desktop an
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import sys
@@ -14,6 +15,7 @@ import pytest
 
 from scripts.local_server import start_functions_framework, stop_server
 from tests.conftest import ROOT
+from tests.photos import phone_photo
 from tests.serverless import offline_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -118,9 +120,22 @@ def test_an_image_url_typed_with_the_keyboard(page, image_server):
     page.wait_for_selector("#error:has-text('non-public address')")
 
 
-def test_a_photo_over_the_limits_is_scaled_in_the_browser_and_keeps_its_answer(page, tmp_path):
-    """42 MP is over the API's 40 MP limit: the page scales it to 2048 px and sends that; the top label is the one
-    the original photo gets."""
+def test_a_sideways_12_megapixel_phone_photo_is_sent_upright_small_and_gets_the_right_answer(page, tmp_path):
+    """The page turns the photo upright, scales it to a 1,024-pixel long side and says so; the request is far
+    under Lambda's 6 MB invocation payload (and under the smallest front door's limit: an ALB's 1 MB)."""
+    photo = phone_photo(tmp_path / "phone.jpg")
+    assert photo.stat().st_size > 5_500_000
+    posts = []
+    page.on("request", lambda r: posts.append(len(r.post_data_buffer or b"")) if r.method == "POST" else None)
+    page.set_input_files("#file", str(photo))
+    assert top_label(page) == "pants"
+    assert "Scaled from 3000×4000" in page.inner_text("#timing") and "to 768×1024" in page.inner_text("#timing")
+    assert len(posts) == 1 and posts[0] < 1_000_000, posts
+    assert not page.is_visible("#error")
+
+
+def test_a_photo_over_the_pixel_limit_is_scaled_in_the_browser_and_keeps_its_answer(page, tmp_path):
+    """42 MP is over the API's 40 MP limit: the page scales it before sending; the top label is the original's."""
     from PIL import Image
 
     big = tmp_path / "big.jpg"
@@ -128,8 +143,36 @@ def test_a_photo_over_the_limits_is_scaled_in_the_browser_and_keeps_its_answer(p
         image.resize((7000, 6000), Image.BICUBIC).save(big, quality=90)
     page.set_input_files("#file", str(big))
     assert top_label(page) == "pants"
-    uploads = [r for r in page.requests_seen if r.split("?")[0].endswith(("/", "/predict"))]
-    assert uploads and not page.is_visible("#error")
+    assert "Scaled from 7000×6000" in page.inner_text("#timing")
+    assert not page.is_visible("#error")
+
+
+def test_a_small_photo_is_sent_as_it_is(page):
+    """The sample (400x533) is no larger than the model needs: sent untouched, and the page says so."""
+    bodies = []
+    page.on("request", lambda r: bodies.append(r.post_data_json) if r.method == "POST" else None)
+    page.set_input_files("#file", str(SAMPLE))
+    assert top_label(page) == "pants"
+    assert "Sent as it is: 400×533" in page.inner_text("#timing")
+    assert [base64.b64decode(body["image"]) for body in bodies] == [SAMPLE.read_bytes()]
+
+
+def test_api_calls_stay_on_the_pages_origin_whatever_its_path(browser, site):
+    """Opened at a path that reads as protocol-relative (//other-host/x), the page still calls its own origin.
+    Where every path reaches the function (functions-framework here; a Lambda Function URL); serverless offline
+    routes only /dev/predict."""
+    if "/dev/predict" in site:
+        pytest.skip("serverless offline answers only /dev/predict; the path cannot be chosen there")
+    scheme, host = urlsplit(site)[:2]
+    context = browser.new_context()
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{scheme}://{host}//other-host.invalid/x")
+    page.wait_for_timeout(500)
+    api = [url for url in requests[1:] if not url.startswith(("blob:", "data:"))]
+    assert api and all(urlsplit(url).netloc == host for url in api), requests
+    context.close()
 
 
 def test_the_page_keeps_the_query_string_on_its_requests(browser, site):

@@ -60,7 +60,9 @@ def test_bundle_contents(tmp_path, target, must_have):
         assert name in files
     assert not [f for f in files if "__pycache__" in f or f.startswith(("tests", "handlers", "node_modules"))]
     requirements = (out / "requirements.txt").read_text()
-    assert all(tool not in requirements for tool in ("tensorflow", "torch", "efficientnet", "scikit-image"))
+    assert all(
+        tool not in requirements for tool in ("tensorflow", "torch", "efficientnet", "scikit-image", "pillow-heif")
+    )
 
 
 def test_gcp_bundle_serves_from_its_own_virtualenv(tmp_path, pants_photo):

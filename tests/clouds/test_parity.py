@@ -2,6 +2,7 @@
 `serverless offline`, give the same status and body."""
 
 import base64
+import io
 import json
 import urllib.error
 import urllib.parse
@@ -9,9 +10,45 @@ import urllib.request
 from types import SimpleNamespace
 
 import pytest
+from PIL import Image
 
-from tests.conftest import image_bytes
+from core.images import tagged_jpeg
+from tests.conftest import ROOT, image_bytes
 from tests.serverless import offline_server
+
+
+def tagged(photo: bytes, orientation: int) -> bytes:
+    """The photo as a phone stores it with this EXIF Orientation: sideways, upside down or mirrored, and tagged."""
+    with Image.open(io.BytesIO(photo)) as img:
+        return tagged_jpeg(img.convert("RGB"), orientation)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+ORIENTATIONS = [
+    (f"orientation {n} raw", "POST", lambda p, u, n=n: tagged(p, n), "image/jpeg", {"top_k": "1"}, 200)
+    for n in range(1, 9)
+] + [
+    (
+        "orientation 6 base64",
+        "POST",
+        lambda p, u: json.dumps({"image": b64(tagged(p, 6)), "top_k": 1}).encode(),
+        "application/json",
+        None,
+        200,
+    ),
+    (
+        "orientations 1-8 batch",
+        "POST",
+        lambda p, u: json.dumps({"images": [b64(tagged(p, n)) for n in range(1, 9)], "top_k": 1}).encode(),
+        "application/json",
+        None,
+        200,
+    ),
+    ("orientation 8 url", "POST", lambda p, u: json.dumps({"url": u + "-tag8", "top_k": 1}).encode(), None, None, 200),
+]
 
 CASES = [
     # name, method, body (or a builder taking (pants bytes, pants url)), content type, query, expected status
@@ -75,14 +112,18 @@ CASES = [
     ("usage", "GET", lambda p, u: b"", "application/json", None, 200),
     ("options", "OPTIONS", lambda p, u: b"", "application/json", None, 204),
     ("delete", "DELETE", lambda p, u: b"", "application/json", None, 405),
-]
+] + [(*case[:3], case[3] or "application/json", *case[4:]) for case in ORIENTATIONS]
+# The front door each caller below stands for (core/limits.py): GET's usage JSON reports that door's limits.
+DOOR_OF = {"aws": "aws-rest", "aws-offline": "aws-rest", "gcp": "gcp", "azure": "azure"}
 
 
 @pytest.fixture
-def pants(image_server, pants_photo):
+def pants(image_server):
     base, routes = image_server
-    routes["/parity-pants.jpg"] = (200, {"Content-Type": "image/jpeg"}, pants_photo.read_bytes())
-    return pants_photo.read_bytes(), base + "/parity-pants.jpg"
+    photo = (ROOT / "samples" / "pants.jpg").read_bytes()
+    routes["/parity-pants.jpg"] = (200, {"Content-Type": "image/jpeg"}, photo)
+    routes["/parity-pants.jpg-tag8"] = (200, {"Content-Type": "image/jpeg"}, tagged(photo, 8))
+    return photo, base + "/parity-pants.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +235,12 @@ def test_same_answer_on_every_cloud(
         if status != 204:
             assert header(headers, "Content-Type").startswith("application/json"), cloud
     bodies = {cloud: answer[2] for cloud, answer in answers.items()}
+    if name == "usage":  # the same but for the limits of the front door each came through
+        doors = {cloud: body.pop("limits")["front_door"] for cloud, body in bodies.items()}
+        assert doors == {cloud: DOOR_OF.get(cloud) or "aws-" + cloud.split("-")[1] for cloud in bodies}, doors
     assert all(answer == bodies["aws"] for answer in bodies.values()), bodies
     if status >= 400:
         assert bodies["aws"]["error"]["type"] and bodies["aws"]["error"]["message"]
+    if name.startswith("orientation"):  # every orientation, mirrored ones included, gives the upright answer
+        answers = bodies["aws"] if isinstance(bodies["aws"], list) else [bodies["aws"]]
+        assert [list(answer) for answer in answers] == [["pants"]] * len(answers), answers

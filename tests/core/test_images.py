@@ -109,3 +109,57 @@ def test_interlaced_pngs_are_counted_pass_by_pass():
     assert image.size == (10, 10) and image.getextrema() == (127, 127)
     with pytest.raises(InvalidImage, match="PNG is truncated"):
         decode_image(png_from_rows(10, 10, raw[:100], interlace=1), max_pixels=10**6)
+
+
+def _two_colour(size=(60, 30)) -> Image.Image:
+    """Red, with a blue corner at the top left: any turn or mirror moves the corner."""
+    img = Image.new("RGB", size, (250, 10, 10))
+    img.paste((10, 10, 250), (0, 0, size[0] // 3, size[1] // 3))
+    return img
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_decodes_to_the_upright_pixels(orientation):
+    """PNG is lossless: a photo stored turned or mirrored and tagged decodes to exactly the upright pixels."""
+    from core.images import STORED_AS
+
+    upright = _two_colour()
+    stored = upright.transpose(STORED_AS[orientation]) if orientation in STORED_AS else upright
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    stored.save(buf, "PNG", exif=exif)
+    decoded = decode_image(buf.getvalue(), max_pixels=10**6)
+    assert decoded.size == upright.size
+    assert decoded.tobytes() == upright.tobytes()
+
+
+def test_an_untagged_image_is_left_as_the_same_object():
+    """Parity with keras_image_helper for untagged files: upright() hands back the image itself, untouched."""
+    from core.images import upright
+
+    img = Image.open(io.BytesIO(image_bytes("JPEG")))
+    assert upright(img) is img
+
+
+def test_avif_decodes_with_pillow_alone():
+    img = decode_image(image_bytes("AVIF", size=(40, 30)), max_pixels=10**6)
+    assert img.size == (40, 30) and img.convert("RGB").getpixel((20, 15))[0] > 150
+
+
+def test_heic_decodes_where_the_deployment_installs_pillow_heif():
+    """The opt-in (README, "Image formats"): pillow-heif is installed for development, so core registered it.
+    The book's stack (make test-legacy) is the one environment without it."""
+    import os
+
+    if os.environ.get("EXPECT_TFLITE_RUNTIME") == "tflite_runtime":
+        pytest.skip("the book's stack (.venv-tflite) installs no pillow-heif")
+    from pillow_heif import from_pillow
+
+    from core.images import FORMATS, IMAGE_SUFFIXES
+
+    assert "HEIF" in FORMATS and ".heic" in IMAGE_SUFFIXES
+    buf = io.BytesIO()
+    from_pillow(Image.new("RGB", (64, 48), (200, 30, 30))).save(buf, quality=90)
+    img = decode_image(buf.getvalue(), max_pixels=10**6)
+    assert img.size == (64, 48) and img.convert("RGB").getpixel((32, 24))[0] > 150
