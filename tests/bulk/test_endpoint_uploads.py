@@ -138,7 +138,7 @@ def test_csv_cells_never_start_a_formula_and_read_back_exactly(tmp_path):
     out = tmp_path / "out.csv"
     rows = [
         {"path": name, "label": "pants", "score": 0.9, "top_k": [["pants", 0.9], ["a;b:c%", 0.1]], "error": ""}
-        for name in ("=HYPERLINK(\"http://x\")", "+1.jpg", "-2.jpg", "@SUM(A1).jpg", "\tx.jpg", "plain.jpg")
+        for name in ('=HYPERLINK("http://x")', "+1.jpg", "-2.jpg", "@SUM(A1).jpg", "\tx.jpg", "plain.jpg")
     ]
     rows.append({"path": "=bad.jpg", "label": "", "score": "", "top_k": [], "error": "=cmd|' /C calc'!A0"})
     output = Output(str(out))
@@ -147,7 +147,7 @@ def test_csv_cells_never_start_a_formula_and_read_back_exactly(tmp_path):
     output.close()
     cells = [cell for line in csv.reader(out.open(newline="")) for cell in line]
     assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t"))], cells
-    assert "'=HYPERLINK(\"http://x\")" in cells and "pants:0.9;a%3Bb%3Ac%25:0.1" in cells
+    assert '\'=HYPERLINK("http://x")' in cells and "pants:0.9;a%3Bb%3Ac%25:0.1" in cells
     resumed = Output(str(out))  # keeps the answered rows, exactly as they were
     resumed.close()
     assert resumed.done == {row["path"]: {**row, "score": str(row["score"])} for row in rows[:-1]}
