@@ -14,14 +14,18 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import fnmatch
 import functools
 import glob
+import io
 import json
+import multiprocessing
 import os
+import stat
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
 Row = dict[str, Any]  # one output row: FIELDS
 FIELDS = ("path", "label", "score", "top_k", "error")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+MAX_RETRY_AFTER = 30.0  # seconds: an endpoint's Retry-After is followed up to this (one said 100000)
+MAX_ANSWER_BYTES = 1024 * 1024  # an answer is ~300 bytes of scores; a larger one is not an answer
 # --endpoint: a file over the endpoint's limit is sent upright and scaled to this long side, as the page does.
 UPLOAD_LONG_SIDE = 1024
 UPLOAD_QUALITY = 85
@@ -50,7 +56,7 @@ def is_url(item: str) -> bool:
 def expand_inputs(items: Iterable[str], list_file: str | None = None) -> list[str]:
     """Files, folders (recursed, images only, sorted), globs and URLs, in order, without repeats."""
     if list_file:
-        stream = sys.stdin if list_file == "-" else open(list_file, encoding="utf-8")
+        stream = sys.stdin if list_file == "-" else open(list_file, encoding="utf-8", errors="surrogateescape")
         with stream:
             items = list(items) + [line.strip() for line in stream if line.strip() and not line.startswith("#")]
     seen: set[str] = set()
@@ -59,9 +65,9 @@ def expand_inputs(items: Iterable[str], list_file: str | None = None) -> list[st
         if is_url(item):
             found = [item]
         elif os.path.isdir(item):
-            found = sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(walk_images(item))
         elif any(ch in item for ch in "*?["):
-            found = sorted(p for p in glob.glob(item, recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(glob_images(item))
         else:
             found = [item]  # a missing file becomes an error row, not a crash
         for one in found:
@@ -71,11 +77,58 @@ def expand_inputs(items: Iterable[str], list_file: str | None = None) -> list[st
     return out
 
 
+def walk_images(root: str) -> Iterator[str]:
+    """The image files under ``root``: regular files only (a FIFO or device named *.jpg would block a read
+    forever); symbolic links followed, but no folder visited twice, so a link loop ends. A folder that cannot be
+    listed (no permission, a path over the system's limit) is yielded itself: its row says why."""
+    visited: set[tuple[int, int]] = set()
+    unreadable: list[str] = []
+    for folder, subfolders, files in os.walk(root, followlinks=True, onerror=lambda e: unreadable.append(e.filename)):
+        try:
+            info = os.stat(folder)
+        except OSError:
+            unreadable.append(folder)
+            subfolders[:] = []
+            continue
+        if (info.st_dev, info.st_ino) in visited:
+            subfolders[:] = []
+            continue
+        visited.add((info.st_dev, info.st_ino))
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and _is_regular_file(path):
+                yield path
+    yield from (str(folder) for folder in unreadable)
+
+
+def glob_images(pattern: str) -> list[str]:
+    """Image files matching a glob. ``**`` walks with ``walk_images`` (glob's own recursion follows a link loop
+    until paths hit the length limit: 9 photos became 369 rows); ``*``, ``?`` and ``[...]`` use glob."""
+    if "**" not in pattern:
+        return [
+            p for p in glob.glob(pattern) if os.path.splitext(p)[1].lower() in IMAGE_SUFFIXES and _is_regular_file(p)
+        ]
+    parts = pattern.split(os.sep)
+    first_magic = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    root = os.sep.join(parts[:first_magic]) or ("/" if pattern.startswith(os.sep) else ".")
+    flat = pattern.replace("**" + os.sep, "")  # ** also matches no folder at all
+    return [p for p in walk_images(root) if fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, flat)]
+
+
+def _is_regular_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def payload_for(item: str, top_k: int, max_image_bytes: int | None = None) -> dict[str, Any]:
     """The API request for one input (raises OSError for an unreadable file). A file over ``max_image_bytes`` is
     sent turned upright and scaled down (``fit_for_upload``), so the platform never refuses the request."""
     if is_url(item):
         return {"url": item, "top_k": top_k, "probabilities": True}
+    if not stat.S_ISREG(os.stat(item).st_mode):  # reading a FIFO or a device would wait forever
+        raise OSError(0, "not a regular file")
     data = Path(item).read_bytes()
     if max_image_bytes is not None and len(data) > max_image_bytes:
         data = fit_for_upload(data, max_image_bytes)
@@ -108,8 +161,21 @@ def fit_for_upload(data: bytes, max_bytes: int) -> bytes:
         side, quality = side * 3 // 4, max(60, quality - 10)
 
 
+def error_row(item: str, message: str) -> Row:
+    return {"path": item, "label": "", "score": "", "top_k": [], "error": message[:500]}
+
+
+def is_scores(body: object) -> bool:
+    """The API's answer for one image: {label: number}, at least one."""
+    return (
+        isinstance(body, dict)
+        and bool(body)
+        and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in body.items())
+    )
+
+
 def row_for(item: str, status: int, body: Any) -> Row:
-    if status == 200 and isinstance(body, dict) and body:
+    if status == 200 and is_scores(body):
         best = next(iter(body.items()))
         return {
             "path": item,
@@ -118,9 +184,11 @@ def row_for(item: str, status: int, body: Any) -> Row:
             "top_k": [[label, round(float(score), 6)] for label, score in body.items()],
             "error": "",
         }
-    error = body.get("error", {}) if isinstance(body, dict) else {}
-    message = f"{error.get('type', 'http_' + str(status))}: {error.get('message', body)}"
-    return {"path": item, "label": "", "score": "", "top_k": [], "error": message[:500]}
+    if status == 200:  # a gateway's page, another service, a truncated answer: never a crash
+        return error_row(item, f"endpoint_error: HTTP 200 without label scores: {str(body)[:200]}")
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    return error_row(item, f"{error.get('type', 'http_' + str(status))}: {error.get('message', body)}")
 
 
 # -- workers: the local model ------------------------------------------------------------------------------
@@ -143,7 +211,7 @@ def classify_locally(item: str, top_k: int) -> Row:
     try:
         payload = payload_for(item, top_k)
     except OSError as exc:
-        return {"path": item, "label": "", "score": "", "top_k": [], "error": f"file_error: {exc.strerror}"}
+        return error_row(item, f"file_error: {exc.strerror}")
     assert _SERVICE is not None, "the worker's initializer creates the service"
     response = _SERVICE.handle_payload(payload, cloud="bulk")
     return row_for(item, response.status, response.body)
@@ -162,58 +230,105 @@ class Endpoint:
 
     def learn_limits(self, http: urllib3.PoolManager) -> None:
         """Ask the endpoint (GET) how large an image its front door lets through; keep the default if it won't say."""
+        from .fetch import Watchdog
+
         try:
-            answer = http.request("GET", self.url, headers=self.headers, timeout=10, retries=False, redirect=False)
-            self.max_image_bytes = int(json.loads(answer.data)["limits"]["max_image_bytes"]["base64_json"])
+            with Watchdog(time.monotonic() + 10) as watchdog:
+                answer = http.request(
+                    "GET", self.url, headers=self.headers, retries=False, redirect=False, preload_content=False
+                )
+                data = _read_answer(answer, watchdog.deadline)
+            self.max_image_bytes = int(json.loads(data or b"")["limits"]["max_image_bytes"]["base64_json"])
         except Exception:  # an older deployment, a gateway's page, no answer: the smallest platform's limit holds
             pass
 
     def pool(self) -> urllib3.PoolManager:
-        import urllib3
+        from .fetch import watched_pool_manager
 
-        retry = urllib3.Retry(
-            total=self.retries,
-            connect=self.retries,
-            read=self.retries,
-            status=self.retries,
-            backoff_factor=0.5,
-            backoff_max=10,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=None,
-            raise_on_status=False,
-            respect_retry_after_header=True,
-        )
-        return urllib3.PoolManager(maxsize=64, retries=retry, timeout=urllib3.Timeout(connect=10, read=self.timeout))
+        return watched_pool_manager(maxsize=64, retries=False, timeout=self.timeout)
 
     def classify(self, http: urllib3.PoolManager, item: str, top_k: int) -> Row:
+        """One image through the endpoint: retried on 429/5xx, timeouts and dropped connections (never on other
+        4xx), with backoff or the endpoint's Retry-After (at most MAX_RETRY_AFTER seconds)."""
+        try:
+            payload = json.dumps(payload_for(item, top_k, self.max_image_bytes)).encode()
+        except OSError as exc:
+            return error_row(item, f"file_error: {exc.strerror}")
+        failure, wait_seconds = "", 0.0
+        for attempt in range(self.retries + 1):
+            time.sleep(wait_seconds)
+            outcome = self._attempt(http, payload)
+            if isinstance(outcome, tuple):
+                status, headers, data = outcome
+                if status not in RETRY_STATUSES:
+                    return _row_from_answer(item, status, headers, data)
+                failure, wait_seconds = f"HTTP {status}", _retry_after(headers.get("Retry-After"), attempt)
+            else:
+                failure, wait_seconds = outcome, _retry_after(None, attempt)
+        return error_row(item, f"endpoint_error: gave up after {self.retries} retries: {failure}")
+
+    def _attempt(self, http: urllib3.PoolManager, payload: bytes) -> tuple[int, Any, bytes | None] | str:
+        """One POST, within ``timeout`` seconds from sending to the answer's last byte (a watchdog shuts the
+        connection then: a server dripping a byte a second cannot outlast it). (status, headers, body or None
+        when over MAX_ANSWER_BYTES), or why it failed."""
         import urllib3
 
+        from .fetch import Watchdog
+
+        with Watchdog(time.monotonic() + self.timeout) as watchdog:
+            try:
+                # Redirects are not followed: the request carries the caller's keys, which must never reach
+                # another host.
+                response = http.request(
+                    "POST", self.url, body=payload, headers=self.headers, redirect=False, preload_content=False
+                )
+                try:
+                    data = _read_answer(response, watchdog.deadline)
+                finally:
+                    response.release_conn()
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                return f"no whole answer within --timeout {self.timeout:g}s" if watchdog.fired else str(exc)[:200]
+        if watchdog.fired:
+            return f"no whole answer within --timeout {self.timeout:g}s"
+        return response.status, response.headers, data
+
+
+def _retry_after(value: str | None, attempt: int) -> float:
+    """Seconds before the next try: the endpoint's Retry-After (seconds or a date), else exponential backoff."""
+    import urllib3
+
+    if value:
         try:
-            payload = payload_for(item, top_k, self.max_image_bytes)
-        except OSError as exc:
-            return {"path": item, "label": "", "score": "", "top_k": [], "error": f"file_error: {exc.strerror}"}
-        try:
-            # Redirects are not followed: the request carries the caller's keys, which must never reach another host.
-            response = http.request(
-                "POST", self.url, body=json.dumps(payload).encode(), headers=self.headers, redirect=False
-            )
-        except urllib3.exceptions.MaxRetryError as exc:
-            return {
-                "path": item,
-                "label": "",
-                "score": "",
-                "top_k": [],
-                "error": f"endpoint_error: gave up after {self.retries} retries: {exc.reason}"[:500],
-            }
-        if 300 <= response.status < 400:
-            return row_for(item, response.status, redirect_error(response.status, response.headers.get("Location")))
-        try:
-            body = json.loads(response.data)
-        except ValueError:
-            body = {
-                "error": {"type": f"http_{response.status}", "message": response.data[:200].decode(errors="replace")}
-            }
-        return row_for(item, response.status, body)
+            return min(max(urllib3.Retry().parse_retry_after(value), 0.0), MAX_RETRY_AFTER)
+        except urllib3.exceptions.InvalidHeader:
+            pass
+    return min(0.5 * 2**attempt, 10.0)
+
+
+def _row_from_answer(item: str, status: int, headers: Any, data: bytes | None) -> Row:
+    if 300 <= status < 400:
+        return row_for(item, status, redirect_error(status, headers.get("Location")))
+    if data is None:
+        return error_row(item, f"endpoint_error: an answer over {MAX_ANSWER_BYTES} bytes is not label scores")
+    try:
+        body = json.loads(data)
+    except ValueError:
+        text = data[:200].decode(errors="replace")
+        body = text if status == 200 else {"error": {"type": f"http_{status}", "message": text}}
+    return row_for(item, status, body)
+
+
+def _read_answer(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes | None:
+    """The answer's body, or None past MAX_ANSWER_BYTES (read no further). read1: one socket read per call, so
+    the deadline is checked however slowly the bytes come."""
+    data = bytearray()
+    while chunk := response.read1(64 * 1024):
+        data += chunk
+        if len(data) > MAX_ANSWER_BYTES:
+            return None
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer took longer than the deadline")
+    return bytes(data)
 
 
 def redirect_error(status: int, location: str | None) -> dict[str, Any]:
@@ -249,7 +364,8 @@ class Output:
             kept = [row for row in _read_rows(self.path, self.jsonl) if not row.get("error")]
             self.done = {row["path"]: row for row in kept}
             _rewrite_rows(self.path, self.jsonl, kept)
-        self._file = open(self.path, "a", newline="", encoding="utf-8") if self.path else sys.stdout
+        # surrogateescape: a file name that is not UTF-8 is written (and read back on resume) as its own bytes.
+        self._file = open(self.path, "a", newline="", encoding=ENCODING, errors=ERRORS) if self.path else sys.stdout
         self._csv = csv.DictWriter(self._file, FIELDS)
         if not self.jsonl and (self.path is None or self.path.stat().st_size == 0):
             self._csv.writeheader()
@@ -266,22 +382,49 @@ class Output:
             self._file.close()
 
 
+ENCODING, ERRORS = "utf-8", "surrogateescape"
+
+
 def _read_rows(path: Path, jsonl: bool) -> list[Row]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        if not jsonl:
-            return [_from_csv_row(row) for row in csv.DictReader(fh) if row.get("path")]
-        rows = []
-        for line in fh:
+    """The rows of an earlier run that are whole and well-formed. Every row is written with its line end and
+    flushed, so a last line without one was cut short by a kill: it is dropped (that image is done again), as is
+    any line that is not a row of ours (a foreign or hand-edited file)."""
+    text = path.read_bytes().decode(ENCODING, ERRORS)
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    if jsonl:
+        candidates = []
+        for line in text.splitlines():
             try:
-                rows.append(json.loads(line))
-            except ValueError:  # a line cut short by a kill: that image is done again
+                candidates.append(json.loads(line))
+            except ValueError:
                 pass
-        return rows
+    else:
+        try:
+            candidates = [_from_csv_row(row) for row in csv.DictReader(io.StringIO(text, newline=""))]
+        except csv.Error:
+            candidates = []
+    return [row for row in candidates if _is_row(row)]
+
+
+def _is_row(row: object) -> bool:
+    if not isinstance(row, dict) or set(row) != set(FIELDS) or not isinstance(row["path"], str) or not row["path"]:
+        return False
+    if row["error"]:
+        return isinstance(row["error"], str)
+    top_k = row["top_k"]
+    return (
+        isinstance(row["label"], str)
+        and isinstance(top_k, list)
+        and bool(top_k)
+        and all(isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], (int, float)) for pair in top_k)
+        and top_k[0][0] == row["label"]
+    )
 
 
 def _rewrite_rows(path: Path, jsonl: bool, rows: Iterable[Row]) -> None:
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as fh:
+    with open(temporary, "w", newline="", encoding=ENCODING, errors=ERRORS) as fh:
         writer = csv.DictWriter(fh, FIELDS)
         if not jsonl:
             writer.writeheader()
@@ -317,12 +460,19 @@ def _csv_row(row: Row) -> Row:
     return dict(row, top_k=_cell(top_k), **{name: _cell(str(row[name])) for name in TEXT_FIELDS})
 
 
-def _from_csv_row(row: dict[str, str]) -> Row:
+def _from_csv_row(row: dict[str | None, Any]) -> Row | None:
+    """A CSV row as written by _csv_row, or None when it is not one (missing or extra cells, a bad top_k)."""
     from urllib.parse import unquote
 
-    pairs = [part.rsplit(":", 1) for part in _uncell(row.get("top_k") or "").split(";") if ":" in part]
-    top_k = [[unquote(label), float(score)] for label, score in pairs]
-    return dict(row, top_k=top_k, **{name: _uncell(row.get(name) or "") for name in TEXT_FIELDS})
+    if None in row or any(not isinstance(row.get(name), str) for name in FIELDS):
+        return None
+    try:
+        pairs = [part.rsplit(":", 1) for part in _uncell(row["top_k"]).split(";") if part]
+        top_k = [[unquote(label), float(score)] for label, score in pairs]
+    except ValueError:
+        return None
+    cells = {name: row[name] for name in FIELDS}
+    return {**cells, "top_k": top_k, **{name: _uncell(cells[name]) for name in TEXT_FIELDS}}
 
 
 # -- progress ------------------------------------------------------------------------------------------------
@@ -394,10 +544,14 @@ def run_jobs(items: Iterable[str], args: argparse.Namespace, on_row: Callable[[R
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 on_row(future.result())
-    finally:
+    except BaseException:  # Ctrl-C: stop now, not after the jobs running (a slow endpoint, a stuck read)
         for future in pending:
             future.cancel()
-        executor.shutdown(wait=True, cancel_futures=True)
+        for child in multiprocessing.active_children():  # the local workers
+            child.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
 
 
 def summarize(rows: Sequence[Row], seconds: float) -> dict[str, Any]:
@@ -511,7 +665,11 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2), file=sys.stderr)
     if interrupted:
         print(f"interrupted: {len(rows)} images answered so far; run the same command again to resume", file=sys.stderr)
-        return 130
+        # The output is complete and closed; a request thread still waiting on an endpoint must not hold the
+        # process open (Python joins every pool thread at exit).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     return 0 if summary["errors"] == 0 else 1
 
 

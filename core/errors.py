@@ -4,14 +4,16 @@ from __future__ import annotations
 
 
 class ServiceError(Exception):
-    """A failure the client can act on. ``type`` and ``message`` go into the JSON error body."""
+    """A failure the client can act on. ``type`` and ``message`` go into the JSON error body, ``headers`` into
+    the answer (405's Allow, 503's Retry-After)."""
 
     status = 400
     type = "bad_request"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers or {}
 
     def to_dict(self) -> dict[str, dict[str, str]]:
         return {"error": {"type": self.type, "message": self.message}}
@@ -19,6 +21,10 @@ class ServiceError(Exception):
 
 class BadRequest(ServiceError):
     status, type = 400, "bad_request"
+
+
+class NotFound(ServiceError):
+    status, type = 404, "not_found"
 
 
 class MethodNotAllowed(ServiceError):

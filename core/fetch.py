@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import queue
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
@@ -55,8 +55,15 @@ EXTRA_BLOCKED = tuple(
 )
 
 
-# getaddrinfo has no timeout of its own: it runs here so a hung resolver cannot outlive the deadline.
-_RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
+# getaddrinfo has no timeout of its own: each lookup runs in a thread of its own, so a hung resolver cannot
+# outlive the deadline, and a request whose lookups hang never queues another request's behind them (a shared
+# pool did: 16 unanswered names made every other URL wait). Lookups still hanging are capped; past the cap a
+# new lookup is refused at once (504) rather than starting more threads.
+RESOLVING_MAX = 64
+_resolving = threading.BoundedSemaphore(RESOLVING_MAX)
+# A host name as DNS can hold it: labels of letters, digits, hyphens (not at either end; "_" as some real hosts
+# have it), 1-63 characters, at most 253 in all. Anything else can never resolve: 400, not a lookup.
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 POOLS_KEPT = 8  # hosts whose connections stay open
 CONNECTIONS_KEPT = 8  # per host: as many as a threaded server (functions-framework, 8 threads) uses at once
 
@@ -95,14 +102,38 @@ def resolve(host: str, port: int, allow_networks: Iterable[IPNetwork], timeout: 
         return str(check_address(host, allow_networks))
     except ValueError:
         pass
-    try:
-        infos = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM).result(timeout)
-    except FutureTimeout:
-        raise FetchTimeout(f"resolving host '{host}' took too long") from None
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchFailed(f"cannot resolve host '{host}': {exc}") from None
+    infos = _getaddrinfo(host, port, timeout)
     addresses = [check_address(str(info[4][0]), allow_networks) for info in infos]
     return str(addresses[0])
+
+
+def _getaddrinfo(host: str, port: int, timeout: float) -> list[Any]:
+    """socket.getaddrinfo in a thread of its own, given up after ``timeout`` (the thread ends when the system
+    resolver gives up; it holds one of RESOLVING_MAX places until then)."""
+    if not _resolving.acquire(blocking=False):
+        raise FetchTimeout(f"too many host-name lookups are hanging on this instance; not resolving '{host}'")
+    answer: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+
+    def lookup() -> None:
+        try:
+            answer.put((True, socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
+        except (OSError, UnicodeError) as exc:
+            answer.put((False, exc))
+        finally:
+            _resolving.release()
+
+    try:
+        threading.Thread(target=lookup, name="resolve", daemon=True).start()
+    except RuntimeError:  # the process cannot start another thread
+        _resolving.release()
+        raise FetchTimeout(f"no thread left to resolve '{host}'") from None
+    try:
+        ok, result = answer.get(timeout=max(timeout, 0.001))
+    except queue.Empty:
+        raise FetchTimeout(f"resolving host '{host}' took too long") from None
+    if not ok:
+        raise FetchFailed(f"cannot resolve host '{host}': {result}")
+    return result
 
 
 def _checked_url_parts(url: str) -> UrlParts:
@@ -118,15 +149,27 @@ def _checked_url_parts(url: str) -> UrlParts:
         raise BadRequest("the URL has no host")
     if parts.username or parts.password:
         raise BadRequest("URLs with credentials are not accepted")
-    try:
-        parts.hostname.encode("idna")
-    except UnicodeError:
-        raise BadRequest(f"the URL's host name '{parts.hostname[:100]}' is not a valid host name") from None
+    if not _valid_host(parts.hostname):
+        raise BadRequest(f"the URL's host name '{parts.hostname[:100]}' is not a valid host name")
     port = port or (443 if parts.scheme == "https" else 80)
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
     return UrlParts(parts.scheme, parts.hostname, port, target)
+
+
+def _valid_host(host: str) -> bool:
+    """An IP address literal, or a name DNS could hold (internationalised names in their IDNA form)."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return True
+    except ValueError:
+        pass
+    try:
+        name = host.encode("idna").decode("ascii").rstrip(".")
+    except UnicodeError:
+        return False
+    return 0 < len(name) <= 253 and all(HOST_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def fetch_image_bytes(url: str, settings: Settings, deadline: float | None = None) -> bytes:
@@ -146,7 +189,7 @@ def fetch_image_bytes(url: str, settings: Settings, deadline: float | None = Non
         if remaining <= 0:
             raise FetchTimeout(too_long)
         address = resolve(parts.host, parts.port, settings.fetch_allow_networks, timeout=remaining)
-        with _Watchdog(deadline) as watchdog:
+        with Watchdog(deadline) as watchdog:
             try:
                 location, body = _get(parts, address, deadline, settings)
             except ServiceError:
@@ -183,17 +226,21 @@ def _get(parts: UrlParts, address: str, deadline: float, settings: Settings) -> 
 _WATCHED = threading.local()  # the watchdog of the fetch running on this thread
 
 
-class _Watchdog:
+class Watchdog:
     """Shuts the socket of this thread's request when the deadline passes: timeouts bound each socket read,
     not their sum, and a server that drips one header line or byte at a time would never trip them."""
 
     def __init__(self, deadline: float) -> None:
         self.connection: Any = None  # set by _WatchedConnection.request
+        # The connection's socket, kept here: http.client drops conn.sock once the headers of an answer that ends
+        # the connection are read, while the body is still read from that socket.
+        self.sock: socket.socket | None = None
+        self.deadline = deadline
         self.fired = False
         self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
         self._timer.daemon = True
 
-    def __enter__(self) -> _Watchdog:
+    def __enter__(self) -> Watchdog:
         _WATCHED.watchdog = self
         self._timer.start()
         return self
@@ -202,9 +249,14 @@ class _Watchdog:
         self._timer.cancel()
         _WATCHED.watchdog = None
 
+    @staticmethod
+    def current() -> Watchdog | None:
+        """The watchdog of the request running on this thread, if any."""
+        return getattr(_WATCHED, "watchdog", None)
+
     def _fire(self) -> None:
         self.fired = True
-        sock = getattr(self.connection, "sock", None)
+        sock = self.sock or getattr(self.connection, "sock", None)
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -216,18 +268,26 @@ def _watched(connection_class: Any) -> Any:
     """A urllib3 connection class that tells this thread's watchdog which connection its request uses."""
 
     class _WatchedConnection(connection_class):  # type: ignore[misc, valid-type]  # a class made at run time
-        def request(self, *args: Any, **kwargs: Any) -> Any:
-            watchdog = getattr(_WATCHED, "watchdog", None)
+        def connect(self) -> None:
+            super().connect()
+            watchdog = Watchdog.current()
             if watchdog is not None:
-                watchdog.connection = self
+                watchdog.sock = self.sock
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            watchdog = Watchdog.current()
+            if watchdog is not None:
+                if watchdog.fired:  # a retry after the deadline: not started
+                    raise TimeoutError("the request's deadline has passed")
+                watchdog.connection, watchdog.sock = self, self.sock  # a kept connection: connect() is not called
             return super().request(*args, **kwargs)
 
     return _WatchedConnection
 
 
-@functools.lru_cache(maxsize=1)
-def _pool_manager() -> urllib3.PoolManager:
-    """urllib3's pool manager: the most recently used pools (closed when evicted), kept connections in each."""
+def watched_pool_manager(**kwargs: Any) -> urllib3.PoolManager:
+    """A urllib3 PoolManager whose requests a ``Watchdog`` on the calling thread can cut off at its deadline
+    (also used by the bulk command's endpoint client)."""
     import urllib3  # imported on the first URL request: requests carrying the image never pay for it
 
     class HTTPPool(urllib3.HTTPConnectionPool):
@@ -236,9 +296,15 @@ def _pool_manager() -> urllib3.PoolManager:
     class HTTPSPool(urllib3.HTTPSConnectionPool):
         ConnectionCls = _watched(urllib3.connection.HTTPSConnection)
 
-    manager = urllib3.PoolManager(num_pools=POOLS_KEPT, maxsize=CONNECTIONS_KEPT, block=False, retries=False)
+    manager = urllib3.PoolManager(**kwargs)
     manager.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
     return manager
+
+
+@functools.lru_cache(maxsize=1)
+def _pool_manager() -> urllib3.PoolManager:
+    """urllib3's pool manager: the most recently used pools (closed when evicted), kept connections in each."""
+    return watched_pool_manager(num_pools=POOLS_KEPT, maxsize=CONNECTIONS_KEPT, block=False, retries=False)
 
 
 def _request(parts: UrlParts, address: str, deadline: float, settings: Settings) -> urllib3.BaseHTTPResponse:

@@ -18,12 +18,21 @@ from collections.abc import Callable, Iterator
 
 from .errors import ServiceBusy
 
+RETRY_AFTER_SECONDS = 2  # about one large decode: what a shed client should wait before trying again
+
 
 class PixelBudget:
+    """At most ``capacity`` decoded pixels at once. A large image that does not fit waits only while no other
+    large one waits; a second is answered 503 at once (load shed), so that waiting requests never hold every
+    server thread and small images keep being served. Images up to a third of the budget (a 12-16 MP phone
+    photo) always wait their turn: they are quick."""
+
     def __init__(self, capacity: int, wait_seconds: float = 20.0) -> None:
         self.capacity = capacity
         self.wait_seconds = wait_seconds
+        self.large = capacity // 3
         self._free = capacity
+        self._large_waiting = 0
         self._changed = threading.Condition()
 
     @contextlib.contextmanager
@@ -31,11 +40,8 @@ class PixelBudget:
         """Hold ``pixels`` of the budget while the block runs; an image larger than the whole budget runs alone."""
         pixels = min(pixels, self.capacity)
         with self._changed:
-            if not self._changed.wait_for(lambda: self._free >= pixels, self.wait_seconds):
-                raise ServiceBusy(
-                    f"the instance is decoding other large images; retry (waited "
-                    f"{self.wait_seconds:g}s for {pixels} pixels of decode memory)"
-                )
+            if self._free < pixels:
+                self._wait(pixels)
             self._free -= pixels
         try:
             yield
@@ -43,6 +49,25 @@ class PixelBudget:
             with self._changed:
                 self._free += pixels
                 self._changed.notify_all()
+
+    def _wait(self, pixels: int) -> None:
+        """Wait for ``pixels`` to be free (the lock held), or refuse: ServiceBusy with Retry-After."""
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        large = pixels > self.large
+        if large and self._large_waiting:
+            raise ServiceBusy(
+                f"the instance is decoding other large images; retry in {RETRY_AFTER_SECONDS}s", headers=retry
+            )
+        self._large_waiting += large
+        try:
+            if not self._changed.wait_for(lambda: self._free >= pixels, self.wait_seconds):
+                raise ServiceBusy(
+                    f"the instance is decoding other large images; retry (waited "
+                    f"{self.wait_seconds:g}s for {pixels} pixels of decode memory)",
+                    headers=retry,
+                )
+        finally:
+            self._large_waiting -= large
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import BadRequest, PayloadTooLarge, ServiceError, UnsupportedMediaType
+from .errors import BadRequest, InvalidImage, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
 SOURCE_FIELDS = ("url", "image", "urls", "images")
 KNOWN_FIELDS = frozenset(SOURCE_FIELDS + ("top_k", "probabilities"))
@@ -109,7 +109,7 @@ def from_raw_image(
 ) -> PredictRequest:
     """A request whose body is the image file itself; its options come from the query string."""
     if not body:
-        raise BadRequest("the request body is empty")
+        raise InvalidImage("the image is empty (0 bytes)")
     if len(body) > max_image_bytes:
         raise PayloadTooLarge(f"the image is {len(body)} bytes; the limit is {max_image_bytes}")
     return PredictRequest((Source("bytes", bytes(body)),), False, *_options(query_options, num_labels))
@@ -184,10 +184,12 @@ def _url(value: object, name: str) -> str:
 
 
 def _base64(value: object, name: str, max_image_bytes: int) -> bytes:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str):
         raise BadRequest(f"'{name}' must hold base64 strings of image files")
     if value.startswith("data:"):  # tolerate data URLs: data:image/png;base64,....
         value = value.split(",", 1)[-1]
+    if not value.strip():  # as a raw body of 0 bytes: an image that is empty, not a malformed request
+        raise InvalidImage("the image is empty (0 bytes)")
     if len(value) > (max_image_bytes + 2) // 3 * 4 + 64:
         raise PayloadTooLarge(f"the image is larger than {max_image_bytes} bytes")
     value = "".join(value.split())  # `base64 file.jpg` wraps lines

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from .errors import MethodNotAllowed, ModelError, PayloadTooLarge, ServiceError
+from .errors import MethodNotAllowed, ModelError, PayloadTooLarge, ServiceBusy, ServiceError
 from .fetch import fetch_image_bytes
 from .images import load_image, open_image
 from .limits import FRONT_DOORS
@@ -47,10 +48,13 @@ from .request import (
 from .settings import Settings
 
 log = logging.getLogger("core")
-ALLOW = "GET, POST, OPTIONS"
+ALLOW = "GET, HEAD, POST, OPTIONS"
 FETCH_CONCURRENCY = 8  # a batch's URLs fetched at once (the batch limit is 16 by default)
+# URL fetches in flight on the instance, all requests together: each is a thread (and its watchdog's), so past
+# this a batch's further URLs are answered 503 service_busy at once instead of growing the process without bound.
+FETCH_SLOTS = 32
 TRIM_AFTER_PIXELS = 4_000_000  # decodes this large hand their memory back to the system when done
-JSON_HEADERS = {"Content-Type": "application/json"}
+JSON_HEADERS = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
 
 Scores = dict[str, float]  # {label: score}, the answer for one image
 
@@ -93,6 +97,7 @@ class Service:
         self.settings = settings
         self.classifier = classifier or Classifier(settings.manifest_path, settings.model_threads)
         self.pixel_budget = PixelBudget(settings.decode_budget_pixels)
+        self._fetch_slots = threading.BoundedSemaphore(FETCH_SLOTS)
         self._cold = True
 
     # -- 1. entry points and the one exit ---------------------------------------------------------------------
@@ -107,15 +112,17 @@ class Service:
         base64_body: bool = False,
         accept: str | None = None,
         front_door: str | None = None,
+        declared_length: int | None = None,
     ) -> Response:
         """Answer one HTTP request; never raises. ``base64_body``: the platform delivered the body base64-encoded
         (API Gateway's ``isBase64Encoded``). ``accept``: the Accept header; a browser's GET gets the page.
-        ``front_door``: the platform's entrance the request came through (limits.py), for the usage JSON."""
+        ``front_door``: the platform's entrance the request came through (limits.py), for the usage JSON.
+        ``declared_length``: the Content-Length, where the adapter refused to read a body over MAX_BODY_BYTES."""
         method = (method or "POST").upper()
         raw = body.encode("utf-8") if isinstance(body, str) else body or b""
 
         def answer(trace: _Trace) -> Response:
-            if method == "GET":
+            if method in ("GET", "HEAD"):  # HEAD: GET's status and headers; the platforms send no body for it
                 if wants_html(accept):
                     html, headers = page()
                     return Response(200, html, dict(headers))
@@ -123,10 +130,25 @@ class Service:
             if method == "OPTIONS":
                 return Response(204, None, {"Allow": ALLOW})
             if method != "POST":
-                raise MethodNotAllowed(f"method {method} is not allowed; use POST (GET shows usage)")
+                raise MethodNotAllowed(
+                    f"method {method} is not allowed; use POST (GET shows usage)", headers={"Allow": ALLOW}
+                )
+            if declared_length is not None and declared_length > self.settings.max_body_bytes:
+                raise PayloadTooLarge(f"the request body is larger than {self.settings.max_body_bytes} bytes")
             return self._predict(trace, lambda: self._parse_http(raw, content_type, query or {}, base64_body))
 
         return self._respond(answer, method, cloud, request_id)
+
+    def answer_error(
+        self, error: ServiceError, method: str, cloud: str = "local", request_id: str | None = None
+    ) -> Response:
+        """A request an adapter refused before it could be handled (a path that is not the function's, headers
+        that contradict each other): the same JSON error, request id and log line as every other answer."""
+
+        def refuse(trace: _Trace) -> Response:
+            raise error
+
+        return self._respond(refuse, (method or "POST").upper(), cloud, request_id)
 
     def handle_payload(self, payload: object, cloud: str = "local", request_id: str | None = None) -> Response:
         """Answer an already-decoded JSON request (direct invocations, the CLI); never raises."""
@@ -180,8 +202,7 @@ class Service:
             response = answer(trace)
         except ServiceError as error:
             response = Response(error.status, error.to_dict())
-            if isinstance(error, MethodNotAllowed):
-                response.headers["Allow"] = ALLOW
+            response.headers.update(error.headers)
         except ModelError as error:
             log.error("%s (request %s)", error, request_id)
             response = _internal_error(request_id)
@@ -189,6 +210,7 @@ class Service:
             log.exception("unexpected failure (request %s)", request_id)
             response = _internal_error(request_id)
         response.headers["X-Request-Id"] = request_id
+        response.headers["Vary"] = "Accept"  # GET answers the page or JSON by Accept: caches must key on it
         _log_request(request_id, method, cloud, trace, response, cold, started)
         return response
 
@@ -250,13 +272,33 @@ class Service:
         urls = sum(source.kind == "url" for source in sources)
         t = time.perf_counter()
         if urls > 1:
-            with ThreadPoolExecutor(max_workers=min(urls, FETCH_CONCURRENCY), thread_name_prefix="fetch") as pool:
-                images = list(pool.map(fetch, sources))
-        else:
+            images = self._fetch_batch(sources, fetch, min(urls, FETCH_CONCURRENCY))
+        else:  # one URL: fetched in the request's own thread
             images = [fetch(source) for source in sources]
         if urls:
             _lap(timings, "fetch", t)
         return images
+
+    def _fetch_batch(
+        self, sources: tuple[Source, ...], fetch: Callable[[Source], bytes | ServiceError], wanted: int
+    ) -> list[bytes | ServiceError]:
+        """A batch's sources through a pool of as many threads as the instance's fetch slots allow (up to
+        ``wanted``); with none free, each URL is answered 503 at once (load shed)."""
+        slots = 0
+        while slots < wanted and self._fetch_slots.acquire(blocking=False):
+            slots += 1
+        try:
+            if not slots:
+                busy = ServiceBusy(
+                    f"the instance is fetching {FETCH_SLOTS} URLs already; retry in a few seconds",
+                    headers={"Retry-After": "5"},
+                )
+                return [busy if source.kind == "url" else fetch(source) for source in sources]
+            with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="fetch") as pool:
+                return list(pool.map(fetch, sources))
+        finally:
+            for _ in range(slots):
+                self._fetch_slots.release()
 
     def _classify_one(
         self, data: bytes | ServiceError, request: PredictRequest, timings: dict[str, Any]

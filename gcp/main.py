@@ -7,20 +7,56 @@ or from the bundle (``make bundle-gcp``): ``cd dist/gcp && functions-framework -
 import flask
 import functions_framework
 
-from core import get_service
+from core import Response, get_service
+from core.errors import NotFound
 
 
 @functions_framework.http
-def predict(request: flask.Request) -> tuple[str, int, dict[str, str]]:
-    # The platform's id of this execution (the trace id would span many requests).
-    response = get_service().handle_http(
+def predict(request: flask.Request) -> flask.Response:
+    service = get_service()
+    limit = service.settings.max_body_bytes
+    declared = request.content_length
+    # A body over the limit is refused by its Content-Length, unread; one without a length is read only up to
+    # one byte past the limit (the service then answers 413), never whole.
+    body = b"" if declared is not None and declared > limit else request.stream.read(limit + 1)
+    response = service.handle_http(
         request.method,
-        request.get_data(cache=False),
+        body,
         request.headers.get("Content-Type"),
         request.args.to_dict(),
         cloud="gcp",
-        request_id=request.headers.get("Function-Execution-Id"),
+        request_id=_execution_id(request),
         accept=request.headers.get("Accept"),
         front_door="gcp",
+        declared_length=declared,
     )
-    return response.body_text(), response.status, response.headers
+    if (declared or len(body)) > limit:
+        return _refused_unread(response)
+    return _flask_response(response)
+
+
+@functions_framework.errorhandler(404)
+def not_found(error: Exception) -> flask.Response:
+    """functions-framework answers /favicon.ico and /robots.txt itself with an HTML 404: JSON, as everywhere."""
+    request = flask.request
+    message = f"nothing at {request.path[:200]}; this function answers at its own URL (GET: usage, POST: classify)"
+    response = get_service().answer_error(NotFound(message), request.method, "gcp", _execution_id(request))
+    return _flask_response(response)
+
+
+def _execution_id(request: flask.Request) -> str | None:
+    return request.headers.get("Function-Execution-Id")  # the platform's id of this execution
+
+
+def _refused_unread(response: Response) -> flask.Response:
+    """The 413 for a body left unread. functions-framework reads the whole request into memory after every answer
+    that is not streamed (a 500 MB body peaked at 1.24 GB); a streamed answer skips that. gunicorn discards what
+    is left of the body in small chunks, never holding it."""
+    return flask.Response(iter([response.body_text()]), response.status, response.headers)
+
+
+def _flask_response(response: Response) -> flask.Response:
+    answer = flask.Response(response.body_text(), response.status, response.headers)
+    if "Content-Type" not in response.headers:  # a 204 has no body, so no type (Flask would say text/html)
+        del answer.headers["Content-Type"]
+    return answer

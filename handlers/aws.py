@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from core import Response, get_service
+from core.errors import BadRequest
 
 CLOUD = "aws"
 # A Lambda event as it arrives: usually a JSON object, but a direct invocation may send any JSON value.
@@ -43,10 +44,24 @@ def _last(value: object) -> Any:
 
 
 def _header(headers: object, name: str) -> str | None:
+    """One header's value, whatever the case of its name. Several different values (keys differing only in case,
+    or a multi-value list) would let key order decide: that request is refused."""
+    values = []
     for key, value in _dict(headers).items():
         if isinstance(key, str) and key.lower() == name:
-            return _last(value)
-    return None
+            values += [str(v) for v in (value if isinstance(value, list) else [value]) if v is not None]
+    if len(set(values)) > 1:
+        raise BadRequest(f"the request has {len(values)} different '{name}' headers; send one")
+    return values[-1] if values else None
+
+
+def _flag(value: object, field: str) -> bool:
+    """A boolean event field, strictly: JSON true/false (or their strings), never the truth of "false"."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise BadRequest(f"the event's '{field}' must be true or false, not {str(value)[:50]!r}")
 
 
 def _single(values: object) -> dict[Any, Any]:
@@ -89,16 +104,21 @@ class HttpEvent:
 
     @classmethod
     def handle(cls, event: Event, request_id: str | None) -> dict[str, Any]:
-        headers = cls.headers(event)
+        headers, method = cls.headers(event), cls.method(event) or "POST"
+        try:
+            content_type, accept = _header(headers, "content-type"), _header(headers, "accept")
+            base64_body = _flag(event.get(cls.base64_field), cls.base64_field)
+        except BadRequest as error:
+            return cls.respond(get_service().answer_error(error, method, CLOUD, request_id), event)
         response: Response = get_service().handle_http(
-            cls.method(event) or "POST",
+            method,
             _body(event.get("body")),
-            _header(headers, "content-type"),
+            content_type,
             cls.query(event),
             cloud=CLOUD,
             request_id=request_id,
-            base64_body=bool(event.get(cls.base64_field)),
-            accept=_header(headers, "accept"),
+            base64_body=base64_body,
+            accept=accept,
             front_door=cls.door(event),
         )
         return cls.respond(response, event)

@@ -265,11 +265,10 @@ def test_address_literals_need_no_resolver(image_server, monkeypatch):
     base, routes = image_server
     routes["/literal.jpg"] = (200, {"Content-Type": "image/jpeg"}, image_bytes("JPEG"))
 
-    class NoResolver:  # the resolver thread is for host names only
-        def submit(self, *args, **kwargs):
-            raise AssertionError("resolver used for an address literal")
+    def no_resolver(*args, **kwargs):  # the resolver thread is for host names only
+        raise AssertionError("resolver used for an address literal")
 
-    monkeypatch.setattr(fetch, "_RESOLVER", NoResolver())
+    monkeypatch.setattr(fetch, "_getaddrinfo", no_resolver)
     assert fetch_image_bytes(base + "/literal.jpg", fetch_settings()) == routes["/literal.jpg"][2]
     with pytest.raises(BadRequest, match="non-public"):  # and literals are still checked
         fetch_image_bytes(base + "/literal.jpg", fetch_settings(fetch_allow_networks=()))

@@ -77,7 +77,7 @@ PNG = image_bytes("PNG", size=(64, 64))
 
 # name -> (bytes, expected status, expected error type or None)
 CORPUS = {
-    "zero bytes": (b"", 400, "bad_request"),  # an empty raw body is a bad request before it is a bad image
+    "zero bytes": (b"", 422, "invalid_image"),  # an empty image, raw or base64, as the README's error table says
     "one byte": (b"\xff", 422, "invalid_image"),
     "text": (b"hello world, definitely not an image" * 10, 422, "invalid_image"),
     "html polyglot": (b"<html><script>alert(1)</script></html>", 422, "invalid_image"),

@@ -135,7 +135,7 @@ def test_every_kind_of_bad_batch_item_is_answered_in_its_place(server, pants_pho
         "bad_request",
         "bad_request",
         "invalid_image",
-        "bad_request",
+        "invalid_image",  # "": an empty image (issue 22: it was a misleading "must hold base64 strings")
     ]
     urls = [base + "/wave-pants.jpg", 5, "ftp://example.com/x.jpg", "http://169.254.169.254/", base + "/nope"]
     status, body = http_post(server, json.dumps({"urls": urls, "top_k": 1}).encode())
@@ -246,8 +246,9 @@ def test_the_pixel_budget_lets_big_decodes_take_turns():
     assert release_freed_memory() is True  # glibc here, as on Lambda, Cloud Functions and Azure
 
 
-def test_eight_concurrent_36_megapixel_pngs_are_all_answered(server):
-    """They take turns in the decode budget instead of holding 8 x 150 MB at once (bench/server_memory.py)."""
+def test_eight_concurrent_36_megapixel_pngs_are_answered_or_shed(server):
+    """They take turns in the decode budget instead of holding 8 x 150 MB at once (bench/server_memory.py); past
+    one waiting, the rest are shed at once with 503 and Retry-After (tests/hardening/test_load_shedding.py)."""
     import io
     from concurrent.futures import ThreadPoolExecutor
 
@@ -260,4 +261,5 @@ def test_eight_concurrent_36_megapixel_pngs_are_all_answered(server):
     Image.fromarray(pixels).save(buffer, "PNG")
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda _: http_post(server, buffer.getvalue(), "image/png"), range(8)))
-    assert [status for status, _ in answers] == [200] * 8
+    assert {status for status, _ in answers} <= {200, 503} and any(status == 200 for status, _ in answers)
+    assert all(body["error"]["type"] == "service_busy" for status, body in answers if status == 503)
