@@ -1,6 +1,8 @@
 """Benchmark 8: the memory of a real functions-framework server (8 threads, as `--concurrency 8` runs it) fed
 36-megapixel photos: RSS after start, after 20 sequential requests and after 20 more from 8 clients at once,
-and the peak. The README's GCP recipe gives an instance 1 GiB; the goal is to stay under 700 MB.
+and the peak. The README's GCP recipe gives an instance 1 GiB; the goal is to stay under 700 MB. Then the
+attacks of issue 22, each on a fresh server: 16 clients of 40 MP PNGs at once (with a 12 MP phone photo's
+latency meanwhile), eight 30 MB bodies at once, one 500 MB body.
 
     python -m bench.run server_memory
 """
@@ -93,6 +95,100 @@ def measure(photo, content_type: str, requests: int, extra_env: dict) -> dict:
         stop_server(proc)
 
 
+def forty_megapixel_png(width: int, height: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    row = np.linspace(0, 255, width, dtype=np.float32).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(np.stack([np.tile(row, (height, 1))] * 3, axis=-1)).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def post_body_of(url: str, size: int) -> int:
+    """POST ``size`` bytes of raw image body, streamed (the client never holds it); the status, or 0 when the
+    server answered and closed before taking it all."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+    chunk = b"\xff" * (1024 * 1024)
+    try:
+        connection.request(
+            "POST",
+            "/",
+            body=(chunk for _ in range(size // len(chunk))),
+            headers={"Content-Type": "image/jpeg", "Content-Length": str(size)},
+        )
+        return connection.getresponse().status
+    except OSError:
+        return 0
+    finally:
+        connection.close()
+
+
+def attack(name: str, flood, smoke: bool) -> dict:
+    """A fresh server, ``flood(url)`` run against it; RSS before, peak, and 2 s after it ends."""
+    proc, url = serve({})
+    try:
+        pid = worker_pid(proc.pid)
+        post(url, big_photo("JPEG", 1500).read_bytes(), "image/jpeg")  # the model loaded: the baseline
+        before = rss_mb(pid)
+        outcome = flood(url)
+        time.sleep(2)
+        return {
+            "rss_mb_before": round(before, 1),
+            "peak_rss_mb": round(rss_mb(pid, "VmHWM"), 1),
+            "rss_mb_idle_after": round(rss_mb(pid), 1),
+            **outcome,
+        }
+    finally:
+        from scripts.local_server import stop_server
+
+        stop_server(proc)
+
+
+def attacks(smoke: bool) -> dict:
+    width, height = (2000, 1250) if smoke else (8000, 5000)
+    png = forty_megapixel_png(width, height)
+    phone = big_photo("JPEG", 1000 if smoke else 3464).read_bytes()  # 12 MP
+    clients = 4 if smoke else 16
+
+    def pngs_and_a_phone(url: str) -> dict:
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            futures = [pool.submit(post, url, png, "image/png") for _ in range(clients)]
+            time.sleep(0.5)
+            phone_seconds = []
+            for _ in range(3):
+                t = time.perf_counter()
+                assert post(url, phone, "image/jpeg") == 200
+                phone_seconds.append(time.perf_counter() - t)
+            statuses = [f.result() for f in futures]
+        return {
+            "answered_200": statuses.count(200),
+            "shed_503": statuses.count(503),
+            "phone_photo_seconds_median": round(sorted(phone_seconds)[1], 2),
+        }
+
+    def bodies(count: int, size: int):
+        def flood(url: str) -> dict:
+            with ThreadPoolExecutor(max_workers=count) as pool:
+                statuses = list(pool.map(lambda _: post_body_of(url, size), range(count)))
+            return {"statuses": sorted(set(statuses))}
+
+        return flood
+
+    mb = 1024 * 1024
+    return {
+        f"{clients} clients of {width * height / 1e6:.0f} MP PNGs": attack("pngs", pngs_and_a_phone, smoke),
+        "8 concurrent 30 MB bodies": attack("bodies", bodies(8, (2 if smoke else 30) * mb), smoke),
+        "one 500 MB body": attack("huge", bodies(1, (4 if smoke else 500) * mb), smoke),
+    }
+
+
 def run(smoke: bool = False) -> dict:
     requests = 2 if smoke else 20
     side = 1500 if smoke else 6000
@@ -100,7 +196,7 @@ def run(smoke: bool = False) -> dict:
     for fmt, content_type in (("JPEG", "image/jpeg"), ("PNG", "image/png")):
         photo = big_photo(fmt, side)
         rows[fmt] = measure(photo, content_type, requests, json.loads(os.environ.get("BENCH_SERVER_ENV", "{}")))
-    result = {"photo_side": side, "requests_each": requests, "threads": 8, "by_format": rows}
+    result = {"photo_side": side, "requests_each": requests, "threads": 8, "by_format": rows, "attacks": attacks(smoke)}
     return publish(
         "server_memory",
         result,

@@ -31,6 +31,9 @@ class Manifest:
     output: str
     quantization: str
     runtimes: dict[str, bool]  # runtime name -> whether the model was verified to load in it
+    # Logits are divided by it before the softmax of "probabilities" (temperature scaling, fitted by
+    # model/calibrate.py); 1.0: none. The default answer, the raw logits, never changes with it.
+    temperature: float = 1.0
 
     @property
     def model_path(self) -> Path:
@@ -79,6 +82,9 @@ def load_manifest(path: str | Path) -> Manifest:
     output = need("output", str)
     if output not in OUTPUT_KINDS:
         raise ModelError(f"model manifest {path}: 'output' must be one of {', '.join(OUTPUT_KINDS)}")
+    temperature = data.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < 100:
+        raise ModelError(f"model manifest {path}: 'temperature' must be a number between 0 and 100")
     return Manifest(
         path=path,
         name=data.get("name", path.stem),
@@ -91,6 +97,7 @@ def load_manifest(path: str | Path) -> Manifest:
         output=output,
         quantization=str(data.get("quantization", "none")),
         runtimes=dict(data.get("runtimes", {})),
+        temperature=float(temperature),
     )
 
 

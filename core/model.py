@@ -130,7 +130,7 @@ class Classifier:
         """Scores -> {label: score}: every label in manifest order, or the top_k best, highest first."""
         manifest = self.loaded_manifest()
         if probabilities and manifest.output == "logits":
-            scores = softmax(scores)
+            scores = softmax(scores / manifest.temperature)
         labels = manifest.labels
         if top_k is None:
             return {label: float(score) for label, score in zip(labels, scores, strict=False)}

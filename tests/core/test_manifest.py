@@ -69,3 +69,29 @@ def test_runtime_marked_incompatible_fails_clearly(copied):
     path.write_text(json.dumps(data))
     with pytest.raises(ModelError, match="ai-edge-litert"):
         Classifier(path).load()
+
+
+@pytest.mark.parametrize("temperature", [0, -1, "0.7", True, 1000])
+def test_a_bad_temperature_is_refused_by_name(copied, temperature):
+    path, data = copied
+    data["temperature"] = temperature
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="'temperature'"):
+        load_manifest(path)
+
+
+def test_the_temperature_scales_probabilities_only(copied):
+    """Temperature scaling (model/calibrate.py): probabilities are softmax(logits / T); the default answer, the
+    raw logits, is the same whatever T."""
+    path, data = copied
+    logits = np.array([2.0, 1.0, 0.5, 0, 0, 0, 0, 0, 0, -1], dtype=np.float32)
+    answers = {}
+    for temperature in (1.0, 0.5):
+        data["temperature"] = temperature
+        path.write_text(json.dumps(data))
+        clf = Classifier(path).load()
+        answers[temperature] = (clf.postprocess(logits), clf.postprocess(logits, probabilities=True))
+    assert answers[1.0][0] == answers[0.5][0]
+    expected = np.exp(logits / 0.5) / np.exp(logits / 0.5).sum()
+    assert np.allclose(list(answers[0.5][1].values()), expected, atol=1e-6)
+    assert answers[0.5][1]["dress"] > answers[1.0][1]["dress"]  # sharper: a T under 1 raises the top probability

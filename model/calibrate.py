@@ -1,0 +1,152 @@
+"""Cross-validation results of a recipe, and temperature scaling for the served model's probabilities.
+
+    python model/train.py --fold I/5 --out model/runs/cv-default/foldI ...   # for I in 0..4 (oof.npz each)
+    python model/calibrate.py model/runs/cv-default --manifest model/clothing-model.json \\
+        --split ../shared/data/clothing-dataset-small/validation --json model/calibration.json --write-manifest
+
+1. The recipe's out-of-fold accuracy: each fold's kept model on the photos it never trained on (float Keras), the
+   mean and spread over the folds.
+2. A temperature T fitted (least negative log-likelihood) on out-of-fold logits of the *train* split's photos;
+   expected calibration error (10 bins) before and after, cross-fitted over the folds (T fitted without fold k,
+   measured on fold k).
+3. The served model (int8, through the serving code) on the validation split, which neither it nor the fit saw:
+   accuracy and calibration error before and after T. ``--write-manifest`` stores T in the manifest, where
+   serving applies it to ``"probabilities": true`` (the default answer, raw logits, is unchanged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+TEMPERATURES = np.arange(0.30, 3.0, 0.005)
+BINS = 10
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    p = softmax(logits / temperature)
+    return float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None)).mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float(min(TEMPERATURES, key=lambda t: nll(logits, labels, t)))
+
+
+def ece(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """Expected calibration error: |accuracy - confidence| per confidence bin, weighted by the bin's share."""
+    p = softmax(logits / temperature)
+    confidence, right = p.max(axis=1), p.argmax(axis=1) == labels
+    total = 0.0
+    for low in np.arange(BINS) / BINS:
+        members = (confidence > low) & (confidence <= low + 1 / BINS)
+        if members.any():
+            total += members.mean() * abs(right[members].mean() - confidence[members].mean())
+    return float(total)
+
+
+def load_folds(run: Path) -> list[dict]:
+    folds = []
+    for path in sorted(run.glob("fold*/oof.npz")):
+        data = np.load(path)
+        summary = json.loads((path.parent / "summary.json").read_text())
+        folds.append(
+            {
+                "fold": path.parent.name,
+                "logits": data["logits"],
+                "labels": data["labels"],
+                "train_split": np.char.find(data["paths"].astype(str), "/train/") >= 0,
+                "best_epoch": summary["best_epoch"],
+            }
+        )
+    if not folds:
+        sys.exit(f"error: no fold*/oof.npz under {run} (model/train.py --fold I/K writes them)")
+    return folds
+
+
+def served_logits(manifest: Path, split: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The served model's logits on a split, through the serving code (decode, preprocess, predict)."""
+    from core.images import decode_image
+    from core.model import Classifier
+    from model.dataset import list_split
+
+    clf = Classifier(manifest)
+    paths, truth = list_split(split, list(clf.loaded_manifest().labels))
+    logits = [clf.predict(clf.preprocess(decode_image(p.read_bytes(), max_pixels=10**8))) for p in paths]
+    return np.stack(logits), truth
+
+
+def calibrate(run: Path, manifest: Path | None, split: Path | None) -> dict:
+    folds = load_folds(run)
+    accuracy = [float((f["logits"].argmax(1) == f["labels"]).mean()) for f in folds]
+    cross_fitted = []
+    for k, held in enumerate(folds if len(folds) > 1 else []):  # one fold alone has no other to fit on
+        others = [f for i, f in enumerate(folds) if i != k]
+        t = fit_temperature(
+            np.concatenate([f["logits"][f["train_split"]] for f in others]),
+            np.concatenate([f["labels"][f["train_split"]] for f in others]),
+        )
+        cross_fitted.append({"temperature": t, "before": ece(held["logits"], held["labels"]), "after": 0.0})
+        cross_fitted[-1]["after"] = ece(held["logits"], held["labels"], t)
+    train_logits = np.concatenate([f["logits"][f["train_split"]] for f in folds])
+    train_labels = np.concatenate([f["labels"][f["train_split"]] for f in folds])
+    temperature = fit_temperature(train_logits, train_labels)
+    result: dict = {
+        "folds": [
+            {"fold": f["fold"], "images": len(f["labels"]), "accuracy": round(a, 4), "best_epoch": f["best_epoch"]}
+            for f, a in zip(folds, accuracy, strict=True)
+        ],
+        "cv_accuracy_mean": round(float(np.mean(accuracy)), 4),
+        "cv_accuracy_std": round(float(np.std(accuracy, ddof=1)) if len(folds) > 1 else 0.0, 4),
+        "temperature": round(temperature, 3),
+        "ece_out_of_fold_before": round(float(np.mean([c["before"] for c in cross_fitted])), 4)
+        if cross_fitted
+        else None,
+        "ece_out_of_fold_after": round(float(np.mean([c["after"] for c in cross_fitted])), 4) if cross_fitted else None,
+    }
+    if manifest is not None and split is not None:
+        logits, truth = served_logits(manifest, split)
+        result["served"] = {
+            "split": str(split),
+            "images": len(truth),
+            "accuracy": round(float((logits.argmax(1) == truth).mean()), 4),
+            "ece_before": round(ece(logits, truth), 4),
+            "ece_after": round(ece(logits, truth, temperature), 4),
+            "mean_top_probability_before": round(float(softmax(logits).max(1).mean()), 4),
+            "mean_top_probability_after": round(float(softmax(logits / temperature).max(1).mean()), 4),
+        }
+    return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="a cross-validation run: fold*/oof.npz and summary.json")
+    p.add_argument("--manifest", type=Path, help="the served model, measured on --split")
+    p.add_argument("--split", type=Path, help="photos neither the served model nor the fit saw")
+    p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--write-manifest", action="store_true", help="store the temperature in --manifest")
+    args = p.parse_args(argv)
+    result = calibrate(args.run, args.manifest, args.split)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.write_manifest:
+        if args.manifest is None:
+            p.error("--write-manifest needs --manifest")
+        data = json.loads(args.manifest.read_text())
+        data["temperature"] = result["temperature"]
+        args.manifest.write_text(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""model/calibrate.py: the temperature it fits and the calibration error it reports, on logits whose true
+temperature is known, and the whole command on a small cross-validation run laid out as train.py writes it."""
+
+import json
+
+import numpy as np
+
+from model.calibrate import ece, fit_temperature, main, softmax
+
+
+def drawn(temperature: float, n: int = 20000, seed: int = 0):
+    """Logits, and labels drawn from softmax(logits / temperature): perfectly calibrated at that temperature."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, size=(n, 10))
+    probabilities = softmax(logits / temperature)
+    labels = np.array([rng.choice(10, p=row) for row in probabilities])
+    return logits, labels
+
+
+def test_the_fitted_temperature_is_the_true_one_and_removes_the_error():
+    logits, labels = drawn(0.7)
+    fitted = fit_temperature(logits, labels)
+    assert abs(fitted - 0.7) < 0.05
+    assert ece(logits, labels, 1.0) > 0.05 and ece(logits, labels, fitted) < 0.02
+
+
+def test_the_command_on_a_cross_validation_run(tmp_path):
+    for k in range(3):
+        fold = tmp_path / f"fold{k}"
+        fold.mkdir()
+        logits, labels = drawn(0.7, n=3000, seed=k)
+        paths = np.array([f"data/{'train' if i % 5 else 'validation'}/x/{i}.jpg" for i in range(len(labels))])
+        np.savez_compressed(fold / "oof.npz", logits=logits, labels=labels, paths=paths)
+        (fold / "summary.json").write_text(json.dumps({"best_epoch": 7}))
+    out = tmp_path / "calibration.json"
+    assert main([str(tmp_path), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert len(result["folds"]) == 3 and 0 < result["cv_accuracy_mean"] < 1 and result["cv_accuracy_std"] >= 0
+    assert abs(result["temperature"] - 0.7) < 0.05
+    assert result["ece_out_of_fold_after"] < result["ece_out_of_fold_before"]
