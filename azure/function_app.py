@@ -12,7 +12,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
 @app.function_name(name="predict")
-@app.route(route="predict", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@app.route(route="predict", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 def predict(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
     # The host passes `context` by name; its invocation id is the one Application Insights shows.
     response = get_service().handle_http(

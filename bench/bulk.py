@@ -1,4 +1,4 @@
-"""Benchmark 9: `python -m core classify` over the 3,068-photo training folder: images per second with the local
+"""Benchmark 9: `python -m cli classify` over the 3,068-photo training folder: images per second with the local
 model (1 and 2 processes) and against the local functions-framework server (1, 8 and 32 requests at once).
 
     python -m bench.run bulk
@@ -18,7 +18,7 @@ from bench.common import DATA, ROOT, VENV_PY, publish
 def classify(folder: Path, *args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
-            [str(VENV_PY), "-m", "core", "classify", str(folder), "--out", f"{tmp}/out.csv", *args],
+            [str(VENV_PY), "-m", "cli", "classify", str(folder), "--out", f"{tmp}/out.csv", *args],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -66,7 +66,7 @@ def run(smoke: bool = False) -> dict | None:
     return publish(
         "bulk",
         result,
-        f"python -m core classify, {rows[0]['images']} photos (images/s)",
+        f"python -m cli classify, {rows[0]['images']} photos (images/s)",
         [r["mode"] for r in rows],
         [r["images_per_second"] for r in rows],
         "images/s",

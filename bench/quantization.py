@@ -43,7 +43,7 @@ def measure(manifests: dict, training: dict) -> dict:
                     "agreement_with_float32",
                     "latency_ms_median",
                     "model_bytes",
-                    "per_class_accuracy",
+                    "per_label_accuracy",
                 )
             }
             for r in rows

@@ -114,7 +114,7 @@ def post_body_of(url: str, size: int) -> int:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=300)
     chunk = b"\xff" * (1024 * 1024)
     try:
         connection.request(

@@ -1,6 +1,8 @@
 """Cloud-neutral image classification with TF Lite: the shared core of every adapter.
 
 Importing is cheap; the model loads on first use. ``get_service().handle_http(...)`` answers a request.
+``Response``, ``Service`` and ``get_service`` load the service (numpy, Pillow, the interpreter) when first named, so
+a tool that needs only ``core.limits`` or ``core.fetch`` (the bulk command's endpoint client) never does.
 """
 
 import os
@@ -11,6 +13,17 @@ import os
 # explicit setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .service import Response, Service, get_service
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .service import Response, Service, get_service
 
 __all__ = ["Response", "Service", "get_service"]
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: the service's names, imported when first used
+    if name in __all__:
+        from . import service
+
+        return getattr(service, name)
+    raise AttributeError(f"module 'core' has no attribute {name!r}")

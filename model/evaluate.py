@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.confusion import confusion_png
+from cli.evaluation import confusion_png, score
 from core.images import decode_image
 from core.model import Classifier
 from model.dataset import list_split
@@ -37,21 +37,13 @@ def evaluate(manifest_path, split_dir, threads: int = 1, jpeg_draft: bool = Fals
         scores = clf.predict(batch)
         latencies.append((time.perf_counter() - started) * 1000)
         answers.append(int(np.argmax(scores)))
-    predicted = np.asarray(answers)
-    confusion = np.zeros((len(labels), len(labels)), dtype=int)
-    for t, p in zip(truth, predicted, strict=False):
-        confusion[t, p] += 1
-    per_class = {label: float(confusion[i, i] / max(1, confusion[i].sum())) for i, label in enumerate(labels)}
+    result = score(((labels[t], labels[p]) for t, p in zip(truth, answers, strict=True)), labels)
     return {
         "model": manifest.name,
         "quantization": manifest.quantization,
         "runtime": clf.runtime,
-        "images": len(paths),
-        "accuracy": float(np.mean(predicted == truth)),
-        "per_class_accuracy": per_class,
-        "labels": labels,
-        "confusion_matrix": confusion.tolist(),
-        "predictions": predicted.tolist(),  # per image, in list_split order (for agreement between variants)
+        **result,  # images, accuracy, per_label_accuracy, labels, confusion
+        "predictions": answers,  # per image, in list_split order (for agreement between variants)
         "latency_ms_median": statistics.median(latencies),
         "model_bytes": manifest.model_path.stat().st_size,
     }
@@ -72,13 +64,13 @@ def main(argv=None) -> int:
         f"on {result['images']} images, median inference {result['latency_ms_median']:.2f} ms, "
         f"{result['model_bytes'] / 1e6:.2f} MB"
     )
-    for label, acc in result["per_class_accuracy"].items():
+    for label, acc in result["per_label_accuracy"].items():
         print(f"  {label:<11} {acc:.3f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.confusion_png:
         title = f"{result['model']} on validation: accuracy {result['accuracy']:.1%}"
-        confusion_png(result["labels"], result["confusion_matrix"], title, args.confusion_png)
+        confusion_png(result["labels"], result["confusion"], title, args.confusion_png)
     return 0
 
 

@@ -111,8 +111,10 @@ def test_zip_holds_the_function_and_nothing_else(packaged):
         "torch",
         "skimage",
         "pillow_heif",
+        "cli",  # the command line and bulk client: tools, never deployed
     ):
         assert unwanted not in tops, unwanted
+    assert not [n for n in names if n.startswith("core/") and n.split("/")[-1] in ("bulk.py", "__main__.py")]
     assert not [n for n in names if n.endswith(".pyc") or "model/runs" in n or n.endswith(".keras")]
     # Linux x86_64 wheels for CPython 3.12, whatever Python packaged it.
     assert any("cpython-312-x86_64-linux-gnu" in n for n in names if n.startswith("numpy/"))

@@ -1,4 +1,4 @@
-"""`python -m core classify`: folders, lists of URLs, output formats, progress without a terminal, resume after
+"""`python -m cli classify`: folders, lists of URLs, output formats, progress without a terminal, resume after
 Ctrl-C, --evaluate, and --endpoint against the real functions-framework server behind a proxy that injects
 503s and timeouts."""
 
@@ -25,7 +25,7 @@ from tests.conftest import ROOT
 
 def classify(*args, env=None, timeout=600):
     return subprocess.run(
-        [sys.executable, "-m", "core", "classify", *map(str, args)],
+        [sys.executable, "-m", "cli", "classify", *map(str, args)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -88,7 +88,7 @@ def test_ctrl_c_leaves_a_valid_file_and_the_rerun_finishes_the_rest(dataset, tmp
     folder = dataset / "validation"
     total = len([p for p in folder.rglob("*.jpg")])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core", "classify", str(folder), "--out", str(out), "--workers", "1"],
+        [sys.executable, "-m", "cli", "classify", str(folder), "--out", str(out), "--workers", "1"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

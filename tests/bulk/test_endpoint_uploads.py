@@ -133,7 +133,7 @@ def test_credentials_never_follow_a_redirect_to_another_host(status, tmp_path):
 def test_csv_cells_never_start_a_formula_and_read_back_exactly(tmp_path):
     """OWASP's CSV-injection advice: cells a spreadsheet would run get a leading apostrophe; resuming reads the
     original values back, labels holding the top_k separators included."""
-    from core.bulk import Output
+    from cli.output import Output
 
     out = tmp_path / "out.csv"
     rows = [
@@ -151,3 +151,20 @@ def test_csv_cells_never_start_a_formula_and_read_back_exactly(tmp_path):
     resumed = Output(str(out))  # keeps the answered rows, exactly as they were
     resumed.close()
     assert resumed.done == {row["path"]: {**row, "score": str(row["score"])} for row in rows[:-1]}
+
+
+def test_the_endpoint_client_never_loads_the_model_stack():
+    """`classify --endpoint` is an HTTP client: it imports neither numpy nor the interpreter nor the service."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = (
+        "import sys; from cli.bulk import main; from cli.backends import Endpoint; "
+        "Endpoint('http://127.0.0.1:9/', {}, 1.0, 0).pool(); "
+        "print(sorted(m for m in ('numpy', 'ai_edge_litert', 'tflite_runtime', 'core.service', 'core.model') "
+        "if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr

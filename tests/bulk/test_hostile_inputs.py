@@ -1,4 +1,4 @@
-"""`python -m core classify` never crashes, hangs or loses its place (issue 22, items 7-10): hostile endpoints on
+"""`python -m cli classify` never crashes, hangs or loses its place (issue 22, items 7-10): hostile endpoints on
 loopback, crafted folders (FIFOs, symlink loops, names that are not UTF-8, paths past the system's limit), output
 files cut short, and Ctrl-C in every mode."""
 
@@ -163,7 +163,7 @@ def test_a_dripping_endpoint_is_cut_at_the_timeout(tmp_path):
 
 
 def test_retry_after_is_capped():
-    from core.bulk import MAX_RETRY_AFTER, _retry_after
+    from cli.backends import MAX_RETRY_AFTER, _retry_after
 
     assert _retry_after("100000", 0) == MAX_RETRY_AFTER == 30
     assert _retry_after("3", 0) == 3 and _retry_after(None, 2) == 2.0 and _retry_after("soon", 0) == 0.5
@@ -171,7 +171,7 @@ def test_retry_after_is_capped():
 
 def start(args, tmp_path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "core", "classify", *map(str, args)],
+        [sys.executable, "-m", "cli", "classify", *map(str, args)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -10,6 +10,7 @@ def test_registered_http_trigger(azure_app):
     trigger = bindings["httpTrigger"]
     assert trigger["route"] == "predict"
     assert "post" in [m.lower() for m in trigger["methods"]]
+    assert "head" in [m.lower() for m in trigger["methods"]]  # else the host refuses HEAD before the function runs
     assert trigger["authLevel"].lower() == "function"  # keys by default
     assert bindings["http"]["direction"].lower() == "out"
 
@@ -17,6 +18,12 @@ def test_registered_http_trigger(azure_app):
 def test_raw_image_and_query_options(azure, pants_photo):
     status, headers, body = azure("POST", pants_photo.read_bytes(), "image/jpeg", {"top_k": "1"})
     assert status == 200 and list(body) == ["pants"]
+
+
+def test_head_answers_like_get(azure):
+    """GET's status and headers (the host sends no body for HEAD)."""
+    status, headers, _ = azure("HEAD", b"", "application/json")
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
 
 
 def test_options_answers_allow(azure):

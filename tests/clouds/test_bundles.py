@@ -58,7 +58,7 @@ def test_bundle_contents(tmp_path, target, must_have):
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     for name in must_have:
         assert name in files
-    assert not [f for f in files if "__pycache__" in f or f.startswith(("tests", "handlers", "node_modules"))]
+    assert not [f for f in files if "__pycache__" in f or f.startswith(("tests", "handlers", "node_modules", "cli"))]
     requirements = (out / "requirements.txt").read_text()
     assert all(
         tool not in requirements for tool in ("tensorflow", "torch", "efficientnet", "scikit-image", "pillow-heif")

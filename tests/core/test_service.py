@@ -131,7 +131,7 @@ def test_cli_prints_json_for_a_local_file(pants_photo):
     from tests.conftest import ROOT
 
     out = subprocess.run(
-        [sys.executable, "-m", "core", str(pants_photo), "--top-k", "2"],
+        [sys.executable, "-m", "cli", str(pants_photo), "--top-k", "2"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -140,7 +140,7 @@ def test_cli_prints_json_for_a_local_file(pants_photo):
     assert out.returncode == 0, out.stderr
     assert list(json.loads(out.stdout))[0] == "pants"
     missing = subprocess.run(
-        [sys.executable, "-m", "core", "/no/such/file.jpg"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli", "/no/such/file.jpg"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert missing.returncode == 1 and "cannot read" in missing.stderr
 

@@ -1,7 +1,6 @@
-"""Classify one image from the command line: ``python -m core PATH_OR_URL [--top-k N]``.
+"""Classify one image from the command line: ``python -m cli PATH_OR_URL [--top-k N]``.
 
 Prints the same JSON the HTTP endpoint answers; exits 1 (with the JSON error) when the request fails.
-Many images: ``python -m core classify PATHS_OR_URLS... --out results.csv`` (core/bulk.py).
 """
 
 from __future__ import annotations
@@ -14,17 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .service import Service
-from .settings import Settings
+from core.service import Service
+from core.settings import Settings
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["classify"]:
-        from .bulk import main as classify_many
-
-        return classify_many(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cli", description=__doc__.splitlines()[0])
     parser.add_argument("source", help="an image file, or an http(s) URL")
     parser.add_argument("--top-k", type=int, help="only the N best labels, best first")
     parser.add_argument("--probabilities", action="store_true", help="softmax the scores of a logits model")
@@ -55,7 +49,3 @@ def main(argv: list[str] | None = None) -> int:
     response = Service(settings).handle_payload(payload, cloud="cli")
     print(json.dumps(response.body, indent=2), file=sys.stdout if response.status < 400 else sys.stderr)
     return 0 if response.status < 400 else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

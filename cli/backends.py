@@ -1,0 +1,182 @@
+"""Who answers each image: the local model in worker processes, or a deployed endpoint over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from core.limits import SMALLEST
+
+from .inputs import payload_for
+from .rows import Row, error_row, row_for
+
+if TYPE_CHECKING:
+    import urllib3
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+MAX_RETRY_AFTER = 30.0  # seconds: an endpoint's Retry-After is followed up to this (one said 100000)
+MAX_ANSWER_BYTES = 1024 * 1024  # an answer is ~300 bytes of scores; a larger one is not an answer
+
+
+# -- workers: the local model ------------------------------------------------------------------------------
+_SERVICE: Any = None  # the worker process's Service
+
+
+def start_local_worker() -> None:
+    global _SERVICE
+    import logging
+    import signal
+
+    from core.service import Service
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool cleanly
+    logging.getLogger("core").setLevel(logging.ERROR)  # one JSON line per image would drown the progress bar
+    _SERVICE = Service()
+
+
+def classify_locally(item: str, top_k: int) -> Row:
+    try:
+        payload = payload_for(item, top_k)
+    except OSError as exc:
+        return error_row(item, f"file_error: {exc.strerror}")
+    assert _SERVICE is not None, "the worker's initializer creates the service"
+    response = _SERVICE.handle_payload(payload, cloud="bulk")
+    return row_for(item, response.status, response.body)
+
+
+# -- workers: a deployed endpoint -----------------------------------------------------------------------
+@dataclass
+class Endpoint:
+    url: str
+    headers: dict[str, str]
+    timeout: float
+    retries: int
+    # The largest image a JSON request may carry: what the endpoint's usage JSON says, else the smallest
+    # platform's (core/limits.py).
+    max_image_bytes: int = SMALLEST.max_json_image_bytes
+
+    def learn_limits(self, http: urllib3.PoolManager) -> None:
+        """Ask the endpoint (GET) how large an image its front door lets through; keep the default if it won't say."""
+        from core.fetch import Watchdog
+
+        try:
+            with Watchdog(time.monotonic() + 10) as watchdog:
+                answer = http.request(
+                    "GET", self.url, headers=self.headers, retries=False, redirect=False, preload_content=False
+                )
+                data = _read_answer(answer, watchdog.deadline)
+            self.max_image_bytes = int(json.loads(data or b"")["limits"]["max_image_bytes"]["base64_json"])
+        except Exception:  # an older deployment, a gateway's page, no answer: the smallest platform's limit holds
+            pass
+
+    def pool(self) -> urllib3.PoolManager:
+        from core.fetch import watched_pool_manager
+
+        return watched_pool_manager(maxsize=64, retries=False, timeout=self.timeout)
+
+    def classify(self, http: urllib3.PoolManager, item: str, top_k: int) -> Row:
+        """One image through the endpoint: retried on 429/5xx, timeouts and dropped connections (never on other
+        4xx), with backoff or the endpoint's Retry-After (at most MAX_RETRY_AFTER seconds)."""
+        try:
+            payload = json.dumps(payload_for(item, top_k, self.max_image_bytes)).encode()
+        except OSError as exc:
+            return error_row(item, f"file_error: {exc.strerror}")
+        failure, wait_seconds = "", 0.0
+        for attempt in range(self.retries + 1):
+            time.sleep(wait_seconds)
+            outcome = self._attempt(http, payload)
+            if isinstance(outcome, tuple):
+                status, headers, data = outcome
+                if status not in RETRY_STATUSES:
+                    return _row_from_answer(item, status, headers, data)
+                failure, wait_seconds = f"HTTP {status}", _retry_after(headers.get("Retry-After"), attempt)
+            else:
+                failure, wait_seconds = outcome, _retry_after(None, attempt)
+        return error_row(item, f"endpoint_error: gave up after {self.retries} retries: {failure}")
+
+    def _attempt(self, http: urllib3.PoolManager, payload: bytes) -> tuple[int, Any, bytes | None] | str:
+        """One POST, within ``timeout`` seconds from sending to the answer's last byte (a watchdog shuts the
+        connection then: a server dripping a byte a second cannot outlast it). (status, headers, body or None
+        when over MAX_ANSWER_BYTES), or why it failed."""
+        import urllib3
+
+        from core.fetch import Watchdog
+
+        with Watchdog(time.monotonic() + self.timeout) as watchdog:
+            try:
+                # Redirects are not followed: the request carries the caller's keys, which must never reach
+                # another host.
+                response = http.request(
+                    "POST", self.url, body=payload, headers=self.headers, redirect=False, preload_content=False
+                )
+                try:
+                    data = _read_answer(response, watchdog.deadline)
+                finally:
+                    response.release_conn()
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                return f"no whole answer within --timeout {self.timeout:g}s" if watchdog.fired else str(exc)[:200]
+        if watchdog.fired:
+            return f"no whole answer within --timeout {self.timeout:g}s"
+        return response.status, response.headers, data
+
+
+def _retry_after(value: str | None, attempt: int) -> float:
+    """Seconds before the next try: the endpoint's Retry-After (seconds or a date), else exponential backoff."""
+    import urllib3
+
+    if value:
+        try:
+            return min(max(urllib3.Retry().parse_retry_after(value), 0.0), MAX_RETRY_AFTER)
+        except urllib3.exceptions.InvalidHeader:
+            pass
+    return min(0.5 * 2**attempt, 10.0)
+
+
+def _row_from_answer(item: str, status: int, headers: Any, data: bytes | None) -> Row:
+    if 300 <= status < 400:
+        return row_for(item, status, redirect_error(status, headers.get("Location")))
+    if data is None:
+        return error_row(item, f"endpoint_error: an answer over {MAX_ANSWER_BYTES} bytes is not label scores")
+    try:
+        body = json.loads(data)
+    except ValueError:
+        text = data[:200].decode(errors="replace")
+        body = text if status == 200 else {"error": {"type": f"http_{status}", "message": text}}
+    return row_for(item, status, body)
+
+
+def _read_answer(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes | None:
+    """The answer's body, or None past MAX_ANSWER_BYTES (read no further). read1: one socket read per call, so
+    the deadline is checked however slowly the bytes come."""
+    data = bytearray()
+    while chunk := response.read1(64 * 1024):
+        data += chunk
+        if len(data) > MAX_ANSWER_BYTES:
+            return None
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer took longer than the deadline")
+    return bytes(data)
+
+
+def redirect_error(status: int, location: str | None) -> dict[str, Any]:
+    return {
+        "error": {
+            "type": "endpoint_redirect",
+            "message": f"the endpoint answered HTTP {status} (to {str(location)[:200]}); redirects are not followed, "
+            "so that keys are never sent to another host: give the final URL as --endpoint",
+        }
+    }
+
+
+def endpoint_headers(args: argparse.Namespace) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if args.api_key:
+        headers["x-api-key"] = args.api_key  # AWS API Gateway (--param="apiKey=true")
+    if args.function_key:
+        headers["x-functions-key"] = args.function_key  # Azure Functions
+    if args.identity_token:
+        headers["Authorization"] = f"Bearer {args.identity_token}"  # GCP: gcloud auth print-identity-token
+    return headers

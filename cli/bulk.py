@@ -1,0 +1,166 @@
+"""Classify thousands of photos: ``python -m cli classify PATHS_OR_URLS... [--out FILE]``.
+
+Inputs: files, folders (recursed), globs, URLs, and ``-`` or ``--from FILE`` for a list (one per line). Each
+image is classified by the local model in worker processes (one interpreter each, all cores by default) or,
+with ``--endpoint URL``, by a deployed function (bounded concurrency, retries with backoff on 429/5xx,
+timeouts and dropped connections; never on other 4xx). Rows go to ``--out`` (CSV or JSON Lines, by suffix)
+as they finish, so an interrupted run leaves a valid file; rerunning with the same ``--out`` skips every image
+that already has an answer and tries the failed ones again. ``--evaluate`` reads the true label from each
+image's folder name and adds accuracy, per-label accuracy and a confusion matrix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import multiprocessing
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from typing import Any
+
+from .backends import Endpoint, classify_locally, endpoint_headers, start_local_worker
+from .evaluation import confusion_png, confusion_text, evaluate_rows
+from .inputs import expand_inputs
+from .output import Output
+from .progress import Progress
+from .rows import Row
+
+
+def run_jobs(items: Iterable[str], args: argparse.Namespace, on_row: Callable[[Row], None]) -> None:
+    """Classify ``items``, calling ``on_row`` in the main thread as each one finishes; at most a few jobs queued
+    per worker, so Ctrl-C stops promptly."""
+    executor: Executor
+    job: Callable[[str], Row]  # one item -> its row, run by the executor
+    if args.endpoint:
+        endpoint = Endpoint(args.endpoint, endpoint_headers(args), args.timeout, args.retries)
+        http = endpoint.pool()
+        endpoint.learn_limits(http)
+        executor = ThreadPoolExecutor(max_workers=args.concurrency)
+        job = functools.partial(endpoint.classify, http, top_k=args.top_k)
+        window = args.concurrency * 2
+    else:
+        executor = ProcessPoolExecutor(max_workers=args.workers, initializer=start_local_worker)
+        job = functools.partial(classify_locally, top_k=args.top_k)  # a module-level function: it pickles
+        window = args.workers * 4
+    pending: set[Future[Row]] = set()
+    queue = iter(items)
+    try:
+        while True:
+            while len(pending) < window:
+                item = next(queue, None)
+                if item is None:
+                    break
+                pending.add(executor.submit(job, item))
+            if not pending:
+                break
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                on_row(future.result())
+    except BaseException:  # Ctrl-C: stop now, not after the jobs running (a slow endpoint, a stuck read)
+        for future in pending:
+            future.cancel()
+        for child in multiprocessing.active_children():  # the local workers
+            child.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+
+
+def summarize(rows: Sequence[Row], seconds: float) -> dict[str, Any]:
+    answered = [r for r in rows if not r["error"]]
+    return {
+        "images": len(rows),
+        "answered": len(answered),
+        "errors": len(rows) - len(answered),
+        "seconds": round(seconds, 2),
+        "images_per_second": round(len(rows) / seconds, 1) if seconds else None,
+        "per_label": dict(Counter(r["label"] for r in answered).most_common()),
+    }
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m cli classify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("inputs", nargs="*", help="image files, folders, globs or URLs; '-' reads a list from stdin")
+    p.add_argument("--from", dest="list_file", help="a file listing paths or URLs, one per line")
+    p.add_argument("--out", help="CSV, or JSON Lines for .jsonl (default: CSV on stdout); rerun to resume")
+    p.add_argument("--top-k", type=int, default=3, help="labels kept per image (default 3)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local processes (default: all cores)")
+    p.add_argument("--endpoint", help="classify with a deployed function at this URL instead of the local model")
+    p.add_argument("--concurrency", type=int, default=8, help="--endpoint: requests at once (default 8)")
+    p.add_argument("--retries", type=int, default=5, help="--endpoint: retries on 429/5xx/timeouts (default 5)")
+    p.add_argument("--timeout", type=float, default=60.0, help="--endpoint: seconds per request (default 60)")
+    p.add_argument("--api-key", help="--endpoint on AWS with an API key (x-api-key)")
+    p.add_argument("--function-key", help="--endpoint on Azure (x-functions-key)")
+    p.add_argument("--identity-token", help="--endpoint on GCP: `gcloud auth print-identity-token`")
+    p.add_argument("--evaluate", action="store_true", help="true labels from folder names: accuracy, confusion")
+    p.add_argument("--confusion-png", help="with --evaluate: write the confusion matrix as a PNG")
+    args = p.parse_args(argv)
+    if "-" in args.inputs:
+        args.inputs.remove("-")
+        args.list_file = "-"
+    if not args.inputs and not args.list_file:
+        p.error("give images, folders, globs or URLs, or a list with --from FILE or -")
+    for name in ("top_k", "workers", "concurrency"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    items = expand_inputs(args.inputs, args.list_file)
+    output = Output(args.out)
+    todo = [item for item in items if item not in output.done]
+    rows: list[Row] = list(output.done.values())
+    progress = Progress(len(todo), len(output.done))
+    interrupted = False
+
+    def on_row(row: Row) -> None:
+        rows.append(row)
+        output.write(row)
+        progress.update()
+
+    try:
+        run_jobs(todo, args, on_row)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        seconds = progress.close()
+        output.close()
+    summary = summarize(rows[len(output.done) :], seconds)
+    summary["already_answered"] = len(output.done)
+    if args.evaluate:
+        labels = _model_labels(args)
+        summary["evaluation"] = evaluate_rows(rows, labels)
+        print(confusion_text(summary["evaluation"]), file=sys.stderr)
+        if args.confusion_png and summary["evaluation"]["images"]:
+            evaluation = summary["evaluation"]
+            title = f"accuracy {evaluation['accuracy']:.2%} on {evaluation['images']} images"
+            confusion_png(evaluation["labels"], evaluation["confusion"], title, args.confusion_png)
+    print(json.dumps(summary, indent=2), file=sys.stderr)
+    if interrupted:
+        print(f"interrupted: {len(rows)} images answered so far; run the same command again to resume", file=sys.stderr)
+        # The output is complete and closed; a request thread still waiting on an endpoint must not hold the
+        # process open (Python joins every pool thread at exit).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return 0 if summary["errors"] == 0 else 1
+
+
+def _model_labels(args: argparse.Namespace) -> list[str]:
+    if not args.endpoint:
+        from core.manifest import load_manifest
+        from core.settings import Settings
+
+        return list(load_manifest(Settings.from_env().manifest_path).labels)
+    import urllib3
+
+    answer = urllib3.request("GET", args.endpoint, headers=endpoint_headers(args), timeout=30, redirect=False)
+    return json.loads(answer.data)["model"]["labels"]
