@@ -7,6 +7,7 @@ so GET answers usage and other methods a JSON 405, as on the other clouds.
 import azure.functions as func
 
 from core import get_service
+from core.http import Headers, Request
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -15,14 +16,15 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 @app.route(route="predict", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 def predict(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
     # The host passes `context` by name; its invocation id is the one Application Insights shows.
-    response = get_service().handle_http(
-        req.method,
-        req.get_body(),
-        req.headers.get("Content-Type"),
-        dict(req.params),
-        cloud="azure",
-        request_id=getattr(context, "invocation_id", None),
-        accept=req.headers.get("Accept"),
-        front_door="azure",
+    response = get_service().handle(
+        Request(
+            method=req.method,
+            headers=Headers(req.headers.items()),
+            query=dict(req.params),
+            body=req.get_body(),
+            request_id=getattr(context, "invocation_id", None),
+            caller="azure",
+            front_door="azure",
+        )
     )
     return func.HttpResponse(body=response.body_text(), status_code=response.status, headers=response.headers)

@@ -12,6 +12,7 @@ from bench.common import ROOT, VENV_PY, WORK, publish, summarize
 WORKER = """
 import base64, json, os, sys, time
 os.environ["LOG_LEVEL"] = "WARNING"
+from core.http import Request
 from core.service import get_service
 service = get_service()
 images = [base64.b64encode(open(p, "rb").read()).decode() for p in sys.argv[2:]]
@@ -20,7 +21,7 @@ payload = {"images": images[:batch]} if batch > 1 else {"image": images[0]}
 times = []
 for i in range(int(os.environ.get("ROUNDS", "10")) + 2):
     t = time.perf_counter()
-    response = service.handle_payload(payload)
+    response = service.handle(Request.invocation(payload, caller="bench"))
     assert response.status == 200, response.body
     if i >= 2:
         times.append((time.perf_counter() - t) * 1000)

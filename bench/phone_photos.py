@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from bench.common import DATA, publish
+from core.http import Request
 from core.images import tagged_jpeg
 from core.service import Service
 
@@ -52,7 +53,8 @@ def _jpeg(img: Image.Image, quality: int = 95) -> bytes:
 
 
 def _top(service: Service, data: bytes) -> str:
-    response = service.handle_payload({"image": base64.b64encode(data).decode(), "top_k": 1}, cloud="bench")
+    payload = {"image": base64.b64encode(data).decode(), "top_k": 1}
+    response = service.handle(Request.invocation(payload, caller="bench"))
     assert response.status == 200, response.body
     return next(iter(response.body))
 

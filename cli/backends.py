@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from core.http import Request
 from core.limits import SMALLEST
 
 from .inputs import payload_for
@@ -43,7 +44,7 @@ def classify_locally(item: str, top_k: int) -> Row:
     except OSError as exc:
         return error_row(item, f"file_error: {exc.strerror}")
     assert _SERVICE is not None, "the worker's initializer creates the service"
-    response = _SERVICE.handle_payload(payload, cloud="bulk")
+    response = _SERVICE.handle(Request.invocation(payload, caller="bulk"))
     return row_for(item, response.status, response.body)
 
 

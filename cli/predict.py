@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.service import Service
+from core.http import Request
+from core.service import Service, configure_logging
 from core.settings import Settings
 
 
@@ -46,6 +47,7 @@ def main(argv: list[str]) -> int:
                 file=sys.stderr,
             )
             return 1
-    response = Service(settings).handle_payload(payload, cloud="cli")
+    configure_logging(settings.log_level)
+    response = Service(settings).handle(Request.invocation(payload, caller="cli"))
     print(json.dumps(response.body, indent=2), file=sys.stdout if response.status < 400 else sys.stderr)
     return 0 if response.status < 400 else 1

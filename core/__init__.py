@@ -1,6 +1,6 @@
 """Cloud-neutral image classification with TF Lite: the shared core of every adapter.
 
-Importing is cheap; the model loads on first use. ``get_service().handle_http(...)`` answers a request.
+Importing is cheap; the model loads on first use. ``get_service().handle(Request(...))`` answers a request.
 ``Response``, ``Service`` and ``get_service`` load the service (numpy, Pillow, the interpreter) when first named, so
 a tool that needs only ``core.limits`` or ``core.fetch`` (the bulk command's endpoint client) never does.
 """
@@ -16,12 +16,17 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .service import Response, Service, get_service
+    from .http import Request, Response
+    from .service import Service, get_service
 
-__all__ = ["Response", "Service", "get_service"]
+__all__ = ["Request", "Response", "Service", "get_service"]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: the service's names, imported when first used
+    if name in ("Request", "Response"):
+        from . import http
+
+        return getattr(http, name)
     if name in __all__:
         from . import service
 

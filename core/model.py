@@ -1,4 +1,5 @@
-"""The classifier, in KServe's lifecycle: load, preprocess, predict, postprocess.
+"""The classifier, in KServe's lifecycle: load, preprocess, predict, postprocess; ``classify`` runs them for one
+image's bytes, decoding it within the instance's memory budget first.
 
 Loading is lazy (importing this module is cheap) and happens once per process. A TF Lite interpreter
 is not thread-safe, so each thread gets its own interpreter over the same model file.
@@ -7,16 +8,38 @@ is not thread-safe, so each thread gets its own interpreter over the same model 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from keras_image_helper import create_preprocessor
 from PIL import Image
 
 from .errors import ModelError
+from .images import load_image, open_image
 from .manifest import Manifest, load_manifest, sha256_of
+from .memory import PixelBudget, release_freed_memory
 from .runtime import find_runtime
+
+TRIM_AFTER_PIXELS = 4_000_000  # decodes this large hand their memory back to the system when done
+
+
+class DecodeRules(NamedTuple):
+    """How an image may be decoded (images.py): its pixel limit, and the reduced JPEG decode for big photos."""
+
+    max_pixels: int
+    draft_size: tuple[int, int] | None = None  # (width, height): a JPEG is never decoded below it
+    draft_above_pixels: int | None = None  # None: every JPEG at reduced scale (JPEG_DRAFT=1)
+
+
+class Trace(Protocol):
+    """Where ``classify`` reports its steps' milliseconds and the image's size (the service's log line)."""
+
+    image_bytes: int
+    image_size: list[int] | None
+
+    def lap(self, step: str, since: float) -> float: ...
 
 
 class Classifier:
@@ -111,6 +134,35 @@ class Classifier:
             with self._load_lock:  # building interpreters one at a time keeps delegate set-up race-free
                 interpreter = self._local.interpreter = self._new_interpreter(self.loaded_manifest())
         return interpreter
+
+    # -- one image: decode within the budget, then the lifecycle ---------------------------------------------------
+    def classify(
+        self,
+        data: bytes,
+        top_k: int | None,
+        probabilities: bool,
+        rules: DecodeRules,
+        budget: PixelBudget,
+        trace: Trace,
+    ) -> dict[str, float]:
+        """An image file's bytes -> {label: score}. The decoded pixels exist only while they hold their share of
+        ``budget`` (memory.py); a big decode hands its freed memory back to the system."""
+        trace.image_bytes += len(data)
+        t = time.perf_counter()
+        image = open_image(data, rules.max_pixels, rules.draft_size, rules.draft_above_pixels)
+        pixels = image.size[0] * image.size[1]
+        trace.image_size = list(image.size)  # as decoded
+        with budget.hold(pixels):
+            image = load_image(image)
+            t = trace.lap("decode", t)
+            batch = self.preprocess(image)
+            del image
+        if pixels >= TRIM_AFTER_PIXELS:
+            release_freed_memory()
+        t = trace.lap("preprocess", t)
+        scores = self.predict(batch)
+        trace.lap("inference", t)
+        return self.postprocess(scores, top_k, probabilities)
 
     # -- preprocess ---------------------------------------------------------------------------------
     def preprocess(self, image: Image.Image) -> np.ndarray:

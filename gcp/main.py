@@ -7,8 +7,11 @@ or from the bundle (``make bundle-gcp``): ``cd dist/gcp && functions-framework -
 import flask
 import functions_framework
 
-from core import Response, get_service
+from core import get_service
 from core.errors import NotFound
+from core.http import Headers, Request, Response
+
+CALLER = "gcp"
 
 
 @functions_framework.http
@@ -19,16 +22,17 @@ def predict(request: flask.Request) -> flask.Response:
     # A body over the limit is refused by its Content-Length, unread; one without a length is read only up to
     # one byte past the limit (the service then answers 413), never whole.
     body = b"" if declared is not None and declared > limit else request.stream.read(limit + 1)
-    response = service.handle_http(
-        request.method,
-        body,
-        request.headers.get("Content-Type"),
-        request.args.to_dict(),
-        cloud="gcp",
-        request_id=_execution_id(request),
-        accept=request.headers.get("Accept"),
-        front_door="gcp",
-        declared_length=declared,
+    response = service.handle(
+        Request(
+            method=request.method,
+            headers=Headers(request.headers.items()),
+            query=request.args.to_dict(),
+            body=body,
+            request_id=_execution_id(request),
+            caller=CALLER,
+            front_door="gcp",
+            declared_length=declared,
+        )
     )
     if (declared or len(body)) > limit:
         return _refused_unread(response)
@@ -40,7 +44,8 @@ def not_found(error: Exception) -> flask.Response:
     """functions-framework answers /favicon.ico and /robots.txt itself with an HTML 404: JSON, as everywhere."""
     request = flask.request
     message = f"nothing at {request.path[:200]}; this function answers at its own URL (GET: usage, POST: classify)"
-    response = get_service().answer_error(NotFound(message), request.method, "gcp", _execution_id(request))
+    refused = Request(method=request.method, request_id=_execution_id(request), caller=CALLER)
+    response = get_service().refuse(refused, NotFound(message))
     return _flask_response(response)
 
 

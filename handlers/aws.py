@@ -1,8 +1,9 @@
 """AWS Lambda entry point: ``handlers/aws.lambda_handler`` (the book's function name).
 
-Each event shape is one small class whose ``infer()`` recognises it; they are tried in order and the
-last one (direct invocation) takes whatever is left. The HTTP shapes read the same four things (method, body,
-Content-Type, query) from their own fields and answer in the format their front door expects:
+Each event shape is one small object behind one protocol (``EventShape``: ``matches``, ``to_request``,
+``to_answer``) that only translates; they are tried in order and the last one (direct invocation) takes whatever
+is left, and the entry point calls the service once. The HTTP shapes read the same things (method, headers,
+query, body, base64 flag) from their own fields and answer in the format their front door expects:
 
 - HTTP API v2 and Lambda Function URLs (``version: "2.0"``, ``requestContext.http``);
 - VPC Lattice, event structure v2 (``version: "2.0"``, ``requestContext.targetGroupArn``) and v1
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 import http
 import json
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
-from core import Response, get_service
+from core import get_service
 from core.errors import BadRequest
+from core.http import Headers, Request, Response
 
-CLOUD = "aws"
+CALLER = "aws"
 # A Lambda event as it arrives: usually a JSON object, but a direct invocation may send any JSON value.
 Event = Any
 
@@ -41,18 +43,6 @@ def _last(value: object) -> Any:
     if isinstance(value, list):
         return value[-1] if value else None
     return value
-
-
-def _header(headers: object, name: str) -> str | None:
-    """One header's value, whatever the case of its name. Several different values (keys differing only in case,
-    or a multi-value list) would let key order decide: that request is refused."""
-    values = []
-    for key, value in _dict(headers).items():
-        if isinstance(key, str) and key.lower() == name:
-            values += [str(v) for v in (value if isinstance(value, list) else [value]) if v is not None]
-    if len(set(values)) > 1:
-        raise BadRequest(f"the request has {len(values)} different '{name}' headers; send one")
-    return values[-1] if values else None
 
 
 def _flag(value: object, field: str) -> bool:
@@ -76,55 +66,41 @@ def _body(body: object) -> bytes:
     return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else str(body).encode()
 
 
-class HttpEvent:
-    """An HTTP-shaped event: what core needs from it, and core's answer in the front door's format."""
+class HttpShape:
+    """An HTTP-shaped event: a ``Request`` from its fields, and the service's answer in its front door's format.
+    The shapes differ only in where they keep the method, headers, query and base64 flag, and how they answer."""
 
-    base64_field = "isBase64Encoded"
     front_door = "aws-rest"  # its key in core/limits.py
+    base64_field = "isBase64Encoded"
 
-    @classmethod
-    def door(cls, event: Event) -> str:
-        return cls.front_door
-
-    @staticmethod
-    def infer(event: Event) -> bool:
+    def matches(self, event: Event) -> bool:
         raise NotImplementedError
 
-    @staticmethod
-    def method(event: Event) -> str | None:
-        return event.get("httpMethod")
+    def method(self, event: Event) -> str:
+        return str(event.get("httpMethod") or "POST")
 
-    @staticmethod
-    def headers(event: Event) -> dict[Any, Any]:
-        return _dict(event.get("headers"))
+    def headers(self, event: Event) -> object:
+        return event.get("headers")
 
-    @staticmethod
-    def query(event: Event) -> dict[Any, Any]:
+    def query(self, event: Event) -> dict[Any, Any]:
         return _single(event.get("queryStringParameters"))
 
-    @classmethod
-    def handle(cls, event: Event, request_id: str | None) -> dict[str, Any]:
-        headers, method = cls.headers(event), cls.method(event) or "POST"
-        try:
-            content_type, accept = _header(headers, "content-type"), _header(headers, "accept")
-            base64_body = _flag(event.get(cls.base64_field), cls.base64_field)
-        except BadRequest as error:
-            return cls.respond(get_service().answer_error(error, method, CLOUD, request_id), event)
-        response: Response = get_service().handle_http(
-            method,
-            _body(event.get("body")),
-            content_type,
-            cls.query(event),
-            cloud=CLOUD,
-            request_id=request_id,
-            base64_body=base64_body,
-            accept=accept,
-            front_door=cls.door(event),
-        )
-        return cls.respond(response, event)
+    def door(self, event: Event) -> str:
+        return self.front_door
 
-    @staticmethod
-    def respond(response: Response, event: Event) -> dict[str, Any]:
+    def to_request(self, event: Event, request_id: str | None) -> Request:
+        return Request(
+            method=self.method(event),
+            headers=Headers(_dict(self.headers(event))),
+            query=self.query(event),
+            body=_body(event.get("body")),
+            request_id=request_id,
+            caller=CALLER,
+            front_door=self.door(event),
+            base64_body=_flag(event.get(self.base64_field), self.base64_field),
+        )
+
+    def to_answer(self, response: Response, event: Event) -> Any:
         return {
             "statusCode": response.status,
             "headers": response.headers,
@@ -139,34 +115,30 @@ def _with_status_description(answer: dict[str, Any]) -> dict[str, Any]:
     return {**answer, "statusDescription": f"{status} {http.HTTPStatus(status).phrase}"}
 
 
-class HttpApiV2(HttpEvent):
+class HttpApiV2(HttpShape):
     """HTTP API (payload format 2.0) and Function URLs."""
 
-    @classmethod
-    def door(cls, event: Event) -> str:
-        domain = str(_dict(event.get("requestContext")).get("domainName") or "")
-        return "aws-url" if ".lambda-url." in domain else "aws-http"
-
-    @staticmethod
-    def infer(event: Event) -> bool:
+    def matches(self, event: Event) -> bool:
         return (
             isinstance(event, dict)
             and event.get("version") == "2.0"
             and isinstance(_dict(event.get("requestContext")).get("http"), dict)
         )
 
-    @staticmethod
-    def method(event: Event) -> str | None:
-        return event["requestContext"]["http"].get("method")
+    def method(self, event: Event) -> str:
+        return str(event["requestContext"]["http"].get("method") or "POST")
+
+    def door(self, event: Event) -> str:
+        domain = str(_dict(event.get("requestContext")).get("domainName") or "")
+        return "aws-url" if ".lambda-url." in domain else "aws-http"
 
 
-class VpcLatticeV2(HttpEvent):
+class VpcLatticeV2(HttpShape):
     """VPC Lattice, event structure version 2: camelCase fields, header values as lists or strings."""
 
     front_door = "aws-lattice"
 
-    @staticmethod
-    def infer(event: Event) -> bool:
+    def matches(self, event: Event) -> bool:
         return (
             isinstance(event, dict)
             and event.get("version") == "2.0"
@@ -174,13 +146,11 @@ class VpcLatticeV2(HttpEvent):
             and "targetGroupArn" in _dict(event.get("requestContext"))
         )
 
-    @staticmethod
-    def method(event: Event) -> str | None:
-        return event.get("method")
+    def method(self, event: Event) -> str:
+        return str(event.get("method") or "POST")
 
-    @staticmethod
-    def respond(response: Response, event: Event) -> dict[str, Any]:
-        return _with_status_description(HttpEvent.respond(response, event))
+    def to_answer(self, response: Response, event: Event) -> Any:
+        return _with_status_description(super().to_answer(response, event))
 
 
 class VpcLatticeV1(VpcLatticeV2):
@@ -188,78 +158,98 @@ class VpcLatticeV1(VpcLatticeV2):
 
     base64_field = "is_base64_encoded"
 
-    @staticmethod
-    def infer(event: Event) -> bool:
+    def matches(self, event: Event) -> bool:
         return isinstance(event, dict) and "raw_path" in event and "method" in event
 
-    @staticmethod
-    def query(event: Event) -> dict[Any, Any]:
+    def query(self, event: Event) -> dict[Any, Any]:
         return _single(event.get("query_string_parameters"))
 
 
-class ApplicationLoadBalancer(HttpEvent):
+class ApplicationLoadBalancer(HttpShape):
     """An ALB target group's event, single-value or (with multi-value headers enabled) multi-value mode.
 
     The load balancer passes the query string as it came, URL-encoded: it is decoded here."""
 
     front_door = "aws-alb"
 
-    @staticmethod
-    def infer(event: Event) -> bool:
+    def matches(self, event: Event) -> bool:
         return isinstance(event, dict) and "elb" in _dict(event.get("requestContext"))
 
     @staticmethod
     def multi_value(event: Event) -> bool:
         return "multiValueHeaders" in event
 
-    @classmethod
-    def headers(cls, event: Event) -> dict[Any, Any]:
-        return _dict(event.get("multiValueHeaders" if cls.multi_value(event) else "headers"))
+    def headers(self, event: Event) -> object:
+        return event.get("multiValueHeaders" if self.multi_value(event) else "headers")
 
-    @classmethod
-    def query(cls, event: Event) -> dict[Any, Any]:
-        raw = event.get("multiValueQueryStringParameters" if cls.multi_value(event) else "queryStringParameters")
+    def query(self, event: Event) -> dict[Any, Any]:
+        raw = event.get("multiValueQueryStringParameters" if self.multi_value(event) else "queryStringParameters")
         return {
             unquote_plus(str(key)): unquote_plus(str(value)) for key, value in _single(raw).items() if value is not None
         }
 
-    @classmethod
-    def respond(cls, response: Response, event: Event) -> dict[str, Any]:
-        answer = _with_status_description(HttpEvent.respond(response, event))
-        if cls.multi_value(event):  # a load balancer in multi-value mode ignores "headers"
+    def to_answer(self, response: Response, event: Event) -> Any:
+        answer = _with_status_description(super().to_answer(response, event))
+        if self.multi_value(event):  # a load balancer in multi-value mode ignores "headers"
             answer["multiValueHeaders"] = {key: [value] for key, value in answer.pop("headers").items()}
         return answer
 
 
-class ApiGatewayV1(HttpEvent):
+class ApiGatewayV1(HttpShape):
     """API Gateway REST API, Lambda proxy integration (payload format 1.0)."""
 
-    @staticmethod
-    def infer(event: Event) -> bool:
+    def matches(self, event: Event) -> bool:
         return isinstance(event, dict) and "httpMethod" in event and "requestContext" in event
 
 
 class DirectInvocation:
-    """The event is the request itself: console tests, SDK/CLI invokes, non-proxy integrations."""
+    """The event is the request itself: console tests, SDK/CLI invokes, non-proxy integrations. Answered with the
+    plain result (or the error object: never raised, so callers get JSON either way)."""
 
-    @staticmethod
-    def infer(event: Event) -> bool:
+    front_door = "aws-invoke"
+
+    def matches(self, event: Event) -> bool:
         return True
 
-    @staticmethod
-    def handle(event: Event, request_id: str | None) -> Any:
+    def to_request(self, event: Event, request_id: str | None) -> Request:
         if isinstance(event, (str, bytes)):  # a JSON document passed as a string
             try:
                 event = json.loads(event)
             except ValueError:
                 pass  # core answers the non-object with a clear 400 error
-        return get_service().handle_payload(event, cloud=CLOUD, request_id=request_id).body
+        return Request.invocation(event, CALLER, request_id)
+
+    def to_answer(self, response: Response, event: Event) -> Any:
+        return response.body
 
 
-EVENT_SHAPES = (HttpApiV2, VpcLatticeV2, ApplicationLoadBalancer, ApiGatewayV1, VpcLatticeV1, DirectInvocation)
+class EventShape(Protocol):
+    """What the entry point needs of an event shape: recognise it, translate it in, translate the answer out."""
+
+    def matches(self, event: Event) -> bool: ...
+
+    def to_request(self, event: Event, request_id: str | None) -> Request: ...
+
+    def to_answer(self, response: Response, event: Event) -> Any: ...
+
+
+# Tried in order; the last takes whatever is left.
+EVENT_SHAPES: tuple[EventShape, ...] = (
+    HttpApiV2(),
+    VpcLatticeV2(),
+    ApplicationLoadBalancer(),
+    ApiGatewayV1(),
+    VpcLatticeV1(),
+    DirectInvocation(),
+)
 
 
 def lambda_handler(event: Event, context: Any) -> Any:
     request_id = getattr(context, "aws_request_id", None)
-    shape = next(shape for shape in EVENT_SHAPES if shape.infer(event))
-    return shape.handle(event, request_id)
+    shape = next(shape for shape in EVENT_SHAPES if shape.matches(event))
+    service = get_service()
+    try:
+        request = shape.to_request(event, request_id)
+    except BadRequest as error:  # an event field the shape cannot read (isBase64Encoded: "maybe")
+        return shape.to_answer(service.refuse(Request(request_id=request_id, caller=CALLER), error), event)
+    return shape.to_answer(service.handle(request), event)

@@ -15,6 +15,7 @@ import pytest
 
 from core.limits import FRONT_DOORS, SMALLEST
 from tests.bulk.test_classify_command import classify
+from tests.helpers import invocation
 from tests.photos import SAMPLE, phone_photo
 
 
@@ -62,7 +63,7 @@ def service_answer(door: str | None):
             if door is None:
                 return 404, {"Content-Type": "text/html"}, b"<h1>Not Found</h1>"
             return 200, {"Content-Type": "application/json"}, json.dumps(service.usage(door)).encode()
-        response = service.handle_payload(json.loads(body), cloud="test")
+        response = service.handle(invocation(json.loads(body)))
         return response.status, {"Content-Type": "application/json"}, response.body_text().encode()
 
     return answer

@@ -5,6 +5,7 @@ import json
 import logging
 
 from core.service import Service
+from tests.helpers import http
 
 
 def records(caplog):
@@ -16,12 +17,14 @@ def test_one_json_line_per_request_with_timings(loopback_settings, image_server,
     routes["/log-pants.jpg"] = (200, {"Content-Type": "image/jpeg"}, pants_photo.read_bytes())
     service = Service(loopback_settings)
     with caplog.at_level(logging.INFO, logger="core"):
-        service.handle_http(
-            "POST", json.dumps({"url": base + "/log-pants.jpg"}), "application/json", cloud="gcp", request_id="r-1"
+        service.handle(
+            http(
+                "POST", json.dumps({"url": base + "/log-pants.jpg"}), "application/json", caller="gcp", request_id="r-1"
+            )
         )
-        service.handle_http("POST", b"{bad", "application/json", cloud="gcp", request_id="r-2")
+        service.handle(http("POST", b"{bad", "application/json", caller="gcp", request_id="r-2"))
     first, second = records(caplog)
-    assert first["request_id"] == "r-1" and first["cloud"] == "gcp" and first["input"] == "url"
+    assert first["request_id"] == "r-1" and first["caller"] == "gcp" and first["input"] == "url"
     assert first["status"] == 200 and first["cold_start"] is True
     assert set(first["ms"]) == {"fetch", "decode", "preprocess", "inference"}
     assert first["image_bytes"] == len(pants_photo.read_bytes()) and len(first["image_size"]) == 2
@@ -31,7 +34,7 @@ def test_one_json_line_per_request_with_timings(loopback_settings, image_server,
 def test_log_never_holds_image_data(loopback_settings, pants_photo, caplog):
     b64 = base64.b64encode(pants_photo.read_bytes()).decode()
     with caplog.at_level(logging.INFO, logger="core"):
-        Service(loopback_settings).handle_http("POST", json.dumps({"image": b64}), "application/json")
+        Service(loopback_settings).handle(http("POST", json.dumps({"image": b64}), "application/json"))
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert b64[:40] not in text and len(text) < 1000
 
@@ -41,10 +44,10 @@ def test_every_answer_has_a_request_id_and_a_log_line_with_its_severity(loopback
     service = Service(loopback_settings)
     with caplog.at_level(logging.INFO, logger="core"):
         answers = [
-            service.handle_http(method, b"", "application/json", request_id=f"id-{method}")
+            service.handle(http(method, b"", "application/json", request_id=f"id-{method}"))
             for method in ("GET", "OPTIONS", "DELETE")
         ]
-        service.handle_http("POST", b"{bad", "application/json", request_id="id-bad")
+        service.handle(http("POST", b"{bad", "application/json", request_id="id-bad"))
     assert [a.headers["X-Request-Id"] for a in answers] == ["id-GET", "id-OPTIONS", "id-DELETE"]
     lines = records(caplog)
     assert [(r["method"], r["status"], r["severity"]) for r in lines] == [

@@ -8,13 +8,14 @@ import pytest
 
 from core.model import Classifier
 from tests.conftest import MANIFEST, image_bytes
+from tests.helpers import http
 
 LABELS = list(Classifier(MANIFEST).load().manifest.labels)
 
 
 def post(service, payload, content_type="application/json", query=None):
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    response = service.handle_http("POST", body, content_type, query or {})
+    response = service.handle(http("POST", body, content_type, query or {}))
     json.loads(response.body_text())  # always serialisable
     return response
 
@@ -94,9 +95,9 @@ def test_fetch_errors_map_to_502_and_504(service, image_server):
 
 
 def test_methods(service):
-    usage = service.handle_http("GET", b"")
+    usage = service.handle(http("GET"))
     assert usage.status == 200 and usage.body["model"]["labels"] == LABELS
-    put = service.handle_http("PUT", b"{}")
+    put = service.handle(http("PUT", b"{}"))
     assert put.status == 405 and "POST" in put.headers["Allow"]
     assert put.body["error"]["type"] == "method_not_allowed"
 
@@ -109,7 +110,7 @@ def test_unexpected_failure_is_500_with_request_id(loopback_settings, pants_phot
             raise RuntimeError("secret internal detail")
 
     service = Service(loopback_settings, Exploding(MANIFEST))
-    response = service.handle_http("POST", pants_photo.read_bytes(), "image/jpeg", request_id="req-1")
+    response = service.handle(http("POST", pants_photo.read_bytes(), "image/jpeg", request_id="req-1"))
     assert response.status == 500
     assert response.body["error"]["request_id"] == "req-1"
     assert "secret" not in response.body_text()
@@ -120,7 +121,7 @@ def test_broken_model_is_500_not_traceback(tmp_path):
     from core.settings import Settings
 
     service = Service(Settings(manifest_path=tmp_path / "missing.json"))
-    response = service.handle_http("POST", b'{"url": "http://example.com/a.jpg"}', "application/json")
+    response = service.handle(http("POST", b'{"url": "http://example.com/a.jpg"}', "application/json"))
     assert response.status == 500 and response.body["error"]["type"] == "internal_error"
 
 
@@ -150,9 +151,9 @@ def test_jpeg_draft_setting_reaches_the_decoder(loopback_settings, pants_photo):
 
     from core.service import Service
 
-    exact = Service(loopback_settings).handle_http("POST", pants_photo.read_bytes(), "image/jpeg")
-    draft = Service(replace(loopback_settings, jpeg_draft=True)).handle_http(
-        "POST", pants_photo.read_bytes(), "image/jpeg"
+    exact = Service(loopback_settings).handle(http("POST", pants_photo.read_bytes(), "image/jpeg"))
+    draft = Service(replace(loopback_settings, jpeg_draft=True)).handle(
+        http("POST", pants_photo.read_bytes(), "image/jpeg")
     )
     assert exact.status == draft.status == 200
     assert draft.body != exact.body  # other pixels, other scores
@@ -173,7 +174,7 @@ def test_jpeg_draft_setting_reaches_the_decoder(loopback_settings, pants_photo):
     ],
 )
 def test_get_answers_the_page_to_browsers_and_the_usage_json_to_the_rest(service, accept, page):
-    response = service.handle_http("GET", b"", accept=accept)
+    response = service.handle(http("GET", accept=accept))
     assert response.status == 200
     if page:
         assert response.headers["Content-Type"] == "text/html; charset=utf-8"

@@ -15,6 +15,7 @@ import pytest
 
 from scripts.local_server import start_functions_framework, stop_server
 from tests.conftest import ROOT
+from tests.helpers import invocation
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_is_base64_encoded_false_as_a_string_means_false(handler):
 def test_host_names_that_can_never_resolve_are_400_not_502(fresh_service, host):
     from core.service import get_service
 
-    answer = get_service().handle_payload({"url": f"http://{host}/x.jpg"})
+    answer = get_service().handle(invocation({"url": f"http://{host}/x.jpg"}))
     assert answer.status == 400 and "not a valid host name" in answer.body["error"]["message"], answer.body
 
 

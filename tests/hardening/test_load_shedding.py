@@ -20,6 +20,7 @@ import pytest
 
 from scripts.local_server import start_functions_framework, stop_server
 from tests.conftest import ROOT
+from tests.helpers import invocation
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +98,12 @@ def test_a_client_whose_dns_hangs_does_not_block_another_clients_url(monkeypatch
     service = get_service()
     try:
         with ThreadPoolExecutor(max_workers=16) as pool:
-            hanging = [pool.submit(service.handle_payload, {"url": f"http://h{i}.hang.test/x.jpg"}) for i in range(16)]
+            hanging = [
+                pool.submit(service.handle, invocation({"url": f"http://h{i}.hang.test/x.jpg"})) for i in range(16)
+            ]
             time.sleep(0.3)
             started = time.monotonic()
-            answer = service.handle_payload({"url": base.replace("127.0.0.1", "localhost") + "/dns-pants.jpg"})
+            answer = service.handle(invocation({"url": base.replace("127.0.0.1", "localhost") + "/dns-pants.jpg"}))
             assert answer.status == 200, answer.body
             assert time.monotonic() - started < 2
             assert all(f.result().status == 504 for f in hanging)
@@ -139,7 +142,7 @@ def test_url_batches_are_bounded_in_threads(monkeypatch, fresh_service, image_se
     try:
         batch = {"urls": [f"{base}/slow-batch.jpg?{i}" for i in range(16)]}
         with ThreadPoolExecutor(max_workers=8) as pool:
-            answers = list(pool.map(lambda _: service.handle_payload(batch), range(8)))
+            answers = list(pool.map(lambda _: service.handle(invocation(batch)), range(8)))
     finally:
         done.set()
         watcher.join()
@@ -204,5 +207,5 @@ def test_the_base64_photo_of_the_page_is_not_shed_while_a_big_one_runs(fresh_ser
             with budget.hold(budget.large + 1):
                 pass
         assert shed.value.headers["Retry-After"]
-        assert service.handle_payload({"image": small, "top_k": 1}).status == 200  # 0.2 MP fits beside them
+        assert service.handle(invocation({"image": small, "top_k": 1})).status == 200  # 0.2 MP fits beside them
     waiting.join(timeout=25)
