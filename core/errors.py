@@ -55,5 +55,9 @@ class ServiceBusy(ServiceError):
     status, type = 503, "service_busy"
 
 
+class ConfigurationError(Exception):
+    """A setting of the deployment is wrong (an environment variable): an operator's problem, answered 500."""
+
+
 class ModelError(Exception):
     """The deployed model or its manifest is broken: an operator's problem, never the client's."""

@@ -18,9 +18,9 @@ from PIL import Image
 
 from .errors import ModelError
 from .images import load_image, open_image
+from .interpreter import find_runtime
 from .manifest import Manifest, load_manifest, sha256_of
 from .memory import PixelBudget, release_freed_memory
-from .runtime import find_runtime
 
 TRIM_AFTER_PIXELS = 4_000_000  # decodes this large hand their memory back to the system when done
 

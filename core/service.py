@@ -23,9 +23,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from .errors import MethodNotAllowed, ModelError, PayloadTooLarge, ServiceBusy, ServiceError
+from .errors import ConfigurationError, MethodNotAllowed, ModelError, PayloadTooLarge, ServiceBusy, ServiceError
 from .fetch import fetch_image_bytes
 from .http import Request, Response
 from .limits import FRONT_DOORS
@@ -112,11 +112,11 @@ class Service:
         cold, self._cold = self._cold, False
         try:
             if self.config_error:
-                raise ModelError(f"configuration error: {self.config_error}")
+                raise ConfigurationError(f"configuration error: {self.config_error}")
             response = dispatch(request, trace)
         except ServiceError as error:
             response = Response.json(error.status, error.to_dict(), error.headers)
-        except ModelError as error:
+        except (ModelError, ConfigurationError) as error:  # the operator's problem: logged, a 500 to the client
             log.error("%s (request %s)", error, request_id)
             response = _internal_error(request_id)
         except Exception:  # never a traceback to the client; the log has it
@@ -220,10 +220,10 @@ class Service:
         """Each source's image bytes, or the ServiceError it failed with; a batch's URLs are fetched at once."""
 
         def fetch(source: Source) -> bytes | ServiceError:
-            if not isinstance(source.value, str):  # image bytes, or the item's validation error
-                return source.value
+            if source.kind != "url":  # image bytes, or the item's validation error
+                return cast(bytes | ServiceError, source.value)
             try:
-                return fetch_image_bytes(source.value, self.settings, deadline)
+                return fetch_image_bytes(cast(str, source.value), self.settings, deadline)
             except ServiceError as error:
                 return error
 

@@ -13,6 +13,10 @@ from core.http import Headers, Request, Response
 
 CALLER = "gcp"
 
+# The service is made when functions-framework loads this module (the instance's start), so settings are read
+# and validated once, before any request; a bad one is logged then, and every request answers 500.
+get_service()
+
 
 @functions_framework.http
 def predict(request: flask.Request) -> flask.Response:

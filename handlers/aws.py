@@ -243,6 +243,10 @@ EVENT_SHAPES: tuple[EventShape, ...] = (
     DirectInvocation(),
 )
 
+# The service is made in Lambda's init phase (module import), so settings are read and validated once, before
+# any request; a bad one is logged then, and every request answers 500. The model itself loads on first use.
+get_service()
+
 
 def lambda_handler(event: Event, context: Any) -> Any:
     request_id = getattr(context, "aws_request_id", None)

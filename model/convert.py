@@ -226,8 +226,8 @@ def run_tflite(model_bytes: bytes, batches):
     """TF Lite outputs for each batch, (de)quantized exactly as serving does."""
     import numpy as np
 
+    from core.interpreter import find_runtime
     from core.model import run_interpreter
-    from core.runtime import find_runtime
 
     _, Interpreter = find_runtime()
     interpreter = Interpreter(model_content=model_bytes)
@@ -287,7 +287,7 @@ def legacy_runtime_ok(python: Path, model_path: Path, batches, reference) -> tup
 
 
 def _runtime_name() -> str:
-    from core.runtime import find_runtime
+    from core.interpreter import find_runtime
 
     return find_runtime()[0]
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from core.errors import ModelError
+from core.interpreter import find_runtime
 from core.manifest import load_manifest, sha256_of
 from core.model import Classifier
-from core.runtime import find_runtime
 from model.labels import CLOTHING_LABELS
 from tests.conftest import MANIFEST
 
