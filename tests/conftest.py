@@ -6,18 +6,38 @@ from __future__ import annotations
 
 import base64
 import http.server
-import io
 import json
 import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "clothing-dataset-small"
-MANIFEST = ROOT / "model" / "clothing-model.json"
+from tests.helpers import DATA, MANIFEST, ROOT
+
+
+@pytest.fixture(scope="session")
+def gcp_server():
+    """The GCP adapter on the real functions-framework server, one per distinct environment for the whole session
+    (each start costs seconds): ``gcp_server(**env) -> (url, process)``."""
+    import sys
+
+    from scripts.local_server import start_functions_framework, stop_server
+
+    started: dict[tuple, tuple] = {}
+
+    def server(**env: str):
+        key = tuple(sorted(env.items()))
+        if key not in started:
+            started[key] = start_functions_framework(
+                Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT, env or None
+            )
+        proc, url = started[key]
+        return url, proc
+
+    yield server
+    for proc, _ in started.values():
+        stop_server(proc)
 
 
 @pytest.fixture(scope="session")
@@ -32,20 +52,6 @@ def pants_photo() -> Path:
     """A validation photo of pants, shipped in samples/ (the same file), so tests that need a photo run on a
     fresh clone without ../shared; only tests of the dataset itself (accuracy, training) skip there."""
     return ROOT / "samples" / "pants.jpg"
-
-
-def image_bytes(fmt="PNG", size=(64, 48), mode="RGB", color=(200, 30, 30), **save) -> bytes:
-    img = Image.new(mode, size, color if mode in ("RGB", "RGBA", "CMYK") else 128)
-    buf = io.BytesIO()
-    img.save(buf, fmt, **save)
-    return buf.getvalue()
-
-
-def scores_of(classifier, photo: Path) -> dict[str, float]:
-    """One photo file through the classifier's steps (preprocess, predict, postprocess), as the service runs them."""
-    from core.images import decode_image
-
-    return classifier.postprocess(classifier.predict(classifier.preprocess(decode_image(photo.read_bytes(), 10**8))))
 
 
 class Routes(dict):
@@ -129,19 +135,6 @@ def handler(fresh_service):
     from handlers.aws import lambda_handler
 
     return lambda_handler
-
-
-def http_post(url, body: bytes, content_type="application/json", timeout=60):
-    """A real HTTP POST; (status, parsed JSON body), for 2xx and error answers alike."""
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 @pytest.fixture

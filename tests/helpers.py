@@ -1,10 +1,64 @@
-"""Requests for the service as the adapters build them (core/http.py), for tests that call it directly."""
+"""What the tests share besides fixtures (those are in conftest.py): the repository's paths, images made on the
+spot, requests as the adapters build them, a real HTTP POST, and phone-sized photos."""
 
 from __future__ import annotations
 
+import io
+import json
+from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from core.http import Headers, Request
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "clothing-dataset-small"
+MANIFEST = ROOT / "model" / "clothing-model.json"
+SAMPLE = ROOT / "samples" / "pants.jpg"
+
+
+def image_bytes(fmt="PNG", size=(64, 48), mode="RGB", color=(200, 30, 30), **save) -> bytes:
+    img = Image.new(mode, size, color if mode in ("RGB", "RGBA", "CMYK") else 128)
+    buf = io.BytesIO()
+    img.save(buf, fmt, **save)
+    return buf.getvalue()
+
+
+def scores_of(classifier, photo: Path) -> dict[str, float]:
+    """One photo file through the classifier's steps (preprocess, predict, postprocess), as the service runs them."""
+    from core.images import decode_image
+
+    return classifier.postprocess(classifier.predict(classifier.preprocess(decode_image(photo.read_bytes(), 10**8))))
+
+
+def http_post(url, body: bytes, content_type="application/json", timeout=60):
+    """A real HTTP POST; (status, parsed JSON body), for 2xx and error answers alike."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def phone_photo(path: Path, orientation: int = 6) -> Path:
+    """A 12 MP phone photo of the sample pants, ~6 MB: stored as a phone stores a portrait shot (sideways,
+    4000x3000, with this EXIF Orientation); sensor-like noise gives it a phone JPEG's size."""
+    import numpy as np
+    from PIL import Image
+
+    from core.images import tagged_jpeg
+
+    with Image.open(SAMPLE) as image:
+        upright = image.convert("RGB").resize((3000, 4000), Image.Resampling.BICUBIC)
+    noise = np.random.default_rng(0).integers(-16, 17, size=(4000, 3000, 3), dtype=np.int16)
+    pixels = np.clip(np.asarray(upright, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+    path.write_bytes(tagged_jpeg(Image.fromarray(pixels), orientation))
+    return path
 
 
 def http(

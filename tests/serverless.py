@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from scripts.local_server import free_port
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SLS = ROOT / "node_modules" / ".bin" / "serverless"
 

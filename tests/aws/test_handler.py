@@ -15,7 +15,7 @@ from handlers.aws import (
     VpcLatticeV1,
     VpcLatticeV2,
 )
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 CONTEXT = SimpleNamespace(aws_request_id="test-request-id")
 

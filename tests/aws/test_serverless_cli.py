@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from tests.conftest import ROOT, http_post
+from tests.helpers import ROOT, http_post
 from tests.serverless import offline_server, require_cli, run_serverless
 
 EVENTS = sorted(p.name for p in (ROOT / "tests" / "events").glob("*.json"))

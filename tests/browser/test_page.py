@@ -7,15 +7,12 @@ from __future__ import annotations
 import base64
 import io
 import os
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from scripts.local_server import start_functions_framework, stop_server
-from tests.conftest import ROOT
-from tests.photos import phone_photo
+from tests.helpers import ROOT, phone_photo
 from tests.serverless import offline_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,9 +45,7 @@ def browser():
 def site(request):
     """The page's URL on each local server."""
     if request.param == "functions-framework":
-        proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT)
-        yield url
-        stop_server(proc)
+        yield request.getfixturevalue("gcp_server")()[0]
     else:
         with offline_server(FETCH_ALLOW_NETWORKS="127.0.0.0/8") as (base, _):
             yield base + "/predict"

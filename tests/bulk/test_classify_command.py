@@ -15,12 +15,10 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from scripts.local_server import start_functions_framework, stop_server
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def classify(*args, env=None, timeout=600):
@@ -160,8 +158,8 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
 
 
-def test_endpoint_mode_retries_503s_and_timeouts_but_not_4xx(photos, tmp_path):
-    server, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT)
+def test_endpoint_mode_retries_503s_and_timeouts_but_not_4xx(photos, tmp_path, gcp_server):
+    url, _ = gcp_server()
     proxy = FaultProxy(url)
     try:
         bad = tmp_path / "bad.jpg"
@@ -192,4 +190,3 @@ def test_endpoint_mode_retries_503s_and_timeouts_but_not_4xx(photos, tmp_path):
         assert proc.returncode == 1 and summary_of(proc)["errors"] == 1
     finally:
         proxy.server.shutdown()
-        stop_server(server)

@@ -15,8 +15,7 @@ import pytest
 
 from core.limits import FRONT_DOORS, SMALLEST
 from tests.bulk.test_classify_command import classify
-from tests.helpers import invocation
-from tests.photos import SAMPLE, phone_photo
+from tests.helpers import SAMPLE, invocation, phone_photo
 
 
 class Recorder:
@@ -159,7 +158,7 @@ def test_the_endpoint_client_never_loads_the_model_stack():
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     probe = (
         "import sys; from cli.bulk import main; from cli.backends import Endpoint; "

@@ -16,8 +16,7 @@ import pytest
 
 from tests.bulk.test_classify_command import classify
 from tests.bulk.test_endpoint_uploads import Recorder
-from tests.conftest import ROOT
-from tests.photos import SAMPLE
+from tests.helpers import ROOT, SAMPLE
 
 
 def rows_of(path) -> list[dict]:

@@ -43,7 +43,7 @@ def test_platform_request_ids_are_used(azure_app, fresh_service):
 
     from functions_framework import create_app
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     client = create_app(target="predict", source=str(ROOT / "gcp" / "main.py")).test_client()
     response = client.get("/", headers={"Function-Execution-Id": "gcp-exec-42", "X-Cloud-Trace-Context": "trace/1;o=1"})

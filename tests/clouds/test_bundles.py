@@ -11,7 +11,7 @@ import pytest
 
 from scripts.bundle import build
 from scripts.local_server import start_functions_framework, stop_server
-from tests.conftest import http_post as post
+from tests.helpers import http_post as post
 
 
 def fresh_venv(bundle: Path, where: Path) -> Path:

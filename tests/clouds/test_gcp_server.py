@@ -1,23 +1,17 @@
 """The real functions-framework server (gunicorn, threads) on a loopback port, with concurrent requests."""
 
 import json
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from scripts.local_server import start_functions_framework, stop_server
-from tests.conftest import ROOT
-from tests.conftest import http_post as post
+from tests.helpers import http_post as post
 
 
 @pytest.fixture(scope="module")
-def server():
-    proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT)
-    yield url
-    stop_server(proc)
+def server(gcp_server):
+    return gcp_server()[0]
 
 
 def test_url_and_errors_over_real_http(server, image_server, pants_photo):

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from core.images import tagged_jpeg
-from tests.conftest import ROOT, image_bytes
+from tests.helpers import ROOT, image_bytes
 from tests.serverless import offline_server
 
 

@@ -9,7 +9,7 @@ import json
 import numpy as np
 
 from model.evaluate import evaluate
-from tests.conftest import MANIFEST, ROOT, scores_of
+from tests.helpers import MANIFEST, ROOT, scores_of
 
 CARD = json.loads((ROOT / "model" / "metrics.json").read_text())
 

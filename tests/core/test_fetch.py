@@ -12,7 +12,7 @@ from core import fetch
 from core.errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, UnsupportedMediaType
 from core.fetch import fetch_image_bytes, is_public
 from core.settings import Settings
-from tests.conftest import image_bytes
+from tests.helpers import image_bytes
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 

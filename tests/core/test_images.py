@@ -8,7 +8,7 @@ from PIL import Image
 
 from core.errors import InvalidImage, PayloadTooLarge
 from core.images import decode_image
-from tests.conftest import image_bytes
+from tests.helpers import image_bytes
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP"])

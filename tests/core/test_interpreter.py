@@ -7,7 +7,7 @@ import pytest
 
 from core.interpreter import CANDIDATES, find_runtime
 from core.model import Classifier, softmax
-from tests.conftest import MANIFEST
+from tests.helpers import MANIFEST
 
 
 def test_the_classifier_loads_the_runtime_found():
@@ -34,7 +34,7 @@ def _openblas_setting_after_import(env):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     code = "import os, core, numpy; print(os.environ.get('OPENBLAS_NUM_THREADS'))"
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | env

@@ -9,7 +9,7 @@ import pytest
 
 from core.limits import FRONT_DOORS, LAMBDA_PAYLOAD, SMALLEST
 from core.settings import Settings
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def readme_rows() -> dict[str, list[int | None]]:

@@ -11,7 +11,7 @@ from core.interpreter import find_runtime
 from core.manifest import load_manifest, sha256_of
 from core.model import Classifier
 from model.labels import CLOTHING_LABELS
-from tests.conftest import MANIFEST
+from tests.helpers import MANIFEST
 
 
 def test_committed_manifest_matches_model():

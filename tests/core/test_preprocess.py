@@ -5,7 +5,7 @@ from keras_image_helper import create_preprocessor
 
 from core.images import decode_image
 from core.model import Classifier
-from tests.conftest import MANIFEST, image_bytes
+from tests.helpers import MANIFEST, image_bytes
 
 
 def _classifier():

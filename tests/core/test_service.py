@@ -7,8 +7,7 @@ import math
 import pytest
 
 from core.model import Classifier
-from tests.conftest import MANIFEST, image_bytes
-from tests.helpers import http
+from tests.helpers import MANIFEST, http, image_bytes
 
 LABELS = list(Classifier(MANIFEST).load().manifest.labels)
 
@@ -129,7 +128,7 @@ def test_cli_prints_json_for_a_local_file(pants_photo):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     out = subprocess.run(
         [sys.executable, "-m", "cli", str(pants_photo), "--top-k", "2"],

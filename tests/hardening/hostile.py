@@ -6,7 +6,7 @@ import zlib
 
 from PIL import Image
 
-from tests.conftest import image_bytes
+from tests.helpers import image_bytes
 
 
 def _png_with_size(width: int, height: int) -> bytes:

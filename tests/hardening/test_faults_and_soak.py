@@ -2,31 +2,21 @@
 
 import json
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from scripts.local_server import start_functions_framework, stop_server
-from tests.conftest import ROOT
-from tests.conftest import http_post as post
+from tests.helpers import http_post as post
 
 TOTAL_TIMEOUT = 2.0
 SOAK_REQUESTS = int(os.environ.get("SOAK_REQUESTS", "2000"))
 
 
 @pytest.fixture(scope="module")
-def server():
-    proc, url = start_functions_framework(
-        Path(sys.executable).parent,
-        ROOT / "gcp" / "main.py",
-        ROOT,
-        {"FETCH_TOTAL_TIMEOUT": str(TOTAL_TIMEOUT), "FETCH_CONNECT_TIMEOUT": "1", "FETCH_MAX_REDIRECTS": "3"},
-    )
-    yield url, proc
-    stop_server(proc)
+def server(gcp_server):
+    return gcp_server(FETCH_TOTAL_TIMEOUT=str(TOTAL_TIMEOUT), FETCH_CONNECT_TIMEOUT="1", FETCH_MAX_REDIRECTS="3")
 
 
 def rss_kb(pid: int) -> int:

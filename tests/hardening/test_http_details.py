@@ -5,24 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from scripts.local_server import start_functions_framework, stop_server
-from tests.conftest import ROOT
-from tests.helpers import invocation
+from tests.helpers import ROOT, invocation
 
 
 @pytest.fixture(scope="module")
-def server():
-    proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT)
-    yield url
-    stop_server(proc)
+def server(gcp_server):
+    return gcp_server()[0]
 
 
 def call(url, method="GET", body=None, headers=None):

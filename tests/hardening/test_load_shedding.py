@@ -8,26 +8,20 @@ import base64
 import io
 import json
 import socket
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from scripts.local_server import start_functions_framework, stop_server
-from tests.conftest import ROOT
-from tests.helpers import invocation
+from tests.helpers import ROOT, invocation
 
 
 @pytest.fixture(scope="module")
-def server():
-    proc, url = start_functions_framework(Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT)
-    yield url
-    stop_server(proc)
+def server(gcp_server):
+    return gcp_server()[0]
 
 
 def post(url, body: bytes, content_type: str, timeout: float = 120):
@@ -56,7 +50,7 @@ def forty_megapixel_png() -> bytes:
 def test_sixteen_clients_of_40_megapixel_pngs_do_not_starve_a_phone_photo(server, tmp_path):
     """Before: a 12 MP photo took 12 s (median) behind them and nothing was ever shed. Now the big ones past the
     one running and one waiting are answered 503 with Retry-After at once, and the phone photo gets its turn."""
-    from tests.photos import phone_photo
+    from tests.helpers import phone_photo
 
     png = forty_megapixel_png()
     photo = phone_photo(tmp_path / "phone.jpg", orientation=1).read_bytes()
@@ -151,43 +145,37 @@ def test_url_batches_are_bounded_in_threads(monkeypatch, fresh_service, image_se
     assert 0 < peak <= 12, peak  # before: 8 batches x 8 threads = 64
 
 
-def test_a_body_over_the_limit_is_refused_by_its_content_length_unread(tmp_path):
-    """Eight concurrent 30 MB raw bodies: all 413, and the server's memory does not grow by what it never read
-    (before: ~170 MB). The body is announced but never sent: an answer means it was refused unread."""
-    proc, url = start_functions_framework(
-        Path(sys.executable).parent, ROOT / "gcp" / "main.py", ROOT, {"MAX_BODY_BYTES": str(16 * 1024 * 1024)}
-    )
-    try:
-        host, port = url.split("//")[1].split("/")[0].split(":")
+def test_a_body_over_the_limit_is_refused_by_its_content_length_unread(server):
+    """Eight concurrent 30 MB raw bodies: all 413 (MAX_BODY_BYTES: 16 MiB by default), and the server's memory does
+    not grow by what it never read (before: ~170 MB). The body is announced but never sent: an answer means it was
+    refused unread."""
+    url = server
+    host, port = url.split("//")[1].split("/")[0].split(":")
 
-        def reply(sock) -> bytes:
-            text = b""
-            while b"}}" not in text:  # the JSON error's end
-                text += sock.recv(4096)
-            return text
+    def reply(sock) -> bytes:
+        text = b""
+        while b"}}" not in text:  # the JSON error's end
+            text += sock.recv(4096)
+        return text
 
-        def announce_only() -> bytes:
-            with socket.create_connection((host, int(port)), timeout=20) as sock:
-                sock.sendall(
-                    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 31457280\r\n\r\n"
-                    + b"\xff" * 1024
-                )
-                return reply(sock)
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            replies = list(pool.map(lambda _: announce_only(), range(8)))
-        assert all(reply.startswith(b"HTTP/1.1 413") and b"payload_too_large" in reply for reply in replies)
-        # A chunked body (no Content-Length) is read only to one byte past the limit, then refused.
-        chunk = b"\xff" * (1024 * 1024)
-        body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(17)) + b"0\r\n\r\n"
+    def announce_only() -> bytes:
         with socket.create_connection((host, int(port)), timeout=20) as sock:
             sock.sendall(
-                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 31457280\r\n\r\n"
+                + b"\xff" * 1024
             )
-            sock.sendall(body)
-            assert reply(sock).startswith(b"HTTP/1.1 413")
-    finally:
-        stop_server(proc)
+            return reply(sock)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda _: announce_only(), range(8)))
+    assert all(reply.startswith(b"HTTP/1.1 413") and b"payload_too_large" in reply for reply in replies)
+    # A chunked body (no Content-Length) is read only to one byte past the limit, then refused.
+    chunk = b"\xff" * (1024 * 1024)
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(17)) + b"0\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(body)
+        assert reply(sock).startswith(b"HTTP/1.1 413")
 
 
 def test_the_base64_photo_of_the_page_is_not_shed_while_a_big_one_runs(fresh_service):

@@ -2,31 +2,21 @@
 response conforms to the spec (status codes, content types, bodies). Bounded: a fixed number of examples."""
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings
 
-from scripts.local_server import start_functions_framework, stop_server
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 
 
 @pytest.fixture(scope="module")
-def base_url():
-    proc, url = start_functions_framework(
-        Path(sys.executable).parent,
-        ROOT / "gcp" / "main.py",
-        ROOT,
-        {"FETCH_ALLOW_NETWORKS": "", "FETCH_TOTAL_TIMEOUT": "2"},
-    )
-    yield url.rstrip("/")
-    stop_server(proc)
+def base_url(gcp_server):
+    return gcp_server(FETCH_ALLOW_NETWORKS="", FETCH_TOTAL_TIMEOUT="2")[0].rstrip("/")
 
 
 @schema.parametrize()

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, image_bytes
+from tests.helpers import ROOT, image_bytes
 
 
 @pytest.fixture(scope="session")

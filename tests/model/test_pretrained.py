@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch", reason="torch (requirements-model.txt) read
 
 from model import efficientnet_lite
 from model.imagenet_check import BackboneCheckFailed, check_imagenet_top1, known_photos
-from tests.conftest import scores_of
+from tests.helpers import scores_of
 from tests.model.conftest import run_tool
 from tests.model.test_convert import delegate_partitions, op_names, run_int8
 
