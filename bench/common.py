@@ -89,14 +89,15 @@ def publish(name: str, result: dict, title: str, labels, values, unit: str) -> d
 
 
 def run_json(python: Path, script: str, *args, env=None, timeout=900) -> dict:
-    """Run a bench worker script in another interpreter and parse the JSON it prints last."""
+    """Run a bench worker script in another interpreter and parse the JSON it prints last. The repository's root is
+    on its path (a script's own folder is, not the root): workers import ``bench`` and ``core`` from it."""
     proc = subprocess.run(
         [str(python), str(ROOT / "bench" / script), *map(str, args)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{script} failed:\n{proc.stderr[-3000:]}")
