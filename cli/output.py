@@ -26,7 +26,10 @@ class Output:
             kept = [row for row in _read_rows(self.path, self.jsonl) if not row.get("error")]
             self.done = {row["path"]: row for row in kept}
             _rewrite_rows(self.path, self.jsonl, kept)
-        # surrogateescape: a file name that is not UTF-8 is written (and read back on resume) as its own bytes.
+        # surrogateescape: a file name that is not UTF-8 is written (and read back on resume) as its own bytes, on
+        # stdout (no --out) too: never a crash.
+        if self.path is None and isinstance(sys.stdout, io.TextIOWrapper):
+            sys.stdout.reconfigure(errors=ERRORS)
         self._file = open(self.path, "a", newline="", encoding=ENCODING, errors=ERRORS) if self.path else sys.stdout
         self._csv = csv.DictWriter(self._file, FIELDS)
         if not self.jsonl and (self.path is None or self.path.stat().st_size == 0):

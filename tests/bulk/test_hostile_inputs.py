@@ -62,6 +62,14 @@ def test_a_file_name_that_is_not_utf8_is_classified_and_resumed(tmp_path):
     assert len(rows_of_bytes(out)) == 6
     again = classify(folder, "--out", out, "--workers", "1")
     assert again.returncode == 0 and '"already_answered": 6' in again.stderr, again.stderr[-2000:]
+    # No --out: the CSV goes to stdout, the name as its own bytes.
+    on_stdout = subprocess.run(
+        [sys.executable, "-m", "cli", "classify", folder / os.fsdecode(b"caf\xe9-\xff.jpg"), "--workers", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert on_stdout.returncode == 0 and b"caf\xe9-\xff.jpg,pants," in on_stdout.stdout, on_stdout.stderr[-2000:]
 
 
 def rows_of_bytes(path) -> list[list[str]]:
