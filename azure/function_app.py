@@ -12,8 +12,9 @@ from core.http import Headers, Request
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 # The service is made when the Functions host indexes this module (the instance's start), so settings are read
-# and validated once, before any request; a bad one is logged then, and every request answers 500.
-get_service()
+# and validated once and the model loaded and run once, before any request; a bad setting or model is logged
+# then, and every request answers 500.
+get_service().warm()
 
 
 @app.function_name(name="predict")

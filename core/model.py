@@ -89,6 +89,14 @@ class Classifier:
             self.manifest = manifest
         return self
 
+    def warm(self) -> Classifier:
+        """Load, and run one inference on a blank image: the interpreter's buffers and XNNPACK's packed weights
+        are then ready before the first request (on this thread; other threads build their own on first use)."""
+        manifest = self.load().loaded_manifest()
+        height, width = manifest.input_size
+        self.predict(np.zeros((1, height, width, 3), dtype=np.float32))
+        return self
+
     def _new_interpreter(self, manifest: Manifest) -> Any:
         try:
             interpreter = self._interpreter_class(model_path=str(manifest.model_path), num_threads=self.threads)

@@ -91,6 +91,17 @@ class Service:
         self._fetch_slots = threading.BoundedSemaphore(FETCH_SLOTS)
         self._cold = True
 
+    def warm(self) -> None:
+        """Load the model and run it once, at init (the entry points call this when imported), so that the first
+        request pays for neither. A broken model is logged here and then answered with a JSON 500 on every
+        request, as a bad setting is: never a crash of the runtime."""
+        if self.config_error:
+            return
+        try:
+            self.classifier.warm()
+        except ModelError as error:
+            log.error("the model did not load at init; every request will be answered 500 until it does: %s", error)
+
     # -- 1. the one exit, and the dispatch ------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         """Answer one request; never raises."""

@@ -14,8 +14,9 @@ from core.http import Headers, Request, Response
 CALLER = "gcp"
 
 # The service is made when functions-framework loads this module (the instance's start), so settings are read
-# and validated once, before any request; a bad one is logged then, and every request answers 500.
-get_service()
+# and validated once and the model loaded and run once, before any request; a bad setting or model is logged
+# then, and every request answers 500.
+get_service().warm()
 
 
 @functions_framework.http

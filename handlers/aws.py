@@ -244,8 +244,9 @@ EVENT_SHAPES: tuple[EventShape, ...] = (
 )
 
 # The service is made in Lambda's init phase (module import), so settings are read and validated once, before
-# any request; a bad one is logged then, and every request answers 500. The model itself loads on first use.
-get_service()
+# any request, and the model loaded and run once; a bad setting or model is logged then, and every request
+# answers 500.
+get_service().warm()
 
 
 def lambda_handler(event: Event, context: Any) -> Any:

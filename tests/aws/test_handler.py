@@ -181,3 +181,34 @@ def test_vpc_lattice_v1_base64_bodies_and_errors(handler, event):
     response = handler(payload, CONTEXT)
     assert response["statusCode"] == 405 and response["statusDescription"] == "405 Method Not Allowed"
     assert "POST" in response["headers"]["Allow"]
+
+
+def init_then(code: str, **env: str):
+    """A fresh interpreter that imports the handler (Lambda's init phase), then runs ``code``."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", "import json\nimport handlers.aws as handler\n" + code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LOG_LEVEL": "INFO", **env},
+    )
+
+
+def test_the_model_is_loaded_and_run_during_init():
+    proc = init_then("from core import get_service\nprint(get_service().classifier.ready)")
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr[-2000:]
+
+
+def test_a_model_that_does_not_load_at_init_is_a_logged_500_not_a_crash(tmp_path):
+    proc = init_then(
+        "print(json.dumps(handler.lambda_handler({'image': 'aGk='}, None)))",
+        MODEL_MANIFEST=str(tmp_path / "missing.json"),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["error"]["type"] == "internal_error"
+    assert "did not load at init" in proc.stderr and "missing.json" in proc.stderr
