@@ -82,7 +82,10 @@ def glob_images(pattern: str) -> list[str]:
     first_magic = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
     root = os.sep.join(parts[:first_magic]) or ("/" if pattern.startswith(os.sep) else ".")
     flat = pattern.replace("**" + os.sep, "")  # ** also matches no folder at all
-    return [p for p in walk_images(root) if fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, flat)]
+    found = walk_images(root)
+    if root == ".":  # paths as glob gives them: "a/x.jpg", not "./a/x.jpg"
+        found = (path[2:] if path.startswith("." + os.sep) else path for path in found)
+    return [p for p in found if fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, flat)]
 
 
 def _is_regular_file(path: str) -> bool:

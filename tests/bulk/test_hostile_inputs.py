@@ -242,3 +242,17 @@ def test_a_damaged_last_line_is_dropped_and_redone(name, damage, tmp_path):
     assert len(rows) == 3 and all(row["label"] == "pants" for row in rows)
     top_k = [row["top_k"] if isinstance(row["top_k"], list) else row["top_k"].split(";") for row in rows]
     assert all(len(labels) == 3 for labels in top_k), top_k
+
+
+def test_a_glob_lists_what_python_glob_lists_where_there_is_no_loop(tmp_path, monkeypatch):
+    import glob
+
+    from cli.inputs import glob_images
+
+    for folder in ("", "a", "a/b", "c"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "p.jpg").write_bytes(b"x")
+        (tmp_path / folder / "notes.txt").write_text("not an image")
+    monkeypatch.chdir(tmp_path)
+    for pattern in ("**/*.jpg", "a/**/*.jpg", "*/*.jpg", "a/*/p.jpg", f"{tmp_path}/**/*.jpg"):
+        assert sorted(glob_images(pattern)) == sorted(glob.glob(pattern, recursive=True)), pattern
