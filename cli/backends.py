@@ -113,9 +113,13 @@ class Endpoint:
                 response = http.request(
                     "POST", self.url, body=payload, headers=self.headers, redirect=False, preload_content=False
                 )
+                complete = False
                 try:
                     data = _read_answer(response, watchdog.deadline)
+                    complete = data is not None
                 finally:
+                    if not complete:  # bytes left unread: this connection must not serve the next request
+                        response.close()
                     response.release_conn()
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 return f"no whole answer within --timeout {self.timeout:g}s" if watchdog.fired else str(exc)[:200]
