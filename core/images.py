@@ -93,7 +93,9 @@ def orientation(img: Image.Image) -> int:
     """The image's EXIF Orientation (1-8); 1 when there is none or it cannot be read (a damaged EXIF block is
     no reason to refuse the pixels)."""
     try:
-        value = img.getexif().get(ORIENTATION, 1)
+        with warnings.catch_warnings():  # "Corrupt EXIF data": answered by reading the image as upright
+            warnings.simplefilter("ignore")
+            value = img.getexif().get(ORIENTATION, 1)
     except Exception:  # Pillow's EXIF parser raises many kinds of error on hostile input
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
