@@ -58,8 +58,10 @@ def open_image(
         raise InvalidImage("the image is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
-            # Our own pixel limit below replaces PIL's DecompressionBombWarning.
+            # Our own pixel limit below replaces PIL's DecompressionBombWarning; a corrupt EXIF block (Pillow reads
+            # the DPI from it here) only means the photo is read as upright.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", message="Corrupt EXIF data")
             img = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = img.size  # from the header, before any pixel is decoded
             if width * height > max_pixels:
@@ -93,8 +95,8 @@ def orientation(img: Image.Image) -> int:
     """The image's EXIF Orientation (1-8); 1 when there is none or it cannot be read (a damaged EXIF block is
     no reason to refuse the pixels)."""
     try:
-        with warnings.catch_warnings():  # "Corrupt EXIF data": answered by reading the image as upright
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Corrupt EXIF data")  # read as upright, silently
             value = img.getexif().get(ORIENTATION, 1)
     except Exception:  # Pillow's EXIF parser raises many kinds of error on hostile input
         return 1
