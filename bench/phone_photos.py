@@ -26,8 +26,8 @@ from PIL import Image
 
 from bench.common import DATA, publish
 from core.http import Request
-from core.images import tagged_jpeg
 from core.service import Service
+from model.camera import tagged_jpeg
 
 PHONE_LONG_SIDE = 4000
 UPLOAD_SIDES = (512, 768, 1024, 1280, 1600, 2048)

@@ -95,7 +95,9 @@ def measure(photo, content_type: str, requests: int, extra_env: dict) -> dict:
         stop_server(proc)
 
 
-def forty_megapixel_png(width: int, height: int) -> bytes:
+def gradient_png(width: int, height: int) -> bytes:
+    """A horizontal grey gradient: tiny as PNG (8000x5000: ~300 KB), width x height pixels to decode (the
+    adversary's image, and tests/hardening/test_load_shedding.py's)."""
     import io
 
     import numpy as np
@@ -153,7 +155,7 @@ def attack(name: str, flood, smoke: bool) -> dict:
 
 def attacks(smoke: bool) -> dict:
     width, height = (2000, 1250) if smoke else (8000, 5000)
-    png = forty_megapixel_png(width, height)
+    png = gradient_png(width, height)
     phone = big_photo("JPEG", 1000 if smoke else 3464).read_bytes()  # 12 MP
     clients = 4 if smoke else 16
 

@@ -111,29 +111,6 @@ def upright(img: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(img)
 
 
-# The pixels a camera stores for an upright scene, by the Orientation it tags them with: each the inverse of the
-# turn that ``upright`` applies (the transposes are their own inverses; 90 and 270 degrees undo each other).
-STORED_AS = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_90,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_270,
-}
-
-
-def tagged_jpeg(upright_image: Image.Image, orientation: int, quality: int = 95) -> bytes:
-    """A JPEG as a camera would store ``upright_image`` with EXIF ``orientation`` (tests, benchmarks)."""
-    stored = upright_image.transpose(STORED_AS[orientation]) if orientation in STORED_AS else upright_image
-    exif = Image.Exif()
-    exif[ORIENTATION] = orientation
-    out = io.BytesIO()
-    stored.convert("RGB").save(out, "JPEG", quality=quality, exif=exif)
-    return out.getvalue()
-
-
 # Adam7 interlacing: (first column, first row, column step, row step) of each of the seven passes.
 ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type

@@ -226,5 +226,6 @@ def _dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - np.max(x))
-    return e / e.sum()
+    """Over the last axis: one image's scores, or a batch's (model/calibrate.py fits the temperature with it)."""
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)

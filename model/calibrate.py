@@ -23,14 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.model import softmax  # the one serving applies to "probabilities"
+
 TEMPERATURES = np.arange(0.30, 3.0, 0.005)
 BINS = 10
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:

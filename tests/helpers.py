@@ -51,7 +51,7 @@ def phone_photo(path: Path, orientation: int = 6) -> Path:
     import numpy as np
     from PIL import Image
 
-    from core.images import tagged_jpeg
+    from model.camera import tagged_jpeg
 
     with Image.open(SAMPLE) as image:
         upright = image.convert("RGB").resize((3000, 4000), Image.Resampling.BICUBIC)

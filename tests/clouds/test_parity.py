@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from core.images import tagged_jpeg
+from model.camera import tagged_jpeg
 from tests.helpers import ROOT, image_bytes
 from tests.serverless import offline_server
 

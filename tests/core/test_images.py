@@ -121,15 +121,10 @@ def _two_colour(size=(60, 30)) -> Image.Image:
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_exif_orientation_decodes_to_the_upright_pixels(orientation):
     """PNG is lossless: a photo stored turned or mirrored and tagged decodes to exactly the upright pixels."""
-    from core.images import STORED_AS
+    from model.camera import tagged
 
     upright = _two_colour()
-    stored = upright.transpose(STORED_AS[orientation]) if orientation in STORED_AS else upright
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    buf = io.BytesIO()
-    stored.save(buf, "PNG", exif=exif)
-    decoded = decode_image(buf.getvalue(), max_pixels=10**6)
+    decoded = decode_image(tagged(upright, orientation, "PNG"), max_pixels=10**6)
     assert decoded.size == upright.size
     assert decoded.tobytes() == upright.tobytes()
 

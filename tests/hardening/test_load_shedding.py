@@ -5,7 +5,6 @@ Against the real functions-framework server (gunicorn, 8 threads on two cores) u
 from __future__ import annotations
 
 import base64
-import io
 import json
 import socket
 import threading
@@ -16,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bench.server_memory import gradient_png
 from tests.helpers import ROOT, invocation
 
 
@@ -36,23 +36,12 @@ def post(url, body: bytes, content_type: str, timeout: float = 120):
     return status, headers, json.loads(text), time.monotonic() - started
 
 
-def forty_megapixel_png() -> bytes:
-    """8000x5000 of a gradient: ~300 KB of PNG, 40 MP (160-320 MB) to decode."""
-    import numpy as np
-    from PIL import Image
-
-    row = np.linspace(0, 255, 8000, dtype=np.float32).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(np.stack([np.tile(row, (5000, 1))] * 3, axis=-1)).save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
-
-
 def test_sixteen_clients_of_40_megapixel_pngs_do_not_starve_a_phone_photo(server, tmp_path):
     """Before: a 12 MP photo took 12 s (median) behind them and nothing was ever shed. Now the big ones past the
     one running and one waiting are answered 503 with Retry-After at once, and the phone photo gets its turn."""
     from tests.helpers import phone_photo
 
-    png = forty_megapixel_png()
+    png = gradient_png(8000, 5000)  # 40 MP (160-320 MB) to decode, ~300 KB to send
     photo = phone_photo(tmp_path / "phone.jpg", orientation=1).read_bytes()
     with ThreadPoolExecutor(max_workers=16) as pool:
         big = [pool.submit(post, server, png, "image/png") for _ in range(16)]

@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 
-from model.calibrate import ece, fit_temperature, main, softmax
+from core.model import softmax
+from model.calibrate import ece, fit_temperature, main
 
 
 def drawn(temperature: float, n: int = 20000, seed: int = 0):
