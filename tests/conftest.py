@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.helpers import DATA, MANIFEST, ROOT
+from tests.helpers import DATA, MANIFEST, ROOT, photo_views
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +45,18 @@ def dataset() -> Path:
     if not (DATA / "validation").is_dir():
         pytest.skip(f"the clothing dataset is absent ({DATA}); it lives in ../shared beside the repository")
     return DATA
+
+
+@pytest.fixture(scope="session")
+def labelled_photos(tmp_path_factory) -> Path:
+    """A folder per label, pants/ and t-shirt/, each 60 JPEGs made from the photo in samples/ (photo_views): real
+    photos of known labels for the bulk, concurrency and soak tests, on any clone."""
+    root = tmp_path_factory.mktemp("labelled")
+    for label in ("pants", "t-shirt"):
+        (root / label).mkdir()
+        for i, view in enumerate(photo_views(ROOT / "samples" / f"{label}.jpg", 60)):
+            view.save(root / label / f"{label}-{i:02d}.jpg", quality=90)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,25 @@ def image_bytes(fmt="PNG", size=(64, 48), mode="RGB", color=(200, 30, 30), **sav
     return buf.getvalue()
 
 
+def photo_views(photo: Path, count: int, seed: int = 0) -> list[Image.Image]:
+    """``count`` distinct real photos from one: the whole photo, then seeded crops of 60-100% of each side, every
+    other one mirrored. Tests that need many photos of a label use these, so they run without ../shared."""
+    import numpy as np
+    from PIL import ImageOps
+
+    rng = np.random.default_rng(seed)
+    with Image.open(photo) as opened:
+        whole = opened.convert("RGB")
+    w, h = whole.size
+    views = [whole]
+    for i in range(1, count):
+        cw, ch = int(w * rng.uniform(0.6, 1.0)), int(h * rng.uniform(0.6, 1.0))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        view = whole.crop((x, y, x + cw, y + ch))
+        views.append(ImageOps.mirror(view) if i % 2 else view)
+    return views
+
+
 def scores_of(classifier, photo: Path) -> dict[str, float]:
     """One photo file through the classifier's steps (preprocess, predict, postprocess), as the service runs them."""
     from core.images import decode_image

@@ -25,9 +25,9 @@ def test_url_and_errors_over_real_http(server, image_server, pants_photo):
     assert status == 200 and max(body, key=body.get) == "pants"
 
 
-def test_32_concurrent_requests_are_all_correct(server, dataset):
+def test_32_concurrent_requests_are_all_correct(server, labelled_photos):
     """Threads share one process: each must get its own interpreter and its own image's answer."""
-    photos = [(label, sorted((dataset / "validation" / label).glob("*.jpg"))[:4]) for label in ("pants", "shoes")]
+    photos = [(label, sorted((labelled_photos / label).glob("*.jpg"))[:4]) for label in ("pants", "t-shirt")]
     jobs = [p for _, ps in photos for p in ps] * 4  # 32 requests
     single = {p: post(server, p.read_bytes(), "image/jpeg")[1] for p in set(jobs)}  # answers one at a time
     started = time.perf_counter()

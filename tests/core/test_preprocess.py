@@ -5,18 +5,19 @@ from keras_image_helper import create_preprocessor
 
 from core.images import decode_image
 from core.model import Classifier
-from tests.helpers import MANIFEST, image_bytes
+from tests.helpers import MANIFEST, ROOT, image_bytes
 
 
 def _classifier():
     return Classifier(MANIFEST).load()
 
 
-def test_dataset_photo_matches_keras_image_helper(dataset, tmp_path):
+def test_dataset_photo_matches_keras_image_helper(labelled_photos):
     clf = _classifier()
     height, width = clf.manifest.input_size
     reference = create_preprocessor(clf.manifest.preprocessing, target_size=(width, height))
-    for path in sorted((dataset / "validation" / "dress").glob("*.jpg"))[:5]:
+    views = [sorted((labelled_photos / label).glob("*.jpg"))[1:3] for label in ("pants", "t-shirt")]  # crops
+    for path in sorted((ROOT / "samples").glob("*.jpg")) + views[0] + views[1]:
         ours = clf.preprocess(decode_image(path.read_bytes(), max_pixels=10**8))
         expected = reference.from_path(str(path))
         assert ours.dtype == np.float32 and ours.shape == (1, height, width, 3)

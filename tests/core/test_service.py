@@ -7,7 +7,7 @@ import math
 import pytest
 
 from core.model import Classifier
-from tests.helpers import MANIFEST, http, image_bytes
+from tests.helpers import MANIFEST, ROOT, http, image_bytes
 
 LABELS = list(Classifier(MANIFEST).load().manifest.labels)
 
@@ -52,14 +52,13 @@ def test_top_k_and_probabilities(service, pants_photo):
     assert post(service, {"image": b64}, query={"top_k": "null"}).status == 400
 
 
-def test_batch_keeps_order_and_reports_failures_per_item(service, image_server, dataset):
+def test_batch_keeps_order_and_reports_failures_per_item(service, image_server):
     base, routes = image_server
-    shoes = sorted((dataset / "validation" / "shoes").glob("*.jpg"))[0].read_bytes()
-    routes["/shoes.jpg"] = (200, {"Content-Type": "image/jpeg"}, shoes)
-    response = post(service, {"urls": [base + "/shoes.jpg", base + "/missing.jpg", "ftp://x/y"], "top_k": 1})
+    routes["/t-shirt.jpg"] = (200, {"Content-Type": "image/jpeg"}, (ROOT / "samples" / "t-shirt.jpg").read_bytes())
+    response = post(service, {"urls": [base + "/t-shirt.jpg", base + "/missing.jpg", "ftp://x/y"], "top_k": 1})
     assert response.status == 200
     first, missing, bad_scheme = response.body
-    assert first == post(service, {"url": base + "/shoes.jpg", "top_k": 1}).body and len(first) == 1
+    assert first == post(service, {"url": base + "/t-shirt.jpg", "top_k": 1}).body and len(first) == 1
     assert missing["error"]["type"] == "fetch_failed"
     assert bad_scheme["error"]["type"] == "bad_request"
 
@@ -127,8 +126,6 @@ def test_broken_model_is_500_not_traceback(tmp_path):
 def test_cli_prints_json_for_a_local_file(pants_photo):
     import subprocess
     import sys
-
-    from tests.helpers import ROOT
 
     out = subprocess.run(
         [sys.executable, "-m", "cli", str(pants_photo), "--top-k", "2"],

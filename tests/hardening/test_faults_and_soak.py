@@ -82,10 +82,10 @@ def test_fault_ends_in_time_with_the_right_error_and_the_server_keeps_serving(
     assert ok_status == 200 and max(ok, key=ok.get) == "pants"
 
 
-def test_soak_concurrent_clients(server, dataset):
+def test_soak_concurrent_clients(server, labelled_photos):
     """A few thousand requests from 8 concurrent clients: zero failures, memory stable."""
     url, proc = server
-    photos = [p.read_bytes() for p in sorted((dataset / "validation" / "shirt").glob("*.jpg"))[:8]]
+    photos = [p.read_bytes() for label in ("pants", "t-shirt") for p in sorted((labelled_photos / label).glob("*"))[:4]]
     for data in photos:  # warm every thread's interpreter before the first memory reading
         post(url, data, "image/jpeg")
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -5,19 +5,18 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, image_bytes
+from tests.helpers import ROOT, image_bytes, photo_views
 
 
 @pytest.fixture(scope="session")
 def image_dir(tmp_path_factory):
-    """A few real images (the repository's samples, and dataset photos when available) and generated ones: solid
-    colours alone leave a random model's logits nearly tied, so an int8 parity check on them is a coin toss."""
+    """Real photo content without the dataset (12 views of each photo in samples/: the same 24 photos on every
+    machine) and generated colours: solid colours alone leave a random model's logits nearly tied, so an int8
+    parity check on them is a coin toss."""
     folder = tmp_path_factory.mktemp("images")
-    data = ROOT.parent / "shared" / "data" / "clothing-dataset-small" / "validation"
-    photos = sorted(data.glob("*/*.jpg"))[::40][:8] if data.is_dir() else []
-    photos += sorted((ROOT / "samples").glob("*.jpg"))
-    for i, photo in enumerate(photos):
-        (folder / f"photo{i}.jpg").write_bytes(photo.read_bytes())
+    for sample in sorted((ROOT / "samples").glob("*.jpg")):
+        for i, view in enumerate(photo_views(sample, 12)):
+            view.save(folder / f"{sample.stem}-{i}.jpg", quality=90)
     for i, color in enumerate([(200, 30, 30), (20, 180, 60), (30, 30, 220), (240, 240, 240)]):
         (folder / f"gen{i}.png").write_bytes(image_bytes("PNG", size=(90, 120), color=color))
     return folder
