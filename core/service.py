@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
 
+from .cors import CorsPolicy
 from .errors import ConfigurationError, MethodNotAllowed, ModelError, PayloadTooLarge, ServiceBusy, ServiceError
 from .fetch import fetch_image_bytes
 from .http import Request, Response
@@ -89,6 +90,7 @@ class Service:
         self.classifier = classifier or Classifier(settings.manifest_path, settings.model_threads)
         self.pixel_budget = PixelBudget(settings.decode_budget_pixels)
         self._fetch_slots = threading.BoundedSemaphore(FETCH_SLOTS)
+        self.cors = CorsPolicy(settings.cors_allow_origins)
         self._cold = True
 
     def warm(self) -> None:
@@ -135,6 +137,8 @@ class Service:
             response = _internal_error(request_id)
         response.headers["X-Request-Id"] = request_id
         response.headers["Vary"] = "Accept"  # GET answers the page or JSON by Accept: caches must key on it
+        if not request.direct:
+            response.headers.update(self.cors.answer_headers(request.headers, response.headers["Vary"]))
         _log_request(request_id, request, trace, response, cold, started)
         return response
 
@@ -147,8 +151,8 @@ class Service:
                 html, headers = page()
                 return Response.html(html, headers)
             return Response.json(200, self.usage(request.front_door))
-        if method == "OPTIONS":
-            return Response.empty(204, {"Allow": ALLOW})
+        if method == "OPTIONS":  # a browser's CORS preflight, or a plain question about methods
+            return Response.empty(204, {"Allow": ALLOW, **self.cors.preflight_headers(request.headers)})
         if method != "POST":
             raise MethodNotAllowed(
                 f"method {method} is not allowed; use POST (GET shows usage)", headers={"Allow": ALLOW}

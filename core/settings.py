@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .cors import parse_origins
+
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "model" / "clothing-model.json"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -78,6 +80,8 @@ class Settings:
     jpeg_exact_max_pixels: int = positive(16_000_000, "JPEG_EXACT_MAX_PIXELS")
     # Opt-in: decode every JPEG at reduced DCT scale (faster; pixels differ from keras_image_helper's).
     jpeg_draft: bool = setting(False, "JPEG_DRAFT", _flag)
+    # Web pages on other sites allowed to call the API (core/cors.py): exact origins, comma-separated, or "*".
+    cors_allow_origins: tuple[str, ...] = setting((), "CORS_ALLOW_ORIGINS", parse_origins)
     log_level: str = setting(
         "INFO",
         "LOG_LEVEL",

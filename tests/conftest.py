@@ -1,6 +1,6 @@
 """Shared fixtures: the dataset in ../shared, a loopback HTTP server for image URLs, services with test settings,
 and the three cloud adapters behind one signature, each called through its platform's real request objects:
-call(method, body, content_type, query) -> (status, headers, parsed JSON body or None)."""
+call(method, body, content_type, query, headers) -> (status, headers, parsed JSON body or None)."""
 
 from __future__ import annotations
 
@@ -153,13 +153,13 @@ def handler(fresh_service):
 def aws(fresh_service):
     from handlers.aws import lambda_handler
 
-    def call(method, body, content_type, query=None):
+    def call(method, body, content_type, query=None, headers=None):
         binary = content_type.startswith("image/")
         event = {
             "resource": "/predict",
             "path": "/predict",
             "httpMethod": method,
-            "headers": {"Content-Type": content_type},
+            "headers": {"Content-Type": content_type, **(headers or {})},
             "queryStringParameters": query or None,
             "requestContext": {"resourcePath": "/predict", "httpMethod": method, "stage": "dev"},
             "body": base64.b64encode(body).decode() if binary else body.decode("utf-8", "surrogateescape"),
@@ -177,8 +177,10 @@ def gcp(fresh_service):
 
     client = create_app(target="predict", source=str(ROOT / "gcp" / "main.py")).test_client()
 
-    def call(method, body, content_type, query=None):
-        response = client.open("/", method=method, data=body, content_type=content_type, query_string=query or {})
+    def call(method, body, content_type, query=None, headers=None):
+        response = client.open(
+            "/", method=method, data=body, content_type=content_type, query_string=query or {}, headers=headers
+        )
         return response.status_code, dict(response.headers), _parse(response.get_data(as_text=True))
 
     return call
@@ -202,12 +204,12 @@ def azure(fresh_service, azure_app):
     function = {f.get_function_name(): f for f in azure_app.get_functions()}["predict"]
     user_function = function.get_user_function()  # the function as the decorators registered it
 
-    def call(method, body, content_type, query=None):
+    def call(method, body, content_type, query=None, headers=None):
         request = func.HttpRequest(
             method=method,
             url="http://localhost:7071/api/predict",
             body=body,
-            headers={"Content-Type": content_type},
+            headers={"Content-Type": content_type, **(headers or {})},
             params=query or {},
         )
         response = user_function(request)

@@ -33,8 +33,14 @@ def package(sls, out, *params, cwd=ROOT):
 
 # Every `serverless package` the tests need, each ~30 s: run at once, each from its own copy of the service (the
 # requirements plugin keeps its work in the service's .serverless folder), instead of one after another.
-PACKAGES = {"rest": (), "http": ("--param=api=http",), "url": ("--param=api=url",), "py311": ("--param=python=3.11",)}
-SERVICE = ("serverless.yml", "package.json", "requirements.txt", "core", "handlers", "model")
+# The http and url packages also carry non-default limits, to show that each reaches the template.
+PACKAGES = {
+    "rest": (),
+    "http": ("--param=api=http", "--param=rateLimit=5", "--param=burstLimit=10"),
+    "url": ("--param=api=url", "--param=maxConcurrency=3"),
+    "py311": ("--param=python=3.11",),
+}
+SERVICE = ("serverless.yml", "package.json", "requirements.txt", "core", "handlers", "model", "plugins")
 
 
 @pytest.fixture(scope="module")
@@ -81,20 +87,29 @@ def test_template_has_the_function_and_the_endpoint(packaged):
     paths = [r["Properties"]["PathPart"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Resource"]
     methods = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method"]
     assert paths == ["predict"]
-    assert [m["HttpMethod"] for m in methods] == ["ANY"]  # GET usage, OPTIONS and 405s answered by the function
-    assert methods[0]["Integration"]["Type"] == "AWS_PROXY"
-    assert methods[0]["ApiKeyRequired"] is False  # public by default, as in the book
+    # GET usage, OPTIONS and 405s answered by the function; OPTIONS on its own so it stays public with a key
+    assert sorted(m["HttpMethod"] for m in methods) == ["ANY", "OPTIONS"]
+    assert {m["Integration"]["Type"] for m in methods} == {"AWS_PROXY"}
+    assert {m["ApiKeyRequired"] for m in methods} == {False}  # public by default, as in the book
     kinds = {r["Type"] for r in resources.values()}
     assert {"AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan"} <= kinds
     plan = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::UsagePlan")["Properties"]
-    assert plan["Throttle"] == {"BurstLimit": 50, "RateLimit": 20}
+    assert plan["Throttle"] == {"BurstLimit": 50, "RateLimit": 20}  # requests with a key
+    assert plan["Quota"] == {"Limit": 100000, "Period": "DAY"}
+    # ... and the stage throttles every request, keyless ones too: a usage plan alone would not
+    deployment = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Deployment")["Properties"]
+    assert deployment["StageName"] == "dev"
+    assert deployment["StageDescription"] == {"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 50}
+    assert "ReservedConcurrentExecutions" not in fn  # not by default: new accounts cannot reserve any
 
 
 def test_api_key_can_be_required(sls):
     proc = run_serverless([sls, "print", "--param=apiKey=true", "--format", "json"], timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     config = json.loads(proc.stdout[proc.stdout.index("{") :])
-    assert config["functions"]["predict"]["events"][0]["http"]["private"] is True
+    any_method, options = (event["http"] for event in config["functions"]["predict"]["events"])
+    assert any_method["method"] == "any" and any_method["private"] is True
+    assert options["method"] == "options" and options["private"] is False  # a CORS preflight carries no key
 
 
 @pytest.mark.parametrize(
@@ -115,9 +130,30 @@ def test_http_api_and_function_url_front_doors(packages, api, gateway_type, rout
         assert gateway_type in kinds and route["RouteKey"] == "ANY /predict"
         integration = next(r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Integration")
         assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+        stage = next(r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Stage")["Properties"]
+        assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] == 5  # --param="rateLimit=5"
+        assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 10
     else:
         url = next(r for r in resources.values() if r["Type"] == route_type)["Properties"]
         assert url["AuthType"] == "NONE"
+        # a Function URL has no gateway to throttle: reserved concurrency is its cap (--param="maxConcurrency=3")
+        fn = next(r for r in resources.values() if r["Type"] == "AWS::Lambda::Function")["Properties"]
+        assert fn["ReservedConcurrentExecutions"] == 3
+
+
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        ("rateLimit=0", 'rateLimit=0": requests per second must be a whole number of at least 1'),
+        ("burstLimit=many", "'provider.apiGateway.usagePlan.throttle.burstLimit': must be integer"),  # the framework's
+        ("maxConcurrency=0", 'maxConcurrency=0" (function predict): a whole number of at least 1, or leave it out'),
+    ],
+)
+def test_a_limit_that_would_not_cap_or_would_stop_the_function_is_refused(sls, tmp_path, param, message):
+    proc = run_serverless([sls, "package", "--package", str(tmp_path), f"--param={param}"], timeout=120)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "clothing-classifier.zip").exists()  # refused before any work
 
 
 def test_zip_holds_the_function_and_nothing_else(packaged):

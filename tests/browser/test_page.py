@@ -15,30 +15,7 @@ import pytest
 from tests.helpers import ROOT, phone_photo
 from tests.serverless import offline_server
 
-CHROMIUM = Path("/usr/bin/chromium")
 SAMPLE = ROOT / "samples" / "pants.jpg"
-# What the machine's own probe found Chromium needs here: no sandbox as root, no background connections.
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: `make install` installs it (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module", params=["functions-framework", "serverless-offline"])

@@ -113,6 +113,17 @@ CASES = [
     ("options", "OPTIONS", lambda p, u: b"", "application/json", None, 204),
     ("delete", "DELETE", lambda p, u: b"", "application/json", None, 405),
 ] + [(*case[:3], case[3] or "application/json", *case[4:]) for case in ORIENTATIONS]
+SHOP, ELSEWHERE = "https://shop.example", "https://elsewhere.example"  # an allowed origin, and another
+CORS = [
+    # name, method, body, request headers, status, the answer's Access-Control-Allow-Origin (None: not sent)
+    ("preflight", "OPTIONS", b"", {"Origin": SHOP, "Access-Control-Request-Method": "POST"}, 204, SHOP),
+    ("preflight elsewhere", "OPTIONS", b"", {"Origin": ELSEWHERE, "Access-Control-Request-Method": "POST"}, 204, None),
+    ("usage", "GET", b"", {"Origin": SHOP}, 200, SHOP),
+    ("predict", "POST", b'{"url": "URL"}', {"Origin": SHOP}, 200, SHOP),
+    ("error", "POST", b"{nope", {"Origin": SHOP}, 400, SHOP),
+    ("predict elsewhere", "POST", b'{"url": "URL"}', {"Origin": ELSEWHERE}, 200, None),
+    ("no origin", "POST", b'{"url": "URL"}', {}, 200, None),
+]
 # The front door each caller below stands for (core/limits.py): GET's usage JSON reports that door's limits.
 DOOR_OF = {"aws": "aws-rest", "aws-offline": "aws-rest", "gcp": "gcp", "azure": "azure"}
 
@@ -128,7 +139,10 @@ def pants(image_server):
 
 @pytest.fixture(scope="module")
 def offline_url():
-    with offline_server(FETCH_ALLOW_NETWORKS="127.0.0.0/8", FETCH_TOTAL_TIMEOUT="3") as (base, _):
+    with offline_server(FETCH_ALLOW_NETWORKS="127.0.0.0/8", FETCH_TOTAL_TIMEOUT="3", CORS_ALLOW_ORIGINS=SHOP) as (
+        base,
+        _,
+    ):
         yield base + "/predict"
 
 
@@ -136,11 +150,12 @@ def offline_url():
 def aws_offline(offline_url):
     """API Gateway as serverless offline emulates it, over real HTTP."""
 
-    def call(method, body, content_type, query=None):
+    def call(method, body, content_type, query=None, headers=None):
         if content_type.startswith("image/"):  # offline passes binary bodies on only as octet-stream
             content_type = "application/octet-stream"
         url = offline_url + ("?" + urllib.parse.urlencode(query) if query else "")
-        request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": content_type})
+        headers = {"Content-Type": content_type, **(headers or {})}
+        request = urllib.request.Request(url, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 status, headers, text = response.status, dict(response.headers), response.read().decode()
@@ -244,3 +259,37 @@ def test_same_answer_on_every_cloud(
     if name.startswith("orientation"):  # every orientation, mirrored ones included, gives the upright answer
         answers = bodies["aws"] if isinstance(bodies["aws"], list) else [bodies["aws"]]
         assert [list(answer) for answer in answers] == [["pants"]] * len(answers), answers
+
+
+@pytest.mark.parametrize("name, method, body, headers, status, allowed", CORS, ids=[c[0] for c in CORS])
+def test_cors_the_same_on_every_cloud(
+    fresh_service, monkeypatch, aws, aws_offline, gcp, azure, pants, name, method, body, headers, status, allowed
+):
+    """CORS_ALLOW_ORIGINS=https://shop.example: that page may read every answer, errors included; any other
+    origin's browser is refused (no Access-Control-Allow-Origin); a preflight says what may be sent."""
+    from core.service import get_service
+
+    monkeypatch.setenv("CORS_ALLOW_ORIGINS", SHOP)
+    get_service.cache_clear()
+    clouds = {"aws": aws, "aws-offline": aws_offline, "gcp": gcp, "azure": azure}
+    if method == "OPTIONS":  # serverless offline answers OPTIONS itself; API Gateway passes it on (method ANY)
+        del clouds["aws-offline"]
+    data = body.replace(b"URL", pants[1].encode())
+    answers = {cloud: call(method, data, "application/json", None, headers) for cloud, call in clouds.items()}
+    for cloud, (got_status, got_headers, got_body) in answers.items():
+        assert got_status == status, (cloud, got_body)
+        if cloud == "aws-offline" and allowed is None:
+            continue  # serverless offline adds CORS headers of its own for any Origin; API Gateway adds none
+        assert header(got_headers, "Access-Control-Allow-Origin") == allowed, (cloud, got_headers)
+        assert "Origin" in header(got_headers, "Vary"), cloud  # caches keep each origin's answer apart
+        if allowed:
+            assert "X-Request-Id" in header(got_headers, "Access-Control-Expose-Headers"), cloud
+        if name == "preflight":
+            assert "POST" in header(got_headers, "Access-Control-Allow-Methods"), cloud
+            assert "content-type" in header(got_headers, "Access-Control-Allow-Headers"), cloud
+            assert int(header(got_headers, "Access-Control-Max-Age")) > 0, cloud
+        elif name == "preflight elsewhere":
+            assert header(got_headers, "Access-Control-Allow-Methods") is None, cloud
+    bodies = [answer[2] for answer in answers.values()]
+    if name != "usage":  # usage names each front door's limits
+        assert all(b == bodies[0] for b in bodies), bodies

@@ -1,0 +1,82 @@
+"""Cross-origin requests from web apps on other sites (the Fetch standard's CORS protocol), answered the same on
+every cloud because the service answers them, not the platform.
+
+``CORS_ALLOW_ORIGINS`` lists the exact origins allowed (``https://shop.example,https://app.example``), or ``*``
+alone for any; empty (the default) sends no CORS headers, so browsers keep other sites out. No credentials mode:
+the API takes no cookies, and a key (``x-api-key``, ``x-functions-key``) is a header like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .http import Headers
+
+ANY = "*"
+METHODS = "GET, HEAD, POST, OPTIONS"
+# The request headers a page may send: JSON or an image as the body, the platforms' key headers.
+ALLOWED_HEADERS = ("content-type", "x-api-key", "x-functions-key", "authorization")
+# What a page's script may read from an answer besides the CORS-safelisted headers.
+EXPOSED_HEADERS = "X-Request-Id, Retry-After"
+PREFLIGHT_MAX_AGE = "600"  # seconds a browser may keep a preflight's answer (Chromium caps it at 7200)
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """``CORS_ALLOW_ORIGINS`` as origins: each ``scheme://host[:port]`` exactly as browsers send it, or ``*``."""
+    origins = tuple(part.strip() for part in text.split(",") if part.strip())
+    if ANY in origins and len(origins) > 1:
+        raise ValueError("'*' allows every origin; write it alone")
+    for origin in origins:
+        if origin != ANY and not _is_origin(origin):
+            raise ValueError(f"{origin!r} is not an origin: use scheme://host[:port], no path or trailing slash")
+    return origins
+
+
+def _is_origin(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and text == f"{parts.scheme}://{parts.netloc}"  # nothing after the host, and the case browsers send
+        and text.lower() == text
+        and "@" not in parts.netloc
+    )
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    origins: tuple[str, ...] = ()
+
+    def preflight_headers(self, headers: Headers) -> dict[str, str]:
+        """What an allowed origin's preflight is answered with (nothing for another origin: the browser refuses)."""
+        if self._allowed(headers) is None:
+            return {}
+        return {
+            "Access-Control-Allow-Methods": METHODS,
+            "Access-Control-Allow-Headers": ", ".join(ALLOWED_HEADERS),
+            "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
+        }
+
+    def answer_headers(self, headers: Headers, vary: str) -> Mapping[str, str]:
+        """For every answer, errors included: which origin may read it. ``vary`` is the answer's Vary so far."""
+        if not self.origins:
+            return {}
+        if self.origins == (ANY,):  # the same answer for every origin: nothing to vary on
+            return {"Access-Control-Allow-Origin": ANY, "Access-Control-Expose-Headers": EXPOSED_HEADERS}
+        out = {"Vary": f"{vary}, Origin" if vary else "Origin"}  # caches must not hand one origin's answer to another
+        if self._allowed(headers) is not None:
+            out["Access-Control-Allow-Origin"] = headers["origin"]
+            out["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+        return out
+
+    def _allowed(self, headers: Headers) -> str | None:
+        origin = headers.get("origin")
+        if origin is None:
+            return None
+        return ANY if self.origins == (ANY,) else origin if origin in self.origins else None
