@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -32,6 +33,7 @@ from .http import Request, Response
 from .limits import FRONT_DOORS
 from .manifest import Manifest
 from .memory import PixelBudget
+from .metrics import emf_record, write_emf
 from .model import Classifier, DecodeRules
 from .page import page, wants_html
 from .request import (
@@ -139,7 +141,9 @@ class Service:
         response.headers["Vary"] = "Accept"  # GET answers the page or JSON by Accept: caches must key on it
         if not request.direct:
             response.headers.update(self.cors.answer_headers(request.headers, response.headers["Vary"]))
-        _log_request(request_id, request, trace, response, cold, started)
+        record = _log_request(request_id, request, trace, response, cold, started)
+        if self.settings.metrics == "emf":
+            write_emf(emf_record(record))
         return response
 
     def _dispatch(self, request: Request, trace: Trace) -> Response:
@@ -315,8 +319,8 @@ def _internal_error(request_id: str) -> Response:
 
 def _log_request(
     request_id: str, request: Request, trace: Trace, response: Response, cold: bool, started: float
-) -> None:
-    """The request's one JSON log line."""
+) -> dict[str, Any]:
+    """The request's one JSON log line; returned, for the metrics."""
     predicted = trace.request
     level = logging.ERROR if response.status >= 500 else logging.WARNING if response.status >= 400 else logging.INFO
     record: dict[str, Any] = {
@@ -335,7 +339,10 @@ def _log_request(
         record["image_bytes"], record["image_size"] = trace.image_bytes, trace.image_size
     if response.status >= 400:
         record["error"] = response.body["error"]["type"]
-    log.log(level, json.dumps(record))
+    # Lambda's JSON log format (AWS_LAMBDA_LOG_FORMAT=JSON) nests a dict message as an object in its own JSON
+    # line; a string would arrive there as one escaped string. Everywhere else the line is the JSON text.
+    log.log(level, record if os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON" else json.dumps(record))
+    return record
 
 
 def configure_logging(level: str) -> None:

@@ -82,6 +82,10 @@ class Settings:
     jpeg_draft: bool = setting(False, "JPEG_DRAFT", _flag)
     # Web pages on other sites allowed to call the API (core/cors.py): exact origins, comma-separated, or "*".
     cors_allow_origins: tuple[str, ...] = setting((), "CORS_ALLOW_ORIGINS", parse_origins)
+    # "emf": a CloudWatch Embedded Metric Format line per request on stdout (core/metrics.py; serverless.yml sets it).
+    metrics: str = setting(
+        "off", "METRICS", lambda text: text.strip().lower(), "off or emf", lambda value: value in ("off", "emf")
+    )
     log_level: str = setting(
         "INFO",
         "LOG_LEVEL",
