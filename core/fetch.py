@@ -307,6 +307,14 @@ def _pool_manager() -> urllib3.PoolManager:
     return watched_pool_manager(num_pools=POOLS_KEPT, maxsize=CONNECTIONS_KEPT, block=False, retries=False)
 
 
+def drop_connections() -> None:
+    """Close every kept connection; the next fetch opens new ones. After a SnapStart restore: every instance
+    restored from one snapshot would otherwise share the snapshot's sockets (and their TLS state)."""
+    if _pool_manager.cache_info().currsize:
+        _pool_manager().clear()
+    _pool_manager.cache_clear()
+
+
 def _request(parts: UrlParts, address: str, deadline: float, settings: Settings) -> urllib3.BaseHTTPResponse:
     import urllib3
 

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from .cors import CorsPolicy
 from .errors import ConfigurationError, MethodNotAllowed, ModelError, PayloadTooLarge, ServiceBusy, ServiceError
-from .fetch import fetch_image_bytes
+from .fetch import drop_connections, fetch_image_bytes
 from .http import Request, Response
 from .limits import FRONT_DOORS
 from .manifest import Manifest
@@ -105,6 +105,13 @@ class Service:
             self.classifier.warm()
         except ModelError as error:
             log.error("the model did not load at init; every request will be answered 500 until it does: %s", error)
+
+    def restored(self) -> None:
+        """After a SnapStart restore: this is a new instance, whose first request is a cold start, with no
+        connections from the snapshot. (The model, loaded before the snapshot, is ready as it was.)"""
+        self._cold = True
+        drop_connections()
+        log.info(json.dumps({"severity": "INFO", "event": "restored", "message": "a new instance from a snapshot"}))
 
     # -- 1. the one exit, and the dispatch ------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:

@@ -248,6 +248,17 @@ EVENT_SHAPES: tuple[EventShape, ...] = (
 # answers 500.
 get_service().warm()
 
+# SnapStart (--param="snapStart=true"): Lambda snapshots the initialised instance and restores copies of it. The
+# runtime (its snapshot-restore-py, part of Lambda's Python runtime) runs these hooks around the snapshot; where
+# the package is absent (invoke local, other hosts) there is no snapshot and nothing to register.
+try:
+    from snapshot_restore_py import register_after_restore, register_before_snapshot
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
+else:
+    register_before_snapshot(lambda: get_service().warm())  # the model loaded and run once, in the snapshot
+    register_after_restore(lambda: get_service().restored())  # a new instance: cold start flag, fresh sockets
+
 
 def lambda_handler(event: Event, context: Any) -> Any:
     request_id = getattr(context, "aws_request_id", None)

@@ -1,6 +1,7 @@
 """The Lambda Runtime API on loopback, as little of it as a runtime client needs (the documented calls: next
-invocation, its response or error, an init error), so that the handler runs under the real runtime client
-(``python -m awslambdaric handlers.aws.lambda_handler``) and its output is what Lambda would record."""
+invocation, its response or error, an init error; SnapStart's restore/next and restore error), so that the
+handler runs under the real runtime client (``python -m awslambdaric handlers.aws.lambda_handler``) and its
+output is what Lambda would record."""
 
 from __future__ import annotations
 
@@ -38,6 +39,14 @@ class RuntimeApi:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     init_errors: list[bytes] = field(default_factory=list)
     done: threading.Condition = field(default_factory=threading.Condition)
+    # SnapStart: the runtime asks for restore/next once its before-snapshot hooks ran; the answer (the restore)
+    # waits until the test calls restore()
+    snapshot_taken: threading.Event = field(default_factory=threading.Event)
+    restoring: threading.Event = field(default_factory=threading.Event)
+    restore_errors: list[bytes] = field(default_factory=list)
+
+    def restore(self) -> None:
+        self.restoring.set()
 
     def serve(self) -> http.server.ThreadingHTTPServer:
         api = self
@@ -46,6 +55,10 @@ class RuntimeApi:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):
+                if self.path == f"{PREFIX}/restore/next":
+                    api.snapshot_taken.set()
+                    api.restoring.wait()
+                    return self._reply(200, b"")
                 if self.path != f"{PREFIX}/invocation/next":
                     return self._reply(404, b"{}")
                 request_id, event = api.events.get()  # the runtime client waits here between invocations
@@ -65,6 +78,8 @@ class RuntimeApi:
                 parts = self.path.removeprefix(PREFIX).strip("/").split("/")
                 if parts == ["init", "error"]:
                     api.init_errors.append(body)
+                elif parts == ["restore", "error"]:
+                    api.restore_errors.append(body)
                 elif len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
                     with api.done:
                         api.outcomes[parts[1]] = Outcome(parts[2], body)

@@ -159,3 +159,22 @@ def test_a_successful_request_reports_its_stages_and_the_first_one_its_cold_star
     assert emf["InferenceTime"] > 0 and emf["DecodeTime"] > 0 and emf["Latency"] >= emf["InferenceTime"]
     first = [json.loads(line) for line in log.read_text().splitlines() if line.startswith('{"_aws"')][0]
     assert first["ColdStart"] == 1  # the instance's first request
+
+
+def test_snapstart_hooks_warm_before_the_snapshot_and_reset_after_the_restore():
+    """AWS_LAMBDA_INITIALIZATION_TYPE=snap-start: the runtime runs the before-snapshot hooks (the model loaded and
+    run once, so it is in the snapshot), asks for restore/next, then runs the after-restore hooks (a new instance:
+    its first request counts as a cold start, no connection survives from the snapshot)."""
+    with lambda_runtime("Text", AWS_LAMBDA_INITIALIZATION_TYPE="snap-start") as (api, log):
+        assert api.snapshot_taken.wait(60), log.read_text()[-3000:]
+        time.sleep(0.2)
+        assert '"event": "restored"' not in log.read_text()  # nothing of the restore before it happens
+        api.restore()
+        request_id, outcome = api.invoke(REST_EVENT)
+        assert json.loads(outcome.body)["statusCode"] == 200
+        text = log.read_text()
+        assert text.index('"event": "restored"') < text.index(request_id)  # the hook ran before the request
+        emf = next(json.loads(line) for line in lines_for(log, request_id) if line.startswith('{"_aws"'))
+        assert emf["ColdStart"] == 1 and emf["InferenceTime"] > 0
+        print(f"\nfirst request after the restore: {emf['Latency']} ms (inference {emf['InferenceTime']} ms)")
+        assert not api.init_errors and not api.restore_errors

@@ -33,10 +33,11 @@ def package(sls, out, *params, cwd=ROOT):
 
 # Every `serverless package` the tests need, each ~30 s: run at once, each from its own copy of the service (the
 # requirements plugin keeps its work in the service's .serverless folder), instead of one after another.
-# The http and url packages also carry non-default limits, to show that each reaches the template.
+# The http and url packages also carry non-default options (limits, SnapStart), to show that each reaches the
+# template.
 PACKAGES = {
     "rest": (),
-    "http": ("--param=api=http", "--param=rateLimit=5", "--param=burstLimit=10"),
+    "http": ("--param=api=http", "--param=rateLimit=5", "--param=burstLimit=10", "--param=snapStart=true"),
     "url": ("--param=api=url", "--param=maxConcurrency=3"),
     "py311": ("--param=python=3.11",),
 }
@@ -101,6 +102,7 @@ def test_template_has_the_function_and_the_endpoint(packaged):
     assert deployment["StageName"] == "dev"
     assert deployment["StageDescription"] == {"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 50}
     assert "ReservedConcurrentExecutions" not in fn  # not by default: new accounts cannot reserve any
+    assert "SnapStart" not in fn and "AWS::Lambda::Alias" not in {r["Type"] for r in resources.values()}
 
 
 def test_api_key_can_be_required(sls):
@@ -133,6 +135,13 @@ def test_http_api_and_function_url_front_doors(packages, api, gateway_type, rout
         stage = next(r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Stage")["Properties"]
         assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] == 5  # --param="rateLimit=5"
         assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 10
+        # --param="snapStart=true": snapshots of published versions, and the front door calls the alias
+        fn = next(r for r in resources.values() if r["Type"] == "AWS::Lambda::Function")["Properties"]
+        assert fn["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+        alias = next(r for r in resources.values() if r["Type"] == "AWS::Lambda::Alias")["Properties"]
+        assert alias["FunctionVersion"]["Fn::GetAtt"][1] == "Version"
+        target = integration["Properties"]["IntegrationUri"]["Fn::Join"][1]
+        assert target[-1] == alias["Name"]  # not $LATEST
     else:
         url = next(r for r in resources.values() if r["Type"] == route_type)["Properties"]
         assert url["AuthType"] == "NONE"
