@@ -13,6 +13,7 @@ from core.limits import SMALLEST
 
 from .inputs import payload_for
 from .rows import Row, error_row, row_for
+from .signing import Signer
 
 if TYPE_CHECKING:
     import urllib3
@@ -58,6 +59,10 @@ class Endpoint:
     # The largest image a JSON request may carry: what the endpoint's usage JSON says, else the smallest
     # platform's (core/limits.py).
     max_image_bytes: int = SMALLEST.max_json_image_bytes
+    sign: Signer | None = None  # --aws-sign: SigV4 on every try (signing.py)
+
+    def headers_for(self, method: str, body: bytes) -> dict[str, str]:
+        return self.sign(method, self.url, body, dict(self.headers)) if self.sign else self.headers
 
     def learn_limits(self, http: urllib3.PoolManager) -> None:
         """Ask the endpoint (GET) how large an image its front door lets through; keep the default if it won't say."""
@@ -66,7 +71,12 @@ class Endpoint:
         try:
             with Watchdog(time.monotonic() + 10) as watchdog:
                 answer = http.request(
-                    "GET", self.url, headers=self.headers, retries=False, redirect=False, preload_content=False
+                    "GET",
+                    self.url,
+                    headers=self.headers_for("GET", b""),
+                    retries=False,
+                    redirect=False,
+                    preload_content=False,
                 )
                 data = _read_answer(answer, watchdog.deadline)
             self.max_image_bytes = int(json.loads(data or b"")["limits"]["max_image_bytes"]["base64_json"])
@@ -111,7 +121,12 @@ class Endpoint:
                 # Redirects are not followed: the request carries the caller's keys, which must never reach
                 # another host.
                 response = http.request(
-                    "POST", self.url, body=payload, headers=self.headers, redirect=False, preload_content=False
+                    "POST",
+                    self.url,
+                    body=payload,
+                    headers=self.headers_for("POST", payload),
+                    redirect=False,
+                    preload_content=False,
                 )
                 complete = False
                 try:

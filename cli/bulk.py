@@ -28,6 +28,7 @@ from .inputs import expand_inputs
 from .output import Output
 from .progress import Progress
 from .rows import Row
+from .signing import SigningError, aws_signer
 
 
 def run_jobs(items: Iterable[str], args: argparse.Namespace, on_row: Callable[[Row], None]) -> None:
@@ -36,7 +37,7 @@ def run_jobs(items: Iterable[str], args: argparse.Namespace, on_row: Callable[[R
     executor: Executor
     job: Callable[[str], Row]  # one item -> its row, run by the executor
     if args.endpoint:
-        endpoint = Endpoint(args.endpoint, endpoint_headers(args), args.timeout, args.retries)
+        endpoint = endpoint_of(args)
         http = endpoint.pool()
         endpoint.learn_limits(http)
         executor = ThreadPoolExecutor(max_workers=args.concurrency)
@@ -98,6 +99,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--api-key", help="--endpoint on AWS with an API key (x-api-key)")
     p.add_argument("--function-key", help="--endpoint on Azure (x-functions-key)")
     p.add_argument("--identity-token", help="--endpoint on GCP: `gcloud auth print-identity-token`")
+    p.add_argument(
+        "--aws-sign",
+        action="store_true",
+        help="--endpoint is an IAM-authenticated Function URL (api=url-iam): sign requests with your AWS credentials",
+    )
     p.add_argument("--evaluate", action="store_true", help="true labels from folder names: accuracy, confusion")
     p.add_argument("--confusion-png", help="with --evaluate: write the confusion matrix as a PNG")
     args = p.parse_args(argv)
@@ -114,6 +120,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.aws_sign:  # no credentials or no region: said once, before any work
+        try:
+            if not args.endpoint:
+                raise SigningError("--aws-sign signs requests to an --endpoint; give one")
+            aws_signer(args.endpoint)
+        except SigningError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     items = expand_inputs(args.inputs, args.list_file)
     output = Output(args.out)
     todo = [item for item in items if item not in output.done]
@@ -162,5 +176,11 @@ def _model_labels(args: argparse.Namespace) -> list[str]:
         return list(load_manifest(Settings.from_env().manifest_path).labels)
     import urllib3
 
-    answer = urllib3.request("GET", args.endpoint, headers=endpoint_headers(args), timeout=30, redirect=False)
+    headers = endpoint_of(args).headers_for("GET", b"")
+    answer = urllib3.request("GET", args.endpoint, headers=headers, timeout=30, redirect=False)
     return json.loads(answer.data)["model"]["labels"]
+
+
+def endpoint_of(args: argparse.Namespace) -> Endpoint:
+    sign = aws_signer(args.endpoint) if args.aws_sign else None
+    return Endpoint(args.endpoint, endpoint_headers(args), args.timeout, args.retries, sign=sign)

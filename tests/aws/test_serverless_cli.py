@@ -38,7 +38,7 @@ def package(sls, out, *params, cwd=ROOT):
 PACKAGES = {
     "rest": (),
     "http": ("--param=api=http", "--param=rateLimit=5", "--param=burstLimit=10", "--param=snapStart=true"),
-    "url": ("--param=api=url", "--param=maxConcurrency=3"),
+    "url": ("--param=api=url-iam", "--param=maxConcurrency=3", "--param=tracing=true"),
     "py311": ("--param=python=3.11",),
 }
 SERVICE = ("serverless.yml", "package.json", "requirements.txt", "core", "handlers", "model", "plugins")
@@ -103,6 +103,14 @@ def test_template_has_the_function_and_the_endpoint(packaged):
     assert deployment["StageDescription"] == {"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 50}
     assert "ReservedConcurrentExecutions" not in fn  # not by default: new accounts cannot reserve any
     assert "SnapStart" not in fn and "AWS::Lambda::Alias" not in {r["Type"] for r in resources.values()}
+    assert "TracingConfig" not in fn  # tracing is an option
+
+
+def test_plain_function_url_is_public(sls):
+    proc = run_serverless([sls, "print", "--param=api=url", "--format", "json"], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads(proc.stdout[proc.stdout.index("{") :])
+    assert config["functions"]["predict"]["url"] is True and config["functions"]["predict"]["events"] == []
 
 
 def test_api_key_can_be_required(sls):
@@ -118,12 +126,12 @@ def test_api_key_can_be_required(sls):
     "api, gateway_type, route_type",
     [
         ("http", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route"),
-        ("url", None, "AWS::Lambda::Url"),
+        ("url-iam", None, "AWS::Lambda::Url"),
     ],
 )
 def test_http_api_and_function_url_front_doors(packages, api, gateway_type, route_type):
     """The cheaper front doors package too: one route for every method to the same function, no REST API."""
-    resources = template_resources(packages[api])
+    resources = template_resources(packages["url" if api == "url-iam" else api])
     kinds = [r["Type"] for r in resources.values()]
     assert kinds.count("AWS::Lambda::Function") == 1 and kinds.count(route_type) == 1
     assert "AWS::ApiGateway::RestApi" not in kinds and "AWS::ApiGateway::Method" not in kinds
@@ -144,10 +152,14 @@ def test_http_api_and_function_url_front_doors(packages, api, gateway_type, rout
         assert target[-1] == alias["Name"]  # not $LATEST
     else:
         url = next(r for r in resources.values() if r["Type"] == route_type)["Properties"]
-        assert url["AuthType"] == "NONE"
+        assert url["AuthType"] == "AWS_IAM"  # api=url-iam; plain api=url is public: test_plain_function_url_is_public
         # a Function URL has no gateway to throttle: reserved concurrency is its cap (--param="maxConcurrency=3")
         fn = next(r for r in resources.values() if r["Type"] == "AWS::Lambda::Function")["Properties"]
         assert fn["ReservedConcurrentExecutions"] == 3
+        assert fn["TracingConfig"] == {"Mode": "Active"}  # --param="tracing=true"
+        role = next(r for r in resources.values() if r["Type"] == "AWS::IAM::Role")["Properties"]
+        statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+        assert any("xray:PutTraceSegments" in s["Action"] for s in statements)
 
 
 @pytest.mark.parametrize(
