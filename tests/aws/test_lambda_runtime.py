@@ -178,3 +178,17 @@ def test_snapstart_hooks_warm_before_the_snapshot_and_reset_after_the_restore():
         assert emf["ColdStart"] == 1 and emf["InferenceTime"] > 0
         print(f"\nfirst request after the restore: {emf['Latency']} ms (inference {emf['InferenceTime']} ms)")
         assert not api.init_errors and not api.restore_errors
+
+
+def test_a_broken_model_is_answered_with_json_500s_not_a_runtime_crash(tmp_path):
+    """The model loads in the init phase; a missing one must not fail the init (the runtime would report an init
+    error and Lambda retry the cold start on every request): each request gets a JSON 500 saying so."""
+    with lambda_runtime("Text", MODEL_MANIFEST=str(tmp_path / "missing.json")) as (api, log):
+        request_id, outcome = api.invoke(REST_EVENT)
+        assert outcome.kind == "response" and not api.init_errors
+        answer = json.loads(outcome.body)
+        assert answer["statusCode"] == 500 and json.loads(answer["body"])["error"]["type"] == "internal_error"
+        text = log.read_text()
+        assert "the model did not load at init" in text and "Traceback" not in text
+        emf = next(json.loads(line) for line in lines_for(log, request_id) if line.startswith('{"_aws"'))
+        assert emf["ServerErrors"] == 1
