@@ -42,6 +42,13 @@ def _at_least(low: int) -> Callable[[Any], bool]:
     return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
+PREFIX_RULE = "a folder of keys: non-empty, ending with '/', not starting with one"
+
+
+def _is_prefix(value: object) -> bool:
+    return isinstance(value, str) and len(value) > 1 and value.endswith("/") and not value.startswith("/")
+
+
 def setting(
     default: object,
     variable: str,
@@ -86,6 +93,9 @@ class Settings:
     metrics: str = setting(
         "off", "METRICS", lambda text: text.strip().lower(), "off or emf", lambda value: value in ("off", "emf")
     )
+    # Storage triggers (core/storage.py): the keys classified, and where their results go.
+    storage_uploads_prefix: str = setting("uploads/", "STORAGE_UPLOADS_PREFIX", str, PREFIX_RULE, _is_prefix)
+    storage_results_prefix: str = setting("results/", "STORAGE_RESULTS_PREFIX", str, PREFIX_RULE, _is_prefix)
     log_level: str = setting(
         "INFO",
         "LOG_LEVEL",

@@ -28,6 +28,8 @@ from core import get_service
 from core.errors import BadRequest
 from core.http import Headers, Request, Response
 
+from .s3_uploads import S3Uploads
+
 CALLER = "aws"
 # A Lambda event as it arrives: usually a JSON object, but a direct invocation may send any JSON value.
 Event = Any
@@ -260,10 +262,15 @@ else:
     register_after_restore(lambda: get_service().restored())  # a new instance: cold start flag, fresh sockets
 
 
+S3_UPLOADS = S3Uploads()
+
+
 def lambda_handler(event: Event, context: Any) -> Any:
     request_id = getattr(context, "aws_request_id", None)
-    shape = next(shape for shape in EVENT_SHAPES if shape.matches(event))
     service = get_service()
+    if S3_UPLOADS.matches(event):  # photos landing in the bucket: not a request, records to process
+        return S3_UPLOADS.process(event, service, request_id)
+    shape = next(shape for shape in EVENT_SHAPES if shape.matches(event))
     try:
         request = shape.to_request(event, request_id)
     except BadRequest as error:  # an event field the shape cannot read (isBase64Encoded: "maybe")

@@ -39,7 +39,7 @@ PACKAGES = {
     "rest": (),
     "http": ("--param=api=http", "--param=rateLimit=5", "--param=burstLimit=10", "--param=snapStart=true"),
     "url": ("--param=api=url-iam", "--param=maxConcurrency=3", "--param=tracing=true"),
-    "py311": ("--param=python=3.11",),
+    "py311": ("--param=python=3.11", "--param=bucket=clothing-uploads-example"),
 }
 SERVICE = ("serverless.yml", "package.json", "requirements.txt", "core", "handlers", "model", "plugins")
 
@@ -330,3 +330,42 @@ def test_zip_alone_runs_the_function(packages, tmp_path, pants_photo):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert list(json.loads(run.stdout.strip().splitlines()[-1])) == ["pants"]
+
+
+def test_storage_trigger_template(packages):
+    """--param="bucket=NAME" (in the py311 package): uploads/ notifications, the least privilege, retries then a
+    dead-letter queue."""
+    resources = template_resources(packages["py311"])
+    bucket = next(r for r in resources.values() if r["Properties"].get("BucketName") == "clothing-uploads-example")
+    (notification,) = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "uploads/"}]
+    permission = next(
+        r["Properties"] for r in resources.values() if r["Properties"].get("Principal") == "s3.amazonaws.com"
+    )
+    assert permission["Action"] == "lambda:InvokeFunction"
+    statements = resources["IamRoleLambdaExecution"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    s3 = {action: s for s in statements for action in s["Action"] if action.startswith("s3:")}
+    assert set(s3) == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}  # nothing else of the bucket
+    assert s3["s3:GetObject"]["Resource"] == "arn:aws:s3:::clothing-uploads-example/uploads/*"
+    assert s3["s3:PutObject"]["Resource"] == "arn:aws:s3:::clothing-uploads-example/results/*"
+    assert s3["s3:ListBucket"]["Condition"] == {"StringLike": {"s3:prefix": ["uploads/*"]}}
+    invoke_config = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig")
+    assert invoke_config["MaximumRetryAttempts"] == 2
+    assert invoke_config["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["UploadFailures", "Arn"]}
+    assert resources["UploadFailures"]["Type"] == "AWS::SQS::Queue"
+    # and the default package has none of it
+    assert not any(r["Type"] == "AWS::SQS::Queue" for r in template_resources(packages["rest"]).values())
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (["--param=bucket=Not_A_Bucket"], "not an S3 bucket name"),
+        (["--param=bucket=ok-bucket", "--param=resultsPrefix=uploads/results/"], "must not overlap"),
+        (["--param=bucket=ok-bucket", "--param=uploadsPrefix=/abs/"], "a folder of keys"),
+    ],
+)
+def test_a_storage_trigger_that_could_not_work_or_would_loop_is_refused(sls, tmp_path, params, message):
+    proc = run_serverless([sls, "package", "--package", str(tmp_path), *params], timeout=120)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr

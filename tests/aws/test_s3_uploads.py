@@ -1,0 +1,174 @@
+"""Photos landing in S3 (--param="bucket=NAME"): the S3 notification events AWS documents, through
+handlers.aws.lambda_handler, against moto's server as a real S3 API on loopback (boto3 pointed at it with
+AWS_ENDPOINT_URL), and `serverless invoke local` of the sample event."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from scripts.local_server import free_port
+from tests.helpers import ROOT, phone_photo
+from tests.serverless import run_serverless
+
+BUCKET = "clothing-uploads-example"  # the sample event's
+SAMPLE_EVENT = json.loads((ROOT / "tests" / "events" / "storage" / "s3-put.json").read_text())
+PANTS = (ROOT / "samples" / "pants.jpg").read_bytes()
+AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{server._port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint, monkeypatch, fresh_service):
+    """A fresh bucket on the loopback S3, and boto3 (the handler's too) pointed at it."""
+    import boto3
+
+    for name, value in {**AWS, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3")
+    for obj in client.list_objects_v2(Bucket=BUCKET).get("Contents", []) if _exists(client) else []:
+        client.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    if not _exists(client):
+        client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+def _exists(client) -> bool:
+    return any(b["Name"] == BUCKET for b in client.list_buckets().get("Buckets", []))
+
+
+def event_for(*keys: tuple[str, int]) -> dict:
+    """The documented ObjectCreated:Put event, one record per (URL-encoded key, size)."""
+    record = SAMPLE_EVENT["Records"][0]
+    records = []
+    for key, size in keys:
+        one = copy.deepcopy(record)
+        one["s3"]["object"].update(key=key, size=size)
+        records.append(one)
+    return {"Records": records}
+
+
+def result_of(s3, key: str) -> dict:
+    return json.loads(s3.get_object(Bucket=BUCKET, Key=f"results/{key}.json")["Body"].read())
+
+
+def invoke(event):
+    from handlers.aws import lambda_handler
+
+    return lambda_handler(event, SimpleNamespace(aws_request_id="s3-test"))
+
+
+def test_a_photo_with_spaces_and_accents_in_its_key_gets_the_apis_answer(s3, aws):
+    key = "uploads/summer pants été.jpg"  # the event carries it as uploads/summer+pants+%C3%A9t%C3%A9.jpg
+    s3.put_object(Bucket=BUCKET, Key=key, Body=PANTS)
+    assert invoke(SAMPLE_EVENT) == {"results": [f"results/{key}.json"], "skipped": {}}
+    result = result_of(s3, key)
+    assert result["key"] == key and result["status"] == 200
+    status, _, api_answer = aws("POST", PANTS, "image/jpeg")  # the same photo POSTed to the API
+    assert status == 200 and result["answer"] == api_answer and max(api_answer, key=api_answer.get) == "pants"
+    obj = s3.head_object(Bucket=BUCKET, Key=f"results/{key}.json")
+    assert obj["ContentType"] == "application/json"
+
+
+def test_a_phone_photo_is_turned_upright_as_the_api_turns_it(s3, tmp_path):
+    sideways = phone_photo(tmp_path / "phone.jpg", orientation=6).read_bytes()
+    s3.put_object(Bucket=BUCKET, Key="uploads/phone.jpg", Body=sideways)
+    invoke(event_for(("uploads/phone.jpg", len(sideways))))
+    answer = result_of(s3, "uploads/phone.jpg")["answer"]
+    assert max(answer, key=answer.get) == "pants"
+
+
+def test_what_cannot_be_classified_gets_an_error_result_and_nothing_loops(s3):
+    s3.put_object(Bucket=BUCKET, Key="uploads/fake.jpg", Body=b"not an image")
+    s3.put_object(Bucket=BUCKET, Key="uploads/notes.txt", Body=b"hello")
+    s3.put_object(Bucket=BUCKET, Key="results/uploads/old.jpg.json", Body=b"{}")
+    outcome = invoke(
+        event_for(
+            ("uploads/fake.jpg", 12),
+            ("uploads/gone.jpg", 5000),  # deleted before the function read it
+            ("uploads/notes.txt", 5),
+            ("results/uploads/old.jpg.json", 2),  # the function's own output: a trigger on the whole bucket
+            ("photos/elsewhere.jpg", 5000),
+        )
+    )
+    assert outcome["results"] == ["results/uploads/fake.jpg.json", "results/uploads/gone.jpg.json"]
+    assert set(outcome["skipped"]) == {"uploads/notes.txt", "results/uploads/old.jpg.json", "photos/elsewhere.jpg"}
+    assert "never classified" in outcome["skipped"]["results/uploads/old.jpg.json"]
+    fake, gone = result_of(s3, "uploads/fake.jpg"), result_of(s3, "uploads/gone.jpg")
+    assert fake["status"] == 422 and fake["answer"]["error"]["type"] == "invalid_image"
+    assert gone["status"] == 404 and gone["answer"]["error"]["type"] == "not_found"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert not any(k.startswith("results/results/") for k in keys)  # no result of a result
+
+
+def test_an_object_over_the_limit_is_refused_by_its_size_without_reading_it(s3, monkeypatch):
+    from core.service import get_service
+
+    monkeypatch.setenv("MAX_IMAGE_BYTES", "10000")
+    get_service.cache_clear()
+    s3.put_object(Bucket=BUCKET, Key="uploads/big.jpg", Body=PANTS)  # 21,646 bytes
+    invoke(event_for(("uploads/big.jpg", len(PANTS))))
+    result = result_of(s3, "uploads/big.jpg")
+    assert result["status"] == 413 and result["answer"]["error"]["type"] == "payload_too_large"
+
+
+def test_the_same_event_twice_writes_the_same_result(s3):
+    s3.put_object(Bucket=BUCKET, Key="uploads/pants.jpg", Body=PANTS)
+    event = event_for(("uploads/pants.jpg", len(PANTS)))
+    invoke(event)
+    first = s3.get_object(Bucket=BUCKET, Key="results/uploads/pants.jpg.json")["Body"].read()
+    invoke(event)
+    assert s3.get_object(Bucket=BUCKET, Key="results/uploads/pants.jpg.json")["Body"].read() == first
+
+
+def test_a_platform_failure_raises_so_lambda_retries_it(s3):
+    from botocore.exceptions import ClientError
+
+    event = event_for(("uploads/pants.jpg", len(PANTS)))
+    event["Records"][0]["s3"]["bucket"]["name"] = "no-such-bucket"
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        invoke(event)
+
+
+def test_serverless_invoke_local_of_the_sample_event(s3, s3_endpoint):
+    s3.put_object(Bucket=BUCKET, Key="uploads/summer pants été.jpg", Body=PANTS)
+    # the s3 fixture pointed the environment (AWS_ENDPOINT_URL, test credentials) at the loopback S3
+    proc = run_serverless(
+        ["npx", "serverless", "invoke", "local", "-f", "predict", "--path", "tests/events/storage/s3-put.json"],
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert '"results/uploads/summer pants \\u00e9t\\u00e9.jpg.json"' in proc.stdout or "été.jpg.json" in proc.stdout
+    assert result_of(s3, "uploads/summer pants été.jpg")["status"] == 200
+
+
+def test_the_zip_does_not_carry_boto3():
+    """boto3 is in Lambda's Python runtime; the function imports it only for a notification."""
+    import subprocess
+
+    code = "import handlers.aws, sys; print('boto3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+    assert "boto3" not in Path(ROOT / "requirements.txt").read_text()
