@@ -1,15 +1,22 @@
-"""Google Cloud Functions (gen2) entry point: ``predict``, an HTTP function on functions-framework.
+"""Google Cloud Functions (gen2) entry points on functions-framework: ``predict``, the HTTP function, and
+``classify_upload``, a CloudEvent function for photos landing in Cloud Storage (rules: core/storage.py).
 
 Locally: ``functions-framework --source gcp/main.py --target predict`` (with the repository on PYTHONPATH),
 or from the bundle (``make bundle-gcp``): ``cd dist/gcp && functions-framework --target predict``.
 """
 
+import json
+import logging
+from typing import Any
+
 import flask
 import functions_framework
+from cloudevents.http import CloudEvent
 
 from core import get_service
 from core.errors import NotFound
 from core.http import Headers, Request, Response
+from core.storage import StoredPhoto, classify_object, missing, result_key, skip_reason, too_large
 
 CALLER = "gcp"
 
@@ -70,3 +77,37 @@ def _flask_response(response: Response) -> flask.Response:
     if "Content-Type" not in response.headers:  # a 204 has no body, so no type (Flask would say text/html)
         del answer.headers["Content-Type"]
     return answer
+
+
+@functions_framework.cloud_event
+def classify_upload(cloud_event: CloudEvent) -> None:
+    """``google.cloud.storage.object.v1.finalized``: the new object under the uploads prefix is classified and its
+    result written under the results prefix, as on AWS. An object that cannot be classified gets an error result;
+    a Cloud Storage failure raises, so the trigger's retries (``--retry``) run."""
+    from google.cloud import storage  # imported on the first upload: the HTTP function never pays for it
+
+    service = get_service()
+    data: dict[str, Any] = cloud_event.data or {}
+    size = data.get("size")
+    photo = StoredPhoto(str(data.get("name", "")), int(size) if size is not None else None)
+    reason = skip_reason(photo.key, service)
+    if reason:
+        logging.getLogger("core").info(
+            json.dumps({"severity": "INFO", "event": "skipped", "key": photo.key, "reason": reason})
+        )
+        return
+    bucket = storage.Client().bucket(data["bucket"])
+    result = too_large(photo, service) or _classify_blob(bucket, photo, service, cloud_event["id"])
+    bucket.blob(result_key(photo.key, service)).upload_from_string(json.dumps(result), content_type="application/json")
+
+
+def _classify_blob(bucket: Any, photo: StoredPhoto, service: Any, event_id: str) -> dict[str, Any]:
+    from google.api_core.exceptions import NotFound as BlobNotFound
+
+    blob = bucket.blob(photo.key)
+    try:
+        blob.reload()  # its size now: the object may have changed since the event
+        checked = too_large(StoredPhoto(photo.key, blob.size), service)
+        return checked or classify_object(service, photo.key, blob.download_as_bytes(), event_id, CALLER)
+    except BlobNotFound:
+        return missing(photo.key)

@@ -43,7 +43,12 @@ class ServerProcess(subprocess.Popen):
 
 
 def start_functions_framework(
-    python_bin_dir: Path, source: Path, cwd: Path, extra_env: dict[str, str] | None = None, up_status: int = 200
+    python_bin_dir: Path,
+    source: Path,
+    cwd: Path,
+    extra_env: dict[str, str] | None = None,
+    up_status: int = 200,
+    target: str = "predict",
 ) -> tuple[ServerProcess, str]:
     """The server on a free port: (process, URL); its output goes to the file ``process.log_path``."""
     port = free_port()
@@ -57,7 +62,7 @@ def start_functions_framework(
                 "--source",
                 str(source),
                 "--target",
-                "predict",
+                target,
                 "--host",
                 "127.0.0.1",
                 "--port",

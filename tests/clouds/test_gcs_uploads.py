@@ -1,0 +1,99 @@
+"""Photos landing in Cloud Storage: `classify_upload` on the real functions-framework server receives
+`google.cloud.storage.object.v1.finalized` CloudEvents over HTTP (binary mode, as Eventarc delivers them), with
+gcp-storage-emulator on loopback behind the Cloud Storage client (STORAGE_EMULATOR_HOST)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from scripts.local_server import free_port, start_functions_framework, stop_server
+from tests.helpers import ROOT
+
+BUCKET = "clothing-uploads-example"
+PANTS = (ROOT / "samples" / "pants.jpg").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    from gcp_storage_emulator.server import create_server
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def bucket(emulator):
+    from google.cloud import storage
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STORAGE_EMULATOR_HOST", emulator)
+        yield storage.Client().bucket(BUCKET)
+
+
+@pytest.fixture(scope="module")
+def function(emulator):
+    proc, url = start_functions_framework(
+        Path(sys.executable).parent,
+        ROOT / "gcp" / "main.py",
+        ROOT,
+        {"STORAGE_EMULATOR_HOST": emulator, "MAX_IMAGE_BYTES": "5000000"},
+        up_status=405,  # a CloudEvent function answers POSTs only
+        target="classify_upload",
+    )
+    yield url
+    stop_server(proc)
+
+
+def finalized(url: str, name: str, size: int) -> int:
+    """One finalized event as Eventarc sends it (binary content mode); the function's HTTP status."""
+    data = {"bucket": BUCKET, "name": name, "size": str(size), "contentType": "image/jpeg", "generation": "1"}
+    headers = {
+        "Content-Type": "application/json",
+        "ce-id": str(uuid.uuid4()),
+        "ce-specversion": "1.0",
+        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{BUCKET}",
+        "ce-type": "google.cloud.storage.object.v1.finalized",
+        "ce-subject": f"objects/{name}",
+        "ce-time": "2026-11-29T12:00:00Z",
+    }
+    request = urllib.request.Request(url, data=json.dumps(data).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def result(bucket, key: str) -> dict:
+    return json.loads(bucket.blob(f"results/{key}.json").download_as_bytes())
+
+
+def test_an_upload_gets_the_apis_answer_beside_it(function, bucket):
+    key = "uploads/summer pants été.jpg"  # Cloud Storage names are not URL-encoded in the event
+    bucket.blob(key).upload_from_string(PANTS, content_type="image/jpeg")
+    assert finalized(function, key, len(PANTS)) == 200
+    written = result(bucket, key)
+    assert written["key"] == key and written["status"] == 200
+    assert max(written["answer"], key=written["answer"].get) == "pants"
+
+
+def test_errors_are_results_and_results_are_never_classified(function, bucket):
+    bucket.blob("uploads/fake.jpg").upload_from_string(b"not an image")
+    assert finalized(function, "uploads/fake.jpg", 12) == 200
+    assert result(bucket, "uploads/fake.jpg")["answer"]["error"]["type"] == "invalid_image"
+    assert finalized(function, "uploads/gone.jpg", 100) == 200  # deleted before the function read it
+    assert result(bucket, "uploads/gone.jpg")["status"] == 404
+    assert finalized(function, "uploads/huge.jpg", 6_000_000) == 200  # over MAX_IMAGE_BYTES, by the event's size
+    assert result(bucket, "uploads/huge.jpg")["status"] == 413
+    assert finalized(function, "results/uploads/fake.jpg.json", 80) == 200  # the function's own output
+    names = {blob.name for blob in bucket.list_blobs()}
+    assert not any(name.startswith("results/results/") for name in names)
