@@ -1,13 +1,17 @@
-"""Azure Functions entry point (Python v2 programming model): ``POST /api/predict``.
+"""Azure Functions entry points (Python v2 programming model): ``POST /api/predict``, and ``classify_upload``,
+a blob trigger for photos landing in the ``photos`` container under ``uploads/`` (rules: core/storage.py).
 
 Function-level keys by default (``?code=...`` or ``x-functions-key``); every method reaches the function,
 so GET answers usage and other methods a JSON 405, as on the other clouds.
 """
 
+import json
+
 import azure.functions as func
 
 from core import get_service
 from core.http import Headers, Request
+from core.storage import StoredPhoto, classify_object, log_skipped, skip_reason, too_large
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -33,3 +37,27 @@ def predict(req: func.HttpRequest, context: func.Context | None = None) -> func.
         )
     )
     return func.HttpResponse(body=response.body_text(), status_code=response.status, headers=response.headers)
+
+
+# Binding paths are fixed when the host indexes the app: the container, then the default prefixes of
+# core/settings.py (STORAGE_UPLOADS_PREFIX, STORAGE_RESULTS_PREFIX), which this function therefore keeps.
+CONTAINER = "photos"
+
+
+@app.function_name(name="classify_upload")
+@app.blob_trigger(arg_name="photo", path=CONTAINER + "/uploads/{name}", connection="AzureWebJobsStorage")
+@app.blob_output(arg_name="result", path=CONTAINER + "/results/uploads/{name}.json", connection="AzureWebJobsStorage")
+def classify_upload(photo: func.InputStream, result: func.Out[str]) -> None:
+    """A new blob under photos/uploads/: its result, the API's answer, goes to photos/results/uploads/<name>.json
+    (the output binding). A blob that cannot be classified gets an error result; a storage failure is the
+    host's to retry (five times, then the blob's name goes to the webjobs-blobtrigger-poison queue)."""
+    service = get_service()
+    key = (photo.name or "").split("/", 1)[-1]  # the host names it container/key
+    reason = skip_reason(key, service)
+    if reason:  # the trigger watches uploads/ only; kept as on the other clouds
+        log_skipped(key, reason)
+        return
+    outcome = too_large(StoredPhoto(key, photo.length), service) or classify_object(
+        service, key, photo.read(), None, "azure-blob"
+    )
+    result.set(json.dumps(outcome))

@@ -12,6 +12,8 @@ and write objects; the answer is the API's own, through the same service (limits
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -20,6 +22,8 @@ from .errors import NotFound, PayloadTooLarge, ServiceError
 from .http import Headers, Request
 from .images import IMAGE_SUFFIXES
 from .service import Service
+
+log = logging.getLogger("core")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,10 @@ def skip_reason(key: str, service: Service) -> str | None:
     if PurePosixPath(key).suffix.lower() not in IMAGE_SUFFIXES:
         return "not an image suffix"
     return None
+
+
+def log_skipped(key: str, reason: str) -> None:
+    log.info(json.dumps({"severity": "INFO", "event": "skipped", "key": key, "reason": reason}))
 
 
 def result_key(key: str, service: Service) -> str:

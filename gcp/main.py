@@ -6,7 +6,6 @@ or from the bundle (``make bundle-gcp``): ``cd dist/gcp && functions-framework -
 """
 
 import json
-import logging
 from typing import Any
 
 import flask
@@ -16,7 +15,7 @@ from cloudevents.http import CloudEvent
 from core import get_service
 from core.errors import NotFound
 from core.http import Headers, Request, Response
-from core.storage import StoredPhoto, classify_object, missing, result_key, skip_reason, too_large
+from core.storage import StoredPhoto, classify_object, log_skipped, missing, result_key, skip_reason, too_large
 
 CALLER = "gcp"
 
@@ -92,9 +91,7 @@ def classify_upload(cloud_event: CloudEvent) -> None:
     photo = StoredPhoto(str(data.get("name", "")), int(size) if size is not None else None)
     reason = skip_reason(photo.key, service)
     if reason:
-        logging.getLogger("core").info(
-            json.dumps({"severity": "INFO", "event": "skipped", "key": photo.key, "reason": reason})
-        )
+        log_skipped(photo.key, reason)
         return
     bucket = storage.Client().bucket(data["bucket"])
     result = too_large(photo, service) or _classify_blob(bucket, photo, service, cloud_event["id"])

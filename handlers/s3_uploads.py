@@ -12,14 +12,12 @@ boto3 is part of Lambda's Python runtime, so it is not in the zip; imported on t
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 from urllib.parse import unquote_plus
 
 from core.service import Service
-from core.storage import StoredPhoto, classify_object, missing, result_key, skip_reason, too_large
+from core.storage import StoredPhoto, classify_object, log_skipped, missing, result_key, skip_reason, too_large
 
-log = logging.getLogger("core")
 CALLER = "aws-s3"
 
 
@@ -48,7 +46,7 @@ class S3Uploads:
             reason = skip_reason(photo.key, service)
             if reason:
                 skipped[photo.key] = reason
-                log.info(json.dumps({"severity": "INFO", "event": "skipped", "key": photo.key, "reason": reason}))
+                log_skipped(photo.key, reason)
                 continue
             result = too_large(photo, service) or self._classify(s3, bucket, photo, service, request_id)
             target = result_key(photo.key, service)

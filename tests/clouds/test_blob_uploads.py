@@ -1,0 +1,127 @@
+"""Photos landing in Azure Blob Storage: the registered `classify_upload` blob trigger, with Azurite (Microsoft's
+storage emulator, npm) on loopback. No Functions host can run here (no package ships it), so the test does its
+part, from the bindings the function registered: each new blob under the trigger's path is read from Azurite with
+the blob client and handed over as the host hands it (`azure.functions.InputStream`, named container/key), and
+what the function sets on its output binding is written to that binding's path."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import time
+
+import pytest
+
+from scripts.local_server import free_port
+from tests.helpers import ROOT
+
+AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
+ACCOUNT, KEY = (
+    "devstoreaccount1",
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+)
+PANTS = (ROOT / "samples" / "pants.jpg").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def container():
+    """The `photos` container on a fresh in-memory Azurite."""
+    if not AZURITE.exists():
+        pytest.fail("node_modules/.bin/azurite-blob is missing: `make install` installs it (npm ci)")
+    from azure.storage.blob import BlobServiceClient
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence"]
+        + ["--skipApiVersionCheck", "--disableTelemetry", "--silent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
+    )
+    service = BlobServiceClient.from_connection_string(connection, retry_total=0)  # we wait for it ourselves
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client = service.create_container("photos")
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise
+            time.sleep(0.2)
+    yield client
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def function(fresh_service_module):
+    spec = importlib.util.spec_from_file_location("function_app", ROOT / "azure" / "function_app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {f.get_function_name(): f for f in module.app.get_functions()}["classify_upload"]
+
+
+@pytest.fixture(scope="module")
+def fresh_service_module():
+    from core.service import get_service
+
+    get_service.cache_clear()
+    yield
+    get_service.cache_clear()
+
+
+class Out:
+    """What the host gives an output binding: the value the function sets."""
+
+    def __init__(self):
+        self.value = None
+
+    def set(self, value):
+        self.value = value
+
+    def get(self):
+        return self.value
+
+
+def run_host(function, container) -> dict[str, str]:
+    """The host's part for every blob under the trigger's path: {blob name: result blob name written}."""
+    import azure.functions as func
+
+    bindings = {b.type: b for b in function.get_bindings()}
+    trigger, output = bindings["blobTrigger"].path, bindings["blob"].path
+    assert trigger.startswith("photos/") and trigger.endswith("{name}")
+    prefix = trigger.removeprefix("photos/").removesuffix("{name}")
+    written = {}
+    for blob in container.list_blobs(name_starts_with=prefix):
+        data = container.download_blob(blob.name).readall()
+        stream = func.blob.InputStream(data=data, name=f"photos/{blob.name}", length=blob.size)
+        out = Out()
+        function.get_user_function()(photo=stream, result=out)
+        if out.value is not None:
+            target = output.removeprefix("photos/").replace("{name}", blob.name.removeprefix(prefix))
+            container.upload_blob(target, out.value, overwrite=True)
+            written[blob.name] = target
+    return written
+
+
+def test_uploads_get_the_apis_answers_and_results_are_never_classified(function, container):
+    container.upload_blob("uploads/summer pants été.jpg", PANTS)
+    container.upload_blob("uploads/fake.jpg", b"not an image")
+    container.upload_blob("uploads/notes.txt", b"hello")
+    written = run_host(function, container)
+    assert written == {
+        "uploads/summer pants été.jpg": "results/uploads/summer pants été.jpg.json",
+        "uploads/fake.jpg": "results/uploads/fake.jpg.json",
+    }  # notes.txt: skipped, no result
+    pants = json.loads(container.download_blob("results/uploads/summer pants été.jpg.json").readall())
+    assert pants["key"] == "uploads/summer pants été.jpg" and pants["status"] == 200
+    assert max(pants["answer"], key=pants["answer"].get) == "pants"
+    fake = json.loads(container.download_blob("results/uploads/fake.jpg.json").readall())
+    assert fake["status"] == 422 and fake["answer"]["error"]["type"] == "invalid_image"
+    # the results are outside the trigger's path, and the code would skip them anyway
+    assert not run_host(function, container).keys() - written.keys()
+    assert not any(b.name.startswith("results/results/") for b in container.list_blobs())
