@@ -53,9 +53,9 @@ def function(emulator):
     stop_server(proc)
 
 
-def finalized(url: str, name: str, size: int) -> int:
+def finalized(url: str, name: str, size: int, bucket: str = BUCKET) -> int:
     """One finalized event as Eventarc sends it (binary content mode); the function's HTTP status."""
-    data = {"bucket": BUCKET, "name": name, "size": str(size), "contentType": "image/jpeg", "generation": "1"}
+    data = {"bucket": bucket, "name": name, "size": str(size), "contentType": "image/jpeg", "generation": "1"}
     headers = {
         "Content-Type": "application/json",
         "ce-id": str(uuid.uuid4()),
@@ -97,3 +97,9 @@ def test_errors_are_results_and_results_are_never_classified(function, bucket):
     assert finalized(function, "results/uploads/fake.jpg.json", 80) == 200  # the function's own output
     names = {blob.name for blob in bucket.list_blobs()}
     assert not any(name.startswith("results/results/") for name in names)
+
+
+def test_a_storage_failure_is_an_error_status_so_eventarc_retries(function):
+    """A bucket that cannot be read is the platform's failure, not the photo's: the function fails (500), which
+    Eventarc retries with --retry, instead of writing a result."""
+    assert finalized(function, "uploads/pants.jpg", len(PANTS), bucket="no-such-bucket") == 500
