@@ -5,7 +5,7 @@ import json
 
 def test_registered_http_trigger(azure_app):
     functions = {f.get_function_name(): f for f in azure_app.get_functions()}
-    assert set(functions) == {"predict"}
+    assert set(functions) == {"predict", "classify_upload"}  # the HTTP API, and the blob trigger (storage)
     bindings = {b["type"]: b for b in json.loads(functions["predict"].get_function_json())["bindings"]}
     trigger = bindings["httpTrigger"]
     assert trigger["route"] == "predict"
@@ -13,6 +13,10 @@ def test_registered_http_trigger(azure_app):
     assert "head" in [m.lower() for m in trigger["methods"]]  # else the host refuses HEAD before the function runs
     assert trigger["authLevel"].lower() == "function"  # keys by default
     assert bindings["http"]["direction"].lower() == "out"
+    blob = {b["type"]: b for b in json.loads(functions["classify_upload"].get_function_json())["bindings"]}
+    assert blob["blobTrigger"]["path"] == "photos/uploads/{name}"
+    assert blob["blob"]["path"] == "photos/results/uploads/{name}.json" and blob["blob"]["direction"].lower() == "out"
+    assert blob["blobTrigger"]["connection"] == blob["blob"]["connection"] == "AzureWebJobsStorage"
 
 
 def test_raw_image_and_query_options(azure, pants_photo):
