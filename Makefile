@@ -10,8 +10,8 @@ DATA ?= ../shared/data/clothing-dataset-small
 MODEL_VERSION ?= 2.1.0
 RUN := model/runs/default
 
-.PHONY: install install-python install-legacy install-node install-browser check test test-main test-legacy \
-        model cv calibrate package clean bundle-gcp bundle-azure serve-gcp bench bench-smoke
+.PHONY: install install-python install-legacy install-node install-browser check check-then-legacy test test-main \
+        test-legacy model cv calibrate package clean bundle-gcp bundle-azure serve-gcp bench bench-smoke
 
 install: install-python install-legacy install-node install-browser
 
@@ -35,11 +35,15 @@ install-browser:
 	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
 
-# The benchmarks' smoke run and the book's-runtime tests side by side (two cores), each one's output kept together.
-test: check test-main
-	$(MAKE) --no-print-directory -j2 --output-sync=target bench-smoke test-legacy
+# The suite first (two processes), then side by side on two cores: the benchmarks' smoke run, and lint and types
+# followed by the book's-runtime tests; each one's output kept together. Any failure fails `make test`.
+test: test-main
+	$(MAKE) --no-print-directory -j2 --output-sync=target bench-smoke check-then-legacy
 
-# Lint, formatting and types (configured in pyproject.toml); `make test` runs this first.
+check-then-legacy: check
+	$(MAKE) --no-print-directory test-legacy
+
+# Lint, formatting and types (configured in pyproject.toml); `make test` runs it too.
 check:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
