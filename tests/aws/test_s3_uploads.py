@@ -34,9 +34,10 @@ AWS = {
 def s3_endpoint():
     from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    yield f"http://127.0.0.1:{server._port}"
+    yield f"http://127.0.0.1:{port}"
     server.stop()
 
 
@@ -152,7 +153,7 @@ def test_a_platform_failure_raises_so_lambda_retries_it(s3):
         invoke(event)
 
 
-def test_serverless_invoke_local_of_the_sample_event(s3, s3_endpoint):
+def test_serverless_invoke_local_of_the_sample_event(s3):
     s3.put_object(Bucket=BUCKET, Key="uploads/summer pants été.jpg", Body=PANTS)
     # the s3 fixture pointed the environment (AWS_ENDPOINT_URL, test credentials) at the loopback S3
     proc = run_serverless(
