@@ -1,6 +1,7 @@
-"""Photos classified as they land in storage (an S3 bucket today; Cloud Storage and Blob Storage share these
-rules): which objects to classify, where each one's result goes, and the result itself. The adapters only read
-and write objects; the answer is the API's own, through the same service (limits, orientation, errors).
+"""Photos classified as they land in storage (S3: handlers/s3_uploads.py; Cloud Storage and Blob Storage:
+``classify_upload`` in gcp/main.py and azure/function_app.py), by these rules, the same on every cloud: which
+objects to classify, where each one's result goes, and the result itself. The adapters only read and write
+objects; the answer is the API's own, through the same service (limits, orientation, errors).
 
 - Only keys under the uploads prefix with an image suffix are classified; keys under the results prefix never
   are, whatever the trigger says (a trigger on the whole bucket would otherwise classify its own results, and

@@ -87,8 +87,8 @@ def classify_upload(cloud_event: CloudEvent) -> None:
 
     service = get_service()
     data: dict[str, Any] = cloud_event.data or {}
-    size = data.get("size")
-    photo = StoredPhoto(str(data.get("name", "")), int(size) if size is not None else None)
+    size = str(data.get("size", ""))  # a string in Cloud Storage's event data
+    photo = StoredPhoto(str(data.get("name", "")), int(size) if size.isdigit() else None)
     reason = skip_reason(photo.key, service)
     if reason:
         log_skipped(photo.key, reason)
@@ -105,6 +105,6 @@ def _classify_blob(bucket: Any, photo: StoredPhoto, service: Any, event_id: str)
     try:
         blob.reload()  # its size now: the object may have changed since the event
         checked = too_large(StoredPhoto(photo.key, blob.size), service)
-        return checked or classify_object(service, photo.key, blob.download_as_bytes(), event_id, CALLER)
+        return checked or classify_object(service, photo.key, blob.download_as_bytes(), event_id, "gcp-storage")
     except BlobNotFound:
         return missing(photo.key)

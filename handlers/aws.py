@@ -11,6 +11,8 @@ query, body, base64 flag) from their own fields and answer in the format their f
 - Application Load Balancer (``requestContext.elb``), single- or multi-value headers mode: answered in the
   mode the request came in (``multiValueHeaders`` for the latter), with ``statusDescription`` ("200 OK");
 - API Gateway REST proxy v1 (``httpMethod``), incl. ``isBase64Encoded`` bodies;
+- S3 ObjectCreated notifications (``--param="bucket=NAME"``): not a request but photos to classify, each
+  result written to the bucket (``s3_uploads.py``), checked before the shapes below;
 - direct invocation and non-proxy integrations, where the event *is* the request JSON (the book's
   console test event ``{"url": ...}``): answered with the plain result, ``{label: score}``. A client error
   is answered with the error object ``{"error": {"type", "message"}}``, not raised, so callers such as
