@@ -25,6 +25,15 @@ def image_bytes(fmt="PNG", size=(64, 48), mode="RGB", color=(200, 30, 30), **sav
     return buf.getvalue()
 
 
+def as_typed_in_a_terminal() -> None:
+    """``preexec_fn`` for a command a test interrupts with Ctrl-C (SIGINT): the child starts with SIGINT's default
+    action, as in a terminal, whatever the test runner's own disposition (a runner started in the background by a
+    shell ignores SIGINT, and its children would inherit that and never see the Ctrl-C)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def photo_views(photo: Path, count: int, seed: int = 0) -> list[Image.Image]:
     """``count`` distinct real photos from one: the whole photo, then seeded crops of 60-100% of each side, every
     other one mirrored. Tests that need many photos of a label use these, so they run without ../shared."""

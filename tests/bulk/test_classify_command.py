@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, as_typed_in_a_terminal
 
 
 def classify(*args, env=None, timeout=600):
@@ -83,7 +83,9 @@ def test_json_lines_from_a_list_of_urls_and_paths(photos, tmp_path, image_server
 
 def test_ctrl_c_leaves_a_valid_file_and_the_rerun_finishes_the_rest(labelled_photos, tmp_path):
     out = tmp_path / "results.csv"
-    folder = labelled_photos  # 120 photos
+    folder = tmp_path / "photos"  # 600: the 120 labelled photos five times, so that Ctrl-C comes mid-run
+    for copy in range(5):
+        shutil.copytree(labelled_photos, folder / f"copy{copy}")
     total = len([p for p in folder.rglob("*.jpg")])
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "classify", str(folder), "--out", str(out), "--workers", "1"],
@@ -91,6 +93,7 @@ def test_ctrl_c_leaves_a_valid_file_and_the_rerun_finishes_the_rest(labelled_pho
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_typed_in_a_terminal,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 31):  # header + 30

@@ -16,7 +16,7 @@ import pytest
 
 from tests.bulk.test_classify_command import classify
 from tests.bulk.test_endpoint_uploads import Recorder
-from tests.helpers import ROOT, SAMPLE
+from tests.helpers import ROOT, SAMPLE, as_typed_in_a_terminal
 
 
 def rows_of(path) -> list[dict]:
@@ -183,6 +183,7 @@ def start(args, tmp_path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_typed_in_a_terminal,
     )
 
 
