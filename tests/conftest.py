@@ -5,15 +5,13 @@ call(method, body, content_type, query, headers) -> (status, headers, parsed JSO
 from __future__ import annotations
 
 import base64
-import http.server
 import json
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from tests.helpers import DATA, MANIFEST, ROOT, photo_views
+from tests.helpers import DATA, MANIFEST, ROOT, QuietHandler, photo_views, serve_on_loopback
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +73,7 @@ def image_server():
     """A real HTTP server on 127.0.0.1 whose routes tests fill in; yields (base_url, routes)."""
     routes = Routes()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):
             route = routes.get(self.path.split("?")[0])
             if route is None:
@@ -85,21 +83,10 @@ def image_server():
                 route(self)
                 return
             status, headers, body = route
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(status, body, headers)
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", routes
+    server, base = serve_on_loopback(Handler)
+    yield base, routes
     server.shutdown()
     server.server_close()
 

@@ -1,10 +1,12 @@
 """What the tests share besides fixtures (those are in conftest.py): the repository's paths, images made on the
-spot, requests as the adapters build them, a real HTTP POST, and phone-sized photos."""
+spot, requests as the adapters build them, a real HTTP POST, loopback HTTP servers, and phone-sized photos."""
 
 from __future__ import annotations
 
 import io
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,30 @@ def image_bytes(fmt="PNG", size=(64, 48), mode="RGB", color=(200, 30, 30), **sav
     buf = io.BytesIO()
     img.save(buf, fmt, **save)
     return buf.getvalue()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A loopback server's request handler: no access log on stderr, and ``reply`` for a whole answer."""
+
+    def reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def serve_on_loopback(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """``handler`` served on a free loopback port from a daemon thread: (server, "http://127.0.0.1:PORT"); stop it
+    with ``server.shutdown()``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def as_typed_in_a_terminal() -> None:

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, QuietHandler, serve_on_loopback
 
 PREFIX = "/2018-06-01/runtime"
 FUNCTION = "clothing-classifier-dev-predict"
@@ -51,7 +51,7 @@ class RuntimeApi:
     def serve(self) -> http.server.ThreadingHTTPServer:
         api = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):
@@ -89,20 +89,9 @@ class RuntimeApi:
                 self._reply(202, b'{"status": "OK"}')
 
             def _reply(self, status, body, headers=None):
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(status, body, {"Content-Type": "application/json", **(headers or {})})
 
-            def log_message(self, *args):
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
+        return serve_on_loopback(Handler)[0]
 
     def invoke(self, event: object, timeout: float = 60) -> tuple[str, Outcome]:
         """One invocation, as Lambda would hand it to the runtime: (request id, what the runtime posted back)."""

@@ -5,13 +5,11 @@ the allowed page reads the answer, errors and X-Request-Id included; a page on a
 from __future__ import annotations
 
 import base64
-import http.server
 import json
-import threading
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, QuietHandler, serve_on_loopback
 
 FETCH = """async ([api, body]) => {
     try {
@@ -23,25 +21,17 @@ FETCH = """async ([api, body]) => {
 }"""
 
 
-class BlankPage(http.server.BaseHTTPRequestHandler):
+class BlankPage(QuietHandler):
     def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.end_headers()
-        self.wfile.write(b"<!doctype html><title>another site</title>")
-
-    def log_message(self, *args):
-        pass
+        self.reply(200, b"<!doctype html><title>another site</title>", {"Content-Type": "text/html"})
 
 
 @pytest.fixture(scope="module")
 def origins():
     """Two web sites on loopback: (allowed origin, other origin)."""
-    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), BlankPage) for _ in range(2)]
-    for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield tuple(f"http://127.0.0.1:{server.server_address[1]}" for server in servers)
-    for server in servers:
+    sites = [serve_on_loopback(BlankPage) for _ in range(2)]
+    yield tuple(url for _, url in sites)
+    for server, _ in sites:
         server.shutdown()
 
 

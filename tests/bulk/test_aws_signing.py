@@ -7,17 +7,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
-import http.server
 import os
 import subprocess
 import sys
-import threading
 import urllib.request
 from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, QuietHandler, serve_on_loopback
 
 KEY_ID, SECRET, TOKEN = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token-example"
 # Credentials from the environment only: no profile, no instance metadata.
@@ -75,7 +73,7 @@ class SignedOnly:
         self.checked: list[tuple[str, str | None]] = []  # (method, problem)
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 self._pass(b"")
 
@@ -93,19 +91,10 @@ class SignedOnly:
                     self._send(answer.status, answer.read())
 
             def _send(self, status, data):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, data, {"Content-Type": "application/json"})
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.server, base = serve_on_loopback(Handler)
+        self.url = base + "/"
 
 
 def classify(*args, env):

@@ -5,7 +5,6 @@ Ctrl-C, --evaluate, and --endpoint against the real functions-framework server b
 from __future__ import annotations
 
 import csv
-import http.server
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import ROOT, as_typed_in_a_terminal
+from tests.helpers import ROOT, QuietHandler, as_typed_in_a_terminal, serve_on_loopback
 
 
 def classify(*args, env=None, timeout=600):
@@ -121,7 +120,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 key = body[-200:].decode(errors="replace")
@@ -144,21 +143,12 @@ class FaultProxy:
 
             def _send(self, status, data):
                 try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
+                    self.reply(status, data, {"Content-Type": "application/json"})
+                except OSError:  # the client gave up on this try
                     pass
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.server, base = serve_on_loopback(Handler)
+        self.url = base + "/"
 
 
 def test_endpoint_mode_retries_503s_and_timeouts_but_not_4xx(photos, tmp_path, gcp_server):

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import base64
 import csv
-import http.server
 import io
 import json
-import threading
 
 import pytest
 
 from core.limits import FRONT_DOORS, SMALLEST
 from tests.bulk.test_classify_command import classify
-from tests.helpers import SAMPLE, invocation, phone_photo
+from tests.helpers import SAMPLE, QuietHandler, invocation, phone_photo, serve_on_loopback
 
 
 class Recorder:
@@ -25,26 +23,17 @@ class Recorder:
         self.requests: list[tuple[str, str, dict, bytes]] = []
         recorder = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _handle(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 recorder.requests.append((self.command, self.path, dict(self.headers), body))
                 status, headers, payload = answer(self.command, body)
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.reply(status, payload, headers)
 
             do_GET = do_POST = _handle
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, base = serve_on_loopback(Handler)
+        self.url = base + "/"
 
     def close(self):
         self.server.shutdown()
