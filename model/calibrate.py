@@ -1,17 +1,19 @@
 """Cross-validation results of a recipe, and temperature scaling for the served model's probabilities.
 
     python model/train.py --fold I/5 --out model/runs/cv-default/foldI ...   # for I in 0..4 (oof.npz each)
-    python model/calibrate.py model/runs/cv-default --manifest model/clothing-model.json \\
-        --split ../shared/data/clothing-dataset-small/validation --json model/calibration.json --write-manifest
+    python model/cv_serving.py model/runs/cv-default                          # int8 logits as served
+    python model/calibrate.py model/runs/cv-default --served --manifest model/clothing-model.json \\
+        --json model/calibration.json --write-manifest
 
-1. The recipe's out-of-fold accuracy: each fold's kept model on the photos it never trained on (float Keras), the
-   mean and spread over the folds.
-2. A temperature T fitted (least negative log-likelihood) on out-of-fold logits of the *train* split's photos;
-   expected calibration error (10 bins) before and after, cross-fitted over the folds (T fitted without fold k,
-   measured on fold k).
-3. The served model (int8, through the serving code) on the validation split, which neither it nor the fit saw:
-   accuracy and calibration error before and after T. ``--write-manifest`` stores T in the manifest, where
-   serving applies it to ``"probabilities": true`` (the default answer, raw logits, is unchanged).
+1. The recipe's out-of-fold accuracy: each fold's kept model on the photos it never trained on, the mean and
+   spread over the folds; its logits from float Keras (``oof.npz``) or, with ``--served``, from the fold's int8
+   model through the serving code (``int8-r1000/serving.npz``, written by cv_serving.py).
+2. A temperature T fitted (least negative log-likelihood) on those out-of-fold logits; expected calibration error
+   (10 bins) before and after, cross-fitted over the folds (T fitted without fold k, measured on fold k).
+3. With ``--split`` (photos the served model never saw): T is fitted on the *train* split's photos only, and the
+   served model is measured on the split, accuracy and calibration error before and after T.
+   ``--write-manifest`` stores T in the manifest, where serving applies it to ``"probabilities": true`` (the
+   default answer, raw logits, is unchanged).
 """
 
 from __future__ import annotations
@@ -50,14 +52,19 @@ def ece(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
     return float(total)
 
 
-def load_folds(run: Path) -> list[dict]:
+def load_folds(run: Path, served: str | None = None) -> list[dict]:
+    """Each fold's out-of-fold logits: float Keras', or those of its int8 model as served (``served``: the
+    cv_serving.py folder, e.g. int8-r1000)."""
     folds = []
-    for path in sorted(run.glob("fold*/oof.npz")):
+    for fold in sorted(path.parent for path in run.glob("fold*/oof.npz")):
+        path = fold / served / "serving.npz" if served else fold / "oof.npz"
+        if not path.exists():
+            sys.exit(f"error: {path} not found (model/cv_serving.py {run} writes it)")
         data = np.load(path)
-        summary = json.loads((path.parent / "summary.json").read_text())
+        summary = json.loads((fold / "summary.json").read_text())
         folds.append(
             {
-                "fold": path.parent.name,
+                "fold": fold.name,
                 "logits": data["logits"],
                 "labels": data["labels"],
                 "train_split": np.char.find(data["paths"].astype(str), "/train/") >= 0,
@@ -81,22 +88,27 @@ def served_logits(manifest: Path, split: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(logits), truth
 
 
-def calibrate(run: Path, manifest: Path | None, split: Path | None) -> dict:
-    folds = load_folds(run)
+def calibrate(run: Path, manifest: Path | None, split: Path | None, served: str | None = None) -> dict:
+    folds = load_folds(run, served)
+    # Photos the fit may use: all of them, unless the served model is to be measured on the validation split.
+    for f in folds:
+        f["fit"] = f["train_split"] if split is not None else np.ones(len(f["labels"]), dtype=bool)
     accuracy = [float((f["logits"].argmax(1) == f["labels"]).mean()) for f in folds]
     cross_fitted = []
     for k, held in enumerate(folds if len(folds) > 1 else []):  # one fold alone has no other to fit on
         others = [f for i, f in enumerate(folds) if i != k]
         t = fit_temperature(
-            np.concatenate([f["logits"][f["train_split"]] for f in others]),
-            np.concatenate([f["labels"][f["train_split"]] for f in others]),
+            np.concatenate([f["logits"][f["fit"]] for f in others]),
+            np.concatenate([f["labels"][f["fit"]] for f in others]),
         )
         cross_fitted.append({"temperature": t, "before": ece(held["logits"], held["labels"]), "after": 0.0})
         cross_fitted[-1]["after"] = ece(held["logits"], held["labels"], t)
-    train_logits = np.concatenate([f["logits"][f["train_split"]] for f in folds])
-    train_labels = np.concatenate([f["labels"][f["train_split"]] for f in folds])
-    temperature = fit_temperature(train_logits, train_labels)
+    temperature = fit_temperature(
+        np.concatenate([f["logits"][f["fit"]] for f in folds]), np.concatenate([f["labels"][f["fit"]] for f in folds])
+    )
     result: dict = {
+        "logits": f"int8 as served ({served})" if served else "float Keras",
+        "fitted_on": "train split" if split is not None else "all out-of-fold photos",
         "folds": [
             {"fold": f["fold"], "images": len(f["labels"]), "accuracy": round(a, 4), "best_epoch": f["best_epoch"]}
             for f, a in zip(folds, accuracy, strict=True)
@@ -128,10 +140,16 @@ def main(argv=None) -> int:
     p.add_argument("run", type=Path, help="a cross-validation run: fold*/oof.npz and summary.json")
     p.add_argument("--manifest", type=Path, help="the served model, measured on --split")
     p.add_argument("--split", type=Path, help="photos neither the served model nor the fit saw")
+    p.add_argument(
+        "--served",
+        nargs="?",
+        const="int8-r1000",
+        help="use the folds' int8 logits as served (cv_serving.py's folder in each fold; default int8-r1000)",
+    )
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--write-manifest", action="store_true", help="store the temperature in --manifest")
     args = p.parse_args(argv)
-    result = calibrate(args.run, args.manifest, args.split)
+    result = calibrate(args.run, args.manifest, args.split, args.served)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

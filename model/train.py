@@ -12,6 +12,10 @@ for its own classes. ``--backbone`` picks the network: ``efficientnet-lite0`` (d
 Images are resized with keras_image_helper (as serving does) and scaled with the 'xception' mode
 (x / 127.5 - 1). The epoch with the best validation accuracy (of the weight moving average) is kept as
 ``best.keras`` (with its optimizer state) and ``model.keras`` (the network alone, what `convert.py` needs).
+
+``--fold I/K`` holds out one fold of train + validation instead (cross-validation, `make cv`); ``--all-photos``
+trains on train + validation together, holds nothing out and keeps the last epoch: the shipped model, once
+cross-validation has chosen the recipe and its epoch count.
 """
 
 from __future__ import annotations
@@ -102,7 +106,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="cross-validation: 'I/K' trains on train + validation less fold I of K (stratified, by --seed) and "
         "validates on that fold; its logits are saved as oof.npz",
     )
+    p.add_argument(
+        "--all-photos",
+        action="store_true",
+        help="train on train + validation, hold nothing out, keep the last epoch (the epoch count that "
+        "cross-validation chose: --epochs)",
+    )
     args = p.parse_args(argv)
+    if args.fold and args.all_photos:
+        p.error("--fold and --all-photos exclude each other")
     recipe = RECIPES["none" if args.backbone == "none" else "pretrained"]
     for key, value in recipe.items():
         if getattr(args, key) is None:
@@ -170,6 +182,8 @@ def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
     )
     if args.mixup > 0:
         train = train.map(mixup, num_parallel_calls=tf.data.AUTOTUNE)
+    if len(x_val) == 0:  # --all-photos
+        return train.prefetch(tf.data.AUTOTUNE), None
     val = (
         tf.data.Dataset.from_tensor_slices((x_val, y_val))
         .batch(64)
@@ -192,12 +206,15 @@ def load_data(args, np):
         (train_paths, y_train), (val_paths, y_val) = cross_validation_split(
             train_paths + val_paths, np.concatenate([y_train, y_val]), args.fold, args.seed
         )
+    if args.all_photos:
+        train_paths, y_train = train_paths + val_paths, np.concatenate([y_train, y_val])
+        val_paths, y_val = [], y_val[:0]
     args.val_paths = [str(path) for path in val_paths]
     if args.limit:
         keep = np.random.default_rng(args.seed).permutation(len(train_paths))[: args.limit]
         train_paths, y_train = [train_paths[i] for i in keep], y_train[keep]
     x_train = load_pixels(train_paths, args.image_size)
-    x_val = load_pixels(val_paths, args.image_size)
+    x_val = load_pixels(val_paths, args.image_size) if val_paths else x_train[:0]
     print(
         f"loaded {len(x_train)} train / {len(x_val)} validation images of {len(labels)} labels "
         f"({', '.join(labels)}) at {args.image_size}px in {time.time() - t0:.1f}s",
@@ -302,34 +319,41 @@ def main(argv=None) -> int:
     compile_model(keras, model, args, len(x_train) // args.batch_size)
     model.summary(print_fn=lambda line, **_: print(line), line_length=100)
 
-    callbacks = [
-        keras.callbacks.CSVLogger(str(out / "history.csv")),
-        keras.callbacks.ModelCheckpoint(
-            str(out / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True, verbose=1
-        ),
-    ]
+    callbacks = [keras.callbacks.CSVLogger(str(out / "history.csv"))]
+    if val_ds is not None:
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                str(out / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True, verbose=1
+            )
+        )
     if args.ema > 0:  # evaluate and checkpoint the averaged weights, train the raw ones
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     # A progress bar on a terminal, one line per epoch in a log file.
     history = model.fit(
         train_ds,
-        validation_data=val_ds,
+        validation_data=val_ds,  # None with --all-photos
         epochs=args.epochs,
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
 
     # The checkpoint carries the optimizer state (moments and weight average: 4x the weights); ship the
-    # network alone.
-    best = keras.saving.load_model(out / "best.keras", compile=False)
-    best.save(out / "model.keras")
-    if args.fold:
-        save_held_out_logits(best, x_val, y_val, args, out, np)
+    # network alone. With nothing held out, the last epoch's weight average (left in the model by
+    # SwapEMAWeights at the end of training).
+    if val_ds is None:
+        model.save(out / "model.keras")
+        kept_epoch, val_accuracy = args.epochs - 1, None
+    else:
+        best = keras.saving.load_model(out / "best.keras", compile=False)
+        best.save(out / "model.keras")
+        if args.fold:
+            save_held_out_logits(best, x_val, y_val, args, out, np)
+        kept_epoch = int(np.argmax(history.history["val_accuracy"]))
+        val_accuracy = float(history.history["val_accuracy"][kept_epoch])
     (out / "labels.txt").write_text("\n".join(labels) + "\n")
-    best_epoch = int(np.argmax(history.history["val_accuracy"]))
     summary = {
-        "best_epoch": best_epoch + 1,
-        "val_accuracy": float(history.history["val_accuracy"][best_epoch]),
+        "best_epoch": kept_epoch + 1,
+        "val_accuracy": val_accuracy,
         "train_seconds": round(time.time() - t0, 1),
         "params": int(model.count_params()),
         "command": "python model/train.py " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -4,6 +4,7 @@ temperature is known, and the whole command on a small cross-validation run laid
 import json
 
 import numpy as np
+import pytest
 
 from core.model import softmax
 from model.calibrate import ece, fit_temperature, main
@@ -39,3 +40,35 @@ def test_the_command_on_a_cross_validation_run(tmp_path):
     assert len(result["folds"]) == 3 and 0 < result["cv_accuracy_mean"] < 1 and result["cv_accuracy_std"] >= 0
     assert abs(result["temperature"] - 0.7) < 0.05
     assert result["ece_out_of_fold_after"] < result["ece_out_of_fold_before"]
+
+
+def test_served_logits_fit_on_every_out_of_fold_photo(tmp_path):
+    """--served: the temperature of the folds' int8 logits as served (cv_serving.py), not float Keras'; with no
+    --split to measure on, the fit uses every out-of-fold photo (the validation split's too)."""
+    for k in range(3):
+        fold = tmp_path / f"fold{k}"
+        (fold / "int8-r1000").mkdir(parents=True)
+        float_logits, float_labels = drawn(0.7, n=2000, seed=k)
+        served_logits, served_labels = drawn(1.4, n=2000, seed=10 + k)
+        paths = np.array([f"data/{'train' if k else 'validation'}/x/{i}.jpg" for i in range(2000)])
+        np.savez_compressed(fold / "oof.npz", logits=float_logits, labels=float_labels, paths=paths)
+        np.savez_compressed(
+            fold / "int8-r1000" / "serving.npz", logits=served_logits, labels=served_labels, paths=paths
+        )
+        (fold / "summary.json").write_text(json.dumps({"best_epoch": 12}))
+    out = tmp_path / "calibration.json"
+    assert main([str(tmp_path), "--served", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert abs(result["temperature"] - 1.4) < 0.07 and result["fitted_on"] == "all out-of-fold photos"
+    assert [f["fold"] for f in result["folds"]] == ["fold0", "fold1", "fold2"]
+    assert "int8" in result["logits"] and result["ece_out_of_fold_after"] < result["ece_out_of_fold_before"]
+
+
+def test_served_without_cv_serving_is_one_clear_line(tmp_path):
+    fold = tmp_path / "fold0"
+    fold.mkdir()
+    logits, labels = drawn(0.7, n=100)
+    np.savez_compressed(fold / "oof.npz", logits=logits, labels=labels, paths=np.array(["a/train/x.jpg"] * 100))
+    (fold / "summary.json").write_text(json.dumps({"best_epoch": 1}))
+    with pytest.raises(SystemExit, match=r"serving\.npz not found \(model/cv_serving\.py"):
+        main([str(tmp_path), "--served"])

@@ -1,0 +1,77 @@
+"""Cross-validation to the shipped model: a fold's int8 model served on the photos it held out
+(model/cv_serving.py), and the final fit on every photo (model/train.py --all-photos), on tiny budgets."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.model.conftest import run_tool
+
+pytest.importorskip("tensorflow", reason="TensorFlow (requirements-model.txt) is needed to train")
+
+TINY = ("--limit", 48, "--epochs", 1, "--image-size", 32, "--warmup-epochs", 0, "--batch-size", 16)
+
+
+def test_fold_photos_partition_train_and_validation(dataset):
+    from model.cv_serving import fold_photos
+    from model.dataset import discover_labels
+
+    labels = discover_labels(dataset / "train")
+    everything = sorted((dataset / "validation").rglob("*.jpg")) + sorted((dataset / "train").rglob("*.jpg"))
+    held_out = everything[::5]
+    labels_of, train, held = fold_photos(dataset, labels, [str(p) for p in held_out])
+    assert set(train).isdisjoint(held) and len(train) + len(held) == len(everything) == len(labels_of)
+    assert {labels_of[p] for p in held} == set(labels)
+    assert all(labels_of[p] == p.parent.name for p in held)
+
+
+def test_a_photo_outside_the_dataset_is_refused(dataset, tmp_path):
+    from model.cv_serving import fold_photos
+
+    stray = tmp_path / "stray.jpg"
+    stray.write_bytes(b"")
+    with pytest.raises(SystemExit, match="not under"):
+        fold_photos(dataset, ["dress", "hat"], [str(stray)])
+
+
+def test_a_fold_model_is_served_int8_on_the_photos_it_held_out(dataset, tmp_path):
+    run = tmp_path / "cv"
+    trained = run_tool("train.py", "--data-dir", dataset, "--out", run / "fold3", "--fold", "3/5", *TINY)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    proc = run_tool(
+        "cv_serving.py", run, "--data-dir", dataset, "--representative-count", 8, "--min-agreement", 0,
+        "--json", run / "serving.json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run / "serving.json").read_text())
+    oof = np.load(run / "fold3" / "oof.npz")
+    served = np.load(run / "fold3" / "int8-r8" / "serving.npz")
+    (fold,) = summary["folds"]
+    assert fold["fold"] == "fold3" and fold["images"] == len(oof["labels"]) == summary["pooled_images"] > 600
+    # The same photos, each once, through the serving code: as sent and mirrored.
+    assert sorted(served["paths"]) == sorted(str(Path(p).resolve()) for p in oof["paths"])
+    assert served["logits"].shape == served["mirrored"].shape == (len(oof["labels"]), 10)
+    assert not np.allclose(served["logits"], served["mirrored"])
+    assert fold["int8_served"] == pytest.approx((served["logits"].argmax(1) == served["labels"]).mean(), abs=1e-4)
+    manifest = json.loads((run / "fold3" / "int8-r8" / "clothing-model.json").read_text())
+    assert manifest["quantization"] == "int8" and manifest["input_size"] == [32, 32]
+
+
+def test_the_final_fit_trains_on_every_photo_and_keeps_the_last_epoch(dataset, tmp_path):
+    out = tmp_path / "final"
+    proc = run_tool("train.py", "--data-dir", dataset, "--out", out, "--all-photos", *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "loaded 48 train / 0 validation images" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_epoch"] == 1 and summary["val_accuracy"] is None and summary["args"]["all_photos"]
+    assert (out / "model.keras").stat().st_size > 0 and not (out / "best.keras").exists()
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert len(rows) == 1 and rows[0].get("val_accuracy") in (None, "NA")  # nothing was held out
+
+
+def test_all_photos_and_a_fold_exclude_each_other(tmp_path):
+    proc = run_tool("train.py", "--out", tmp_path, "--all-photos", "--fold", "0/5", timeout=300)
+    assert proc.returncode == 2 and "exclude each other" in proc.stderr and "Traceback" not in proc.stderr
