@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cli.evaluation import confusion_png, score
 from model.dataset import list_split
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +112,7 @@ def accuracy(logits, labels) -> float:
     return float((logits.argmax(1) == labels).mean())
 
 
-def summarise(folds: dict) -> dict:
+def summarise(folds: dict, labels: list[str]) -> dict:
     names = sorted(folds)
     rows = [
         {
@@ -134,12 +135,12 @@ def summarise(folds: dict) -> dict:
         }
 
     logits = np.concatenate([folds[n]["logits"] for n in names])
-    labels = np.concatenate([folds[n]["labels"] for n in names])
+    truth = np.concatenate([folds[n]["labels"] for n in names])
+    pooled = score(((labels[t], labels[p]) for t, p in zip(truth, logits.argmax(1), strict=True)), labels)
     return {
         "folds": rows,
         **{key: spread(key) for key in ("float_keras", "int8_served", "int8_flip_average")},
-        "pooled_images": len(labels),
-        "pooled_int8_served": round(accuracy(logits, labels), 4),
+        "pooled_int8_served": pooled,  # every photo once, by the fold that held it out: per label, confusion
     }
 
 
@@ -150,6 +151,7 @@ def main(argv=None) -> int:
     p.add_argument("--representative-count", type=int, default=1000, help="int8 calibration photos per fold")
     p.add_argument("--min-agreement", type=float, help="convert.py's gate: least top-1 agreement of int8 with Keras")
     p.add_argument("--json", type=Path, help="write the summary here")
+    p.add_argument("--confusion-png", type=Path, help="draw the pooled confusion matrix (int8, as served) here")
     args = p.parse_args(argv)
     folds = {
         fold.name: measure_fold(fold, args.data_dir, args.representative_count, args.min_agreement)
@@ -158,11 +160,16 @@ def main(argv=None) -> int:
     }
     if not folds:
         sys.exit(f"error: no fold*/oof.npz under {args.run} (model/train.py --fold I/K writes them)")
-    summary = summarise(folds)
+    labels = (args.run / next(iter(folds)) / "labels.txt").read_text().split()
+    summary = summarise(folds, labels)
     text = json.dumps(summary, indent=2)
     print(text)
     if args.json:
         args.json.write_text(text + "\n")
+    if args.confusion_png:
+        pooled = summary["pooled_int8_served"]
+        title = f"out of fold, int8 as served: {pooled['images']} photos, accuracy {pooled['accuracy']:.1%}"
+        confusion_png(pooled["labels"], pooled["confusion"], title, args.confusion_png)
     return 0
 
 

@@ -43,14 +43,15 @@ def test_a_fold_model_is_served_int8_on_the_photos_it_held_out(dataset, tmp_path
     assert trained.returncode == 0, trained.stderr[-3000:]
     proc = run_tool(
         "cv_serving.py", run, "--data-dir", dataset, "--representative-count", 8, "--min-agreement", 0,
-        "--json", run / "serving.json",
+        "--json", run / "serving.json", "--confusion-png", run / "confusion.png",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((run / "serving.json").read_text())
     oof = np.load(run / "fold3" / "oof.npz")
     served = np.load(run / "fold3" / "int8-r8" / "serving.npz")
     (fold,) = summary["folds"]
-    assert fold["fold"] == "fold3" and fold["images"] == len(oof["labels"]) == summary["pooled_images"] > 600
+    assert fold["fold"] == "fold3" and fold["images"] == len(oof["labels"]) == summary["pooled_int8_served"]["images"]
+    assert fold["images"] > 600 and (run / "confusion.png").read_bytes().startswith(b"\x89PNG")
     # The same photos, each once, through the serving code: as sent and mirrored.
     assert sorted(served["paths"]) == sorted(str(Path(p).resolve()) for p in oof["paths"])
     assert served["logits"].shape == served["mirrored"].shape == (len(oof["labels"]), 10)
