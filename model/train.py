@@ -93,6 +93,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--shift", type=float, default=0.1, help="random translation range (fraction)")
     p.add_argument("--rotation", type=float, default=0.05, help="random rotation range (fraction of a turn)")
     p.add_argument(
+        "--zoom-out", type=float, help="largest random zoom out (fraction; default --zoom): smaller garments"
+    )
+    p.add_argument("--randaugment", type=int, default=0, help="RandAugment operations per image (0: none)")
+    p.add_argument("--erasing", type=float, default=0.0, help="random erasing probability (0: none)")
+    p.add_argument(
         "--freeze-bn",
         action=argparse.BooleanOptionalAction,
         help="keep the batch-norm layers at their ImageNet statistics and scales (pretrained: yes; none: no)",
@@ -155,7 +160,16 @@ def build_scratch_model(keras, num_classes: int, size: int, widths, blocks, drop
 
 
 def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
-    augment = augmentation(keras, args.seed, args.rotation, args.zoom, args.shift)
+    augment = augmentation(
+        keras,
+        args.seed,
+        args.rotation,
+        args.zoom,
+        args.shift,
+        zoom_out=args.zoom_out,
+        randaugment=args.randaugment,
+        erasing=args.erasing,
+    )
 
     def scale(x):  # keras_image_helper's 'xception' mode
         return tf.cast(x, tf.float32) / 127.5 - 1.0

@@ -58,3 +58,23 @@ def test_each_network_has_its_own_recipe_and_the_command_line_wins():
     assert (scratch.image_size, scratch.epochs, scratch.freeze_bn) == (160, 80, False)
     assert parse_args(["--no-freeze-bn", "--epochs", "3"]).freeze_bn is False
     assert parse_args(["--epochs", "3"]).epochs == 3
+
+
+def test_the_augmentation_levers_run_in_the_input_pipeline():
+    """--zoom-out, --randaugment and --erasing (measured levers, off by default) inside tf.data, as train.py
+    uses them: same shapes, pixels still in 0-255, and each image changed."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from model.augment import augmentation
+
+    augment = augmentation(keras, 7, zoom_out=0.5, randaugment=2, erasing=1.0)
+    assert [layer.__class__.__name__ for layer in augment.layers][-2:] == ["RandAugment", "RandomErasing"]
+    images = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 3)).astype("float32")
+    out = next(iter(tf.data.Dataset.from_tensor_slices(images).batch(4).map(lambda x: augment(x, training=True))))
+    out = np.asarray(out)
+    assert out.shape == images.shape and out.min() >= 0 and out.max() <= 255
+    assert all(not np.allclose(a, b) for a, b in zip(out, images, strict=True))
+    plain = augmentation(keras, 7)
+    assert [layer.__class__.__name__ for layer in plain.layers][-1] == "RandomBrightness"
