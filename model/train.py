@@ -353,9 +353,11 @@ def main(argv=None) -> int:
 
     # The checkpoint carries the optimizer state (moments and weight average: 4x the weights); ship the
     # network alone. With nothing held out, the last epoch's weight average (left in the model by
-    # SwapEMAWeights at the end of training).
+    # SwapEMAWeights at the end of training), checkpointed as last.keras.
     if val_ds is None:
-        model.save(out / "model.keras")
+        model.save(out / "last.keras")
+        kept = keras.saving.load_model(out / "last.keras", compile=False)
+        kept.save(out / "model.keras")
         kept_epoch, val_accuracy = args.epochs - 1, None
     else:
         best = keras.saving.load_model(out / "best.keras", compile=False)

@@ -3,6 +3,7 @@
 
 import csv
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,11 @@ def test_the_final_fit_trains_on_every_photo_and_keeps_the_last_epoch(dataset, t
     assert "loaded 48 train / 0 validation images" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_epoch"] == 1 and summary["val_accuracy"] is None and summary["args"]["all_photos"]
-    assert (out / "model.keras").stat().st_size > 0 and not (out / "best.keras").exists()
+    assert not (out / "best.keras").exists()
+    # The shipped file is the network alone: much smaller than the checkpoint with its optimizer state.
+    assert 0 < (out / "model.keras").stat().st_size < (out / "last.keras").stat().st_size / 2
+    with zipfile.ZipFile(out / "model.keras") as archive:
+        assert not json.loads(archive.read("config.json")).get("compile_config")  # no optimizer
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert len(rows) == 1 and rows[0].get("val_accuracy") in (None, "NA")  # nothing was held out
 
