@@ -35,3 +35,24 @@ def augmentation(
     if erasing:
         steps.append(layers.RandomErasing(factor=erasing, value_range=(0, 255), seed=seed + 7, dtype=dtype))
     return keras.Sequential(steps, name="augment")
+
+
+def shrink_onto_background(tf, probability: float, min_scale: float = 0.4, max_scale: float = 1.0):
+    """A tf.data map over (image, label): with ``probability``, the image shrunk to a random ``min_scale`` to
+    ``max_scale`` of its size and put at a random spot on a canvas of its border's mean colour — a small garment in
+    a large frame (the dataset's garments fill most of their photos; users' photos often do not)."""
+
+    def shrink(x, y):
+        image = tf.cast(x, tf.float32)
+        height, width = image.shape[0], image.shape[1]
+        colour = tf.reduce_mean(tf.concat([image[0], image[-1], image[:, 0], image[:, -1]], axis=0), axis=0)
+        scale = tf.random.uniform([], min_scale, max_scale)
+        new_height = tf.maximum(tf.cast(height * scale, tf.int32), 1)
+        new_width = tf.maximum(tf.cast(width * scale, tf.int32), 1)
+        small = tf.image.resize(image, tf.stack([new_height, new_width]), antialias=True)
+        top = tf.random.uniform([], 0, height - new_height + 1, dtype=tf.int32)
+        left = tf.random.uniform([], 0, width - new_width + 1, dtype=tf.int32)
+        placed = tf.image.pad_to_bounding_box(small - colour, top, left, height, width) + colour
+        return tf.cond(tf.random.uniform([]) < probability, lambda: placed, lambda: image), y
+
+    return shrink

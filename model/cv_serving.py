@@ -8,12 +8,15 @@ For every ``fold*/`` of the run (``model/train.py --fold I/K`` wrote its ``model
 
 1. ``convert.py --quantize int8`` calibrated on that fold's *training* photos only (so no held-out photo is seen
    by the quantizer either), written to ``foldI/int8-rN/``; an existing conversion is reused;
-2. every held-out photo decoded, prepared and classified by the serving code (``core/``), as a request would be,
-   also mirrored left-right (test-time flip averaging, measured here, not served);
-3. ``foldI/int8-rN/serving.npz``: the logits, mirrored logits, labels and paths.
+2. every held-out photo decoded, prepared and classified by the serving code (``core/``), as a request would be;
+   also mirrored left-right (test-time flip averaging, measured here, not served), and shrunk to half its width
+   and height on a canvas of its border's colour (a small garment in a large frame: the photos the model is
+   weakest on outside this dataset);
+3. ``foldI/int8-rN/serving.npz``: the logits of each view, labels and paths.
 
-The summary: accuracy per fold, mean and spread, of float Keras (``oof.npz``), of int8 as served and of int8
-with flip averaging. ``model/calibrate.py --served`` fits the probabilities' temperature on these int8 logits.
+The summary: accuracy per fold, mean and spread, of float Keras (``oof.npz``), of int8 as served, of int8 with
+flip averaging, and of int8 on the shrunk photos. ``model/calibrate.py --served`` fits the probabilities'
+temperature on the int8 logits as served.
 """
 
 from __future__ import annotations
@@ -68,21 +71,38 @@ def convert_fold(fold: Path, train_view: Path, held_view: Path, out: Path, count
     subprocess.run(command, check=True, cwd=ROOT)
 
 
+def small_garment(image, scale: float = 0.5):
+    """The photo shrunk by ``scale`` in the middle of a canvas its own size, filled with its border's median colour."""
+    from PIL import Image
+
+    rgb = np.asarray(image.convert("RGB"))
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    canvas = Image.new("RGB", image.size, tuple(int(c) for c in np.median(border, axis=0)))
+    small = image.convert("RGB").resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS
+    )
+    canvas.paste(small, ((image.width - small.width) // 2, (image.height - small.height) // 2))
+    return canvas
+
+
 def served_logits(manifest: Path, held_view: Path, labels) -> dict:
-    """Logits of every held-out photo through the serving code, as sent and mirrored left-right."""
+    """Logits of every held-out photo through the serving code: as sent, mirrored left-right, and shrunk."""
     from core.images import decode_image
     from core.model import Classifier
 
     clf = Classifier(manifest, threads=1)
     paths, truth = list_split(held_view, labels)
-    plain, mirrored = [], []
+    plain, mirrored, shrunk = [], [], []
     for path in paths:
-        batch = clf.preprocess(decode_image(path.read_bytes(), max_pixels=10**8))
+        image = decode_image(path.read_bytes(), max_pixels=10**8)
+        batch = clf.preprocess(image)
         plain.append(clf.predict(batch))
         mirrored.append(clf.predict(np.ascontiguousarray(batch[:, :, ::-1, :])))
+        shrunk.append(clf.predict(clf.preprocess(small_garment(image))))
     return {
         "logits": np.stack(plain),
         "mirrored": np.stack(mirrored),
+        "small": np.stack(shrunk),
         "labels": truth,
         "paths": np.asarray([str(p.resolve()) for p in paths]),
     }
@@ -93,7 +113,7 @@ def measure_fold(fold: Path, data_dir: Path, count: int, min_agreement=None) -> 
     oof = np.load(fold / "oof.npz")
     out = fold / f"int8-r{count}"
     saved = out / "serving.npz"
-    if not saved.exists():
+    if not saved.exists() or "small" not in np.load(saved):  # (an older file lacks the shrunk view)
         labels_of, train, held = fold_photos(data_dir, labels, oof["paths"])
         with tempfile.TemporaryDirectory() as tmp:
             train_view, held_view = Path(tmp, "train"), Path(tmp, "held-out")
@@ -123,6 +143,7 @@ def summarise(folds: dict, labels: list[str]) -> dict:
             "int8_flip_average": round(
                 accuracy(folds[name]["logits"] + folds[name]["mirrored"], folds[name]["labels"]), 4
             ),
+            "int8_small_garment": round(accuracy(folds[name]["small"], folds[name]["labels"]), 4),
         }
         for name in names
     ]
@@ -139,7 +160,7 @@ def summarise(folds: dict, labels: list[str]) -> dict:
     pooled = score(((labels[t], labels[p]) for t, p in zip(truth, logits.argmax(1), strict=True)), labels)
     return {
         "folds": rows,
-        **{key: spread(key) for key in ("float_keras", "int8_served", "int8_flip_average")},
+        **{key: spread(key) for key in ("float_keras", "int8_served", "int8_flip_average", "int8_small_garment")},
         "pooled_int8_served": pooled,  # every photo once, by the fold that held it out: per label, confusion
     }
 

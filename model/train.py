@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from model import efficientnet_lite
-from model.augment import augmentation
+from model.augment import augmentation, shrink_onto_background
 from model.dataset import discover_labels, list_split, load_pixels
 from model.imagenet_check import BackboneCheckFailed, check_imagenet_top1, describe
 
@@ -97,6 +97,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--randaugment", type=int, default=0, help="RandAugment operations per image (0: none)")
     p.add_argument("--erasing", type=float, default=0.0, help="random erasing probability (0: none)")
+    p.add_argument(
+        "--shrink",
+        type=float,
+        default=0.0,
+        help="probability of shrinking a photo to 40-100%% onto its border's colour: small garments (0: none)",
+    )
     p.add_argument(
         "--freeze-bn",
         action=argparse.BooleanOptionalAction,
@@ -188,12 +194,12 @@ def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
         ly = tf.reshape(lam, [-1, 1])
         return lx * x + (1 - lx) * tf.gather(x, perm), ly * y + (1 - ly) * tf.gather(y, perm)
 
-    train = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=args.seed, reshuffle_each_iteration=True)
-        .batch(args.batch_size, drop_remainder=True)
-        .map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(
+        len(x_train), seed=args.seed, reshuffle_each_iteration=True
     )
+    if args.shrink > 0:  # per photo, before the batch's augmentations
+        train = train.map(shrink_onto_background(tf, args.shrink), num_parallel_calls=tf.data.AUTOTUNE)
+    train = train.batch(args.batch_size, drop_remainder=True).map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
     if args.mixup > 0:
         train = train.map(mixup, num_parallel_calls=tf.data.AUTOTUNE)
     if len(x_val) == 0:  # --all-photos

@@ -55,8 +55,9 @@ def test_a_fold_model_is_served_int8_on_the_photos_it_held_out(dataset, tmp_path
     assert fold["images"] > 600 and (run / "confusion.png").read_bytes().startswith(b"\x89PNG")
     # The same photos, each once, through the serving code: as sent and mirrored.
     assert sorted(served["paths"]) == sorted(str(Path(p).resolve()) for p in oof["paths"])
-    assert served["logits"].shape == served["mirrored"].shape == (len(oof["labels"]), 10)
-    assert not np.allclose(served["logits"], served["mirrored"])
+    assert served["logits"].shape == served["mirrored"].shape == served["small"].shape == (len(oof["labels"]), 10)
+    assert not np.allclose(served["logits"], served["mirrored"]) and not np.allclose(served["logits"], served["small"])
+    assert 0 <= fold["int8_small_garment"] <= 1
     assert fold["int8_served"] == pytest.approx((served["logits"].argmax(1) == served["labels"]).mean(), abs=1e-4)
     manifest = json.loads((run / "fold3" / "int8-r8" / "clothing-model.json").read_text())
     assert manifest["quantization"] == "int8" and manifest["input_size"] == [32, 32]
@@ -81,3 +82,17 @@ def test_the_final_fit_trains_on_every_photo_and_keeps_the_last_epoch(dataset, t
 def test_all_photos_and_a_fold_exclude_each_other(tmp_path):
     proc = run_tool("train.py", "--out", tmp_path, "--all-photos", "--fold", "0/5", timeout=300)
     assert proc.returncode == 2 and "exclude each other" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_small_garment_view_is_the_photo_shrunk_on_its_border_colour():
+    from PIL import Image
+
+    from model.cv_serving import small_garment
+
+    photo = Image.new("RGB", (40, 60), (200, 10, 10))
+    photo.paste((10, 200, 10), (10, 10, 30, 50))  # a green garment on red
+    view = small_garment(photo)
+    assert view.size == photo.size
+    assert view.getpixel((0, 0)) == view.getpixel((39, 59)) == (200, 10, 10)  # the border's colour
+    assert view.getpixel((20, 30)) == (10, 200, 10)  # the garment, in the middle
+    assert view.getpixel((11, 16)) == (200, 10, 10)  # where the garment's corner was, now background

@@ -78,3 +78,25 @@ def test_the_augmentation_levers_run_in_the_input_pipeline():
     assert all(not np.allclose(a, b) for a, b in zip(out, images, strict=True))
     plain = augmentation(keras, 7)
     assert [layer.__class__.__name__ for layer in plain.layers][-1] == "RandomBrightness"
+
+
+def test_shrink_puts_a_smaller_photo_on_its_border_colour():
+    """--shrink (a measured lever, off by default): the photo at half size somewhere on a canvas of its border's
+    colour, inside tf.data as train.py uses it; with probability 0 the photo is untouched."""
+    import numpy as np
+    import tensorflow as tf
+
+    from model.augment import shrink_onto_background
+
+    photo = np.zeros((64, 64, 3), np.uint8)
+    photo[:] = (200, 10, 10)  # red border
+    photo[1:-1, 1:-1] = (10, 200, 10)  # a green garment filling the frame
+    data = tf.data.Dataset.from_tensors((photo, 3))
+    shrunk, label = next(iter(data.map(shrink_onto_background(tf, 1.0, 0.5, 0.5))))
+    shrunk = np.asarray(shrunk)
+    assert shrunk.shape == photo.shape and int(label) == 3
+    red = np.all(np.abs(shrunk - (200, 10, 10)) < 1, axis=-1).mean()
+    green = np.all(np.abs(shrunk - (10, 200, 10)) < 1, axis=-1).mean()
+    assert 0.74 <= red <= 0.8 and 0.18 <= green <= 0.25  # a 32 x 32 photo on a 64 x 64 canvas
+    untouched, _ = next(iter(data.map(shrink_onto_background(tf, 0.0))))
+    assert np.array_equal(np.asarray(untouched), photo)
