@@ -11,7 +11,7 @@ import azure.functions as func
 
 from core import get_service
 from core.http import Headers, Request
-from core.storage import StoredPhoto, classify_object, log_skipped, skip_reason, too_large
+from core.storage import StoredPhoto, classify_object, too_large, why_skipped
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -53,9 +53,8 @@ def classify_upload(photo: func.InputStream, result: func.Out[str]) -> None:
     host's to retry (five times, then the blob's name goes to the webjobs-blobtrigger-poison queue)."""
     service = get_service()
     key = (photo.name or "").split("/", 1)[-1]  # the host names it container/key
-    reason = skip_reason(key, service)
+    reason = why_skipped(key, service)
     if reason:  # the trigger watches uploads/ only; kept as on the other clouds
-        log_skipped(key, reason)
         return
     outcome = too_large(StoredPhoto(key, photo.length), service) or classify_object(
         service, key, photo.read(), None, "azure-blob"

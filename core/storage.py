@@ -23,6 +23,7 @@ from .errors import NotFound, PayloadTooLarge, ServiceError
 from .http import Headers, Request
 from .images import IMAGE_SUFFIXES
 from .service import Service
+from .settings import Settings
 
 log = logging.getLogger("core")
 
@@ -33,9 +34,15 @@ class StoredPhoto:
     size: int | None = None  # bytes, when the event says
 
 
-def skip_reason(key: str, service: Service) -> str | None:
-    """Why this object is not classified, or None when it is."""
-    settings = service.settings
+def why_skipped(key: str, service: Service) -> str | None:
+    """Why this object is not classified (logged as a "skipped" event), or None when it is."""
+    reason = _skip_reason(key, service.settings)
+    if reason:
+        log.info(json.dumps({"severity": "INFO", "event": "skipped", "key": key, "reason": reason}))
+    return reason
+
+
+def _skip_reason(key: str, settings: Settings) -> str | None:
     if key.startswith(settings.storage_results_prefix):
         return "a result object: never classified (no loop)"
     if not key.startswith(settings.storage_uploads_prefix):
@@ -43,10 +50,6 @@ def skip_reason(key: str, service: Service) -> str | None:
     if PurePosixPath(key).suffix.lower() not in IMAGE_SUFFIXES:
         return "not an image suffix"
     return None
-
-
-def log_skipped(key: str, reason: str) -> None:
-    log.info(json.dumps({"severity": "INFO", "event": "skipped", "key": key, "reason": reason}))
 
 
 def result_key(key: str, service: Service) -> str:

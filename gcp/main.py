@@ -15,7 +15,7 @@ from cloudevents.http import CloudEvent
 from core import get_service
 from core.errors import NotFound
 from core.http import Headers, Request, Response
-from core.storage import StoredPhoto, classify_object, log_skipped, missing, result_key, skip_reason, too_large
+from core.storage import StoredPhoto, classify_object, missing, result_key, too_large, why_skipped
 
 CALLER = "gcp"
 
@@ -89,9 +89,8 @@ def classify_upload(cloud_event: CloudEvent) -> None:
     data: dict[str, Any] = cloud_event.data or {}
     size = str(data.get("size", ""))  # a string in Cloud Storage's event data
     photo = StoredPhoto(str(data.get("name", "")), int(size) if size.isdigit() else None)
-    reason = skip_reason(photo.key, service)
+    reason = why_skipped(photo.key, service)
     if reason:
-        log_skipped(photo.key, reason)
         return
     bucket = storage.Client().bucket(data["bucket"])
     result = too_large(photo, service) or _classify_blob(bucket, photo, service, cloud_event["id"])

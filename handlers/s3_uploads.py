@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from core.service import Service
-from core.storage import StoredPhoto, classify_object, log_skipped, missing, result_key, skip_reason, too_large
+from core.storage import StoredPhoto, classify_object, missing, result_key, too_large, why_skipped
 
 CALLER = "aws-s3"
 
@@ -43,10 +43,9 @@ class S3Uploads:
         for record in event["Records"]:
             bucket = record["s3"]["bucket"]["name"]
             photo = StoredPhoto(unquote_plus(record["s3"]["object"]["key"]), record["s3"]["object"].get("size"))
-            reason = skip_reason(photo.key, service)
+            reason = why_skipped(photo.key, service)
             if reason:
                 skipped[photo.key] = reason
-                log_skipped(photo.key, reason)
                 continue
             result = too_large(photo, service) or self._classify(s3, bucket, photo, service, request_id)
             target = result_key(photo.key, service)
