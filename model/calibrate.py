@@ -76,18 +76,6 @@ def load_folds(run: Path, served: str | None = None) -> list[dict]:
     return folds
 
 
-def served_logits(manifest: Path, split: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The served model's logits on a split, through the serving code (decode, preprocess, predict)."""
-    from core.images import decode_image
-    from core.model import Classifier
-    from model.dataset import list_split
-
-    clf = Classifier(manifest)
-    paths, truth = list_split(split, list(clf.loaded_manifest().labels))
-    logits = [clf.predict(clf.preprocess(decode_image(p.read_bytes(), max_pixels=10**8))) for p in paths]
-    return np.stack(logits), truth
-
-
 def calibrate(run: Path, manifest: Path | None, split: Path | None, served: str | None = None) -> dict:
     folds = load_folds(run, served)
     # Photos the fit may use: all of them, unless the served model is to be measured on the validation split.
@@ -122,7 +110,10 @@ def calibrate(run: Path, manifest: Path | None, split: Path | None, served: str 
         "ece_out_of_fold_after": round(float(np.mean([c["after"] for c in cross_fitted])), 4) if cross_fitted else None,
     }
     if manifest is not None and split is not None:
-        logits, truth = served_logits(manifest, split)
+        from model.cv_serving import served_logits  # decode, preprocess, predict: the serving code
+
+        measured = served_logits(manifest, split, views=False)
+        logits, truth = measured["logits"], measured["labels"]
         result["served"] = {
             "split": str(split),
             "images": len(truth),

@@ -85,27 +85,26 @@ def small_garment(image, scale: float = 0.5):
     return canvas
 
 
-def served_logits(manifest: Path, held_view: Path, labels) -> dict:
-    """Logits of every held-out photo through the serving code: as sent, mirrored left-right, and shrunk."""
+def served_logits(manifest: Path, folder: Path, labels=None, views: bool = True) -> dict:
+    """Logits of every photo of a folder-per-label split through the serving code (decode, preprocess, predict),
+    with its ``labels`` (default: the manifest's) and paths; with ``views``, also mirrored left-right and shrunk."""
     from core.images import decode_image
     from core.model import Classifier
 
     clf = Classifier(manifest, threads=1)
-    paths, truth = list_split(held_view, labels)
+    paths, truth = list_split(folder, list(clf.loaded_manifest().labels) if labels is None else labels)
     plain, mirrored, shrunk = [], [], []
     for path in paths:
         image = decode_image(path.read_bytes(), max_pixels=10**8)
         batch = clf.preprocess(image)
         plain.append(clf.predict(batch))
-        mirrored.append(clf.predict(np.ascontiguousarray(batch[:, :, ::-1, :])))
-        shrunk.append(clf.predict(clf.preprocess(small_garment(image))))
-    return {
-        "logits": np.stack(plain),
-        "mirrored": np.stack(mirrored),
-        "small": np.stack(shrunk),
-        "labels": truth,
-        "paths": np.asarray([str(p.resolve()) for p in paths]),
-    }
+        if views:
+            mirrored.append(clf.predict(np.ascontiguousarray(batch[:, :, ::-1, :])))
+            shrunk.append(clf.predict(clf.preprocess(small_garment(image))))
+    result = {"logits": np.stack(plain), "labels": truth, "paths": np.asarray([str(p.resolve()) for p in paths])}
+    if views:
+        result |= {"mirrored": np.stack(mirrored), "small": np.stack(shrunk)}
+    return result
 
 
 def measure_fold(fold: Path, data_dir: Path, count: int, min_agreement=None) -> dict:
@@ -113,7 +112,8 @@ def measure_fold(fold: Path, data_dir: Path, count: int, min_agreement=None) -> 
     oof = np.load(fold / "oof.npz")
     out = fold / f"int8-r{count}"
     saved = out / "serving.npz"
-    if not saved.exists() or "small" not in np.load(saved):  # (an older file lacks the shrunk view)
+    data = dict(np.load(saved)) if saved.exists() else {}
+    if "small" not in data:  # not measured yet, or by an older version without the shrunk view
         labels_of, train, held = fold_photos(data_dir, labels, oof["paths"])
         with tempfile.TemporaryDirectory() as tmp:
             train_view, held_view = Path(tmp, "train"), Path(tmp, "held-out")
@@ -121,9 +121,8 @@ def measure_fold(fold: Path, data_dir: Path, count: int, min_agreement=None) -> 
             link_photos(held, labels_of, held_view)
             if not (out / "clothing-model.json").exists():
                 convert_fold(fold, train_view, held_view, out, count, min_agreement)
-            result = served_logits(out / "clothing-model.json", held_view, labels)
-        np.savez_compressed(saved, **result)
-    data = dict(np.load(saved))
+            data = served_logits(out / "clothing-model.json", held_view, labels)
+        np.savez_compressed(saved, **data)
     data["float_accuracy"] = float((oof["logits"].argmax(1) == oof["labels"]).mean())
     return data
 
