@@ -16,6 +16,10 @@ Images are resized with keras_image_helper (as serving does) and scaled with the
 ``--fold I/K`` holds out one fold of train + validation instead (cross-validation, `make cv`); ``--all-photos``
 trains on train + validation together, holds nothing out and keeps the last epoch: the shipped model, once
 cross-validation has chosen the recipe and its epoch count.
+
+TensorFlow's Keras backend (the default) feeds batches through tf.data; ``KERAS_BACKEND=torch`` (or ``jax``) trains
+without TensorFlow, e.g. on a GPU machine, the same augmentation layers applied per batch on the backend's device
+(model/batches.py; ``--shrink`` is TensorFlow-only). Either backend's ``model.keras`` converts the same way.
 """
 
 from __future__ import annotations
@@ -110,7 +114,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--ema", type=float, help="weight moving-average momentum; 0 disables (default 0.99)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--threads", type=int, default=0, help="TF intra-op threads (0 = all cores)")
+    p.add_argument("--threads", type=int, default=0, help="TensorFlow backend: intra-op threads (0 = all cores)")
     p.add_argument("--limit", type=int, default=0, help="use only N training images (smoke tests)")
     p.add_argument(
         "--fold",
@@ -165,8 +169,8 @@ def build_scratch_model(keras, num_classes: int, size: int, widths, blocks, drop
     return keras.Model(inputs, outputs, name="clothing_resnet")
 
 
-def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
-    augment = augmentation(
+def training_augmentation(keras, args):
+    return augmentation(
         keras,
         args.seed,
         args.rotation,
@@ -176,6 +180,10 @@ def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
         randaugment=args.randaugment,
         erasing=args.erasing,
     )
+
+
+def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
+    augment = training_augmentation(keras, args)
 
     def scale(x):  # keras_image_helper's 'xception' mode
         return tf.cast(x, tf.float32) / 127.5 - 1.0
@@ -210,6 +218,15 @@ def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
         .map(lambda x, y: (scale(x), tf.one_hot(y, num_classes)))
     )
     return train.prefetch(tf.data.AUTOTUNE), val.prefetch(tf.data.AUTOTUNE)
+
+
+def make_batches(keras, args, x_train, y_train, x_val, y_val, num_classes):
+    """The same batches for the other Keras backends: model/batches.py, the held-out photos as arrays."""
+    from model.batches import AugmentedBatches, scaled_held_out
+
+    augment = training_augmentation(keras, args)
+    train = AugmentedBatches(x_train, y_train, num_classes, args.batch_size, augment, args.seed, args.mixup)
+    return train, (scaled_held_out(x_val, y_val, num_classes) if len(x_val) else None)
 
 
 def load_data(args, np):
@@ -323,18 +340,25 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
-    import tensorflow as tf
 
+    backend = keras.backend.backend()
+    if backend != "tensorflow" and args.shrink > 0:
+        sys.exit(f"error: --shrink runs in tf.data: it needs KERAS_BACKEND=tensorflow, not {backend}")
     random.seed(args.seed)
     np.random.seed(args.seed)
     keras.utils.set_random_seed(args.seed)
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     t0 = time.time()
     out = Path(args.out)
     labels, (x_train, y_train), (x_val, y_val) = load_data(args, np)
     out.mkdir(parents=True, exist_ok=True)
-    train_ds, val_ds = make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, len(labels))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if args.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        train_ds, val_ds = make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, len(labels))
+    else:  # PyTorch or JAX, typically on a GPU: no tf.data, the batches augmented on the backend's device
+        train_ds, val_ds = make_batches(keras, args, x_train, y_train, x_val, y_val, len(labels))
     model = build_network(keras, args, len(labels))
     compile_model(keras, model, args, len(x_train) // args.batch_size)
     model.summary(print_fn=lambda line, **_: print(line), line_length=100)
@@ -352,6 +376,7 @@ def main(argv=None) -> int:
     history = model.fit(
         train_ds,
         validation_data=val_ds,  # None with --all-photos
+        validation_batch_size=None if backend == "tensorflow" else 64,  # arrays, not tf.data, elsewhere
         epochs=args.epochs,
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,

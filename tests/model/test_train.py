@@ -1,6 +1,7 @@
 """model/train.py end to end on a tiny budget (the real run takes about 20 minutes): it must keep working."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +101,49 @@ def test_shrink_puts_a_smaller_photo_on_its_border_colour():
     assert 0.74 <= red <= 0.8 and 0.18 <= green <= 0.25  # a 32 x 32 photo on a 64 x 64 canvas
     untouched, _ = next(iter(data.map(shrink_onto_background(tf, 0.0))))
     assert np.array_equal(np.asarray(untouched), photo)
+
+
+def test_the_pytorch_backend_trains_without_tf_data_and_its_model_serves_on_tensorflow(dataset, tmp_path):
+    """KERAS_BACKEND=torch (a GPU machine without TensorFlow): model/batches.py feeds the same augmentations; the
+    fold's model.keras, read back by TensorFlow's Keras (which converts it to TF Lite), gives the logits the
+    PyTorch run saved for its held-out photos."""
+    pytest.importorskip("torch", reason="PyTorch (requirements-model.txt) is the backend under test")
+    import os
+    import subprocess
+    import sys
+
+    import keras
+    import numpy as np
+
+    from model.dataset import load_pixels
+    from tests.helpers import ROOT
+
+    out = tmp_path / "fold"
+    command = [sys.executable, str(ROOT / "model" / "train.py"), "--data-dir", str(dataset), "--out", str(out)]
+    command += ["--fold", "0/5", "--limit", "64", "--epochs", "2", "--image-size", "32", "--batch-size", "16"]
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env=dict(os.environ, KERAS_BACKEND="torch")
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Epoch 2/2" in proc.stdout and "4/4" in proc.stdout  # 64 photos, batches of 16, the remainder dropped
+    oof = np.load(out / "oof.npz")
+    assert len(oof["logits"]) == len(oof["labels"]) == len(oof["paths"]) > 600  # a fifth of 3,409 photos
+    model = keras.saving.load_model(out / "model.keras", compile=False)
+    pick = slice(0, 8)
+    pixels = load_pixels([Path(p) for p in oof["paths"][pick]], 32).astype("float32")
+    np.testing.assert_allclose(model.predict(pixels / 127.5 - 1.0, verbose=0), oof["logits"][pick], atol=1e-3)
+
+
+def test_shrink_is_refused_outside_tensorflow(tmp_path):
+    """--shrink is a tf.data map: on another backend it is one clear line, not a crash mid-training."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    command = [sys.executable, str(ROOT / "model" / "train.py"), "--out", str(tmp_path / "run"), "--shrink", "0.2"]
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env=dict(os.environ, KERAS_BACKEND="torch")
+    )
+    assert proc.returncode == 1 and "--shrink runs in tf.data" in proc.stderr and "Traceback" not in proc.stderr

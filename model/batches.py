@@ -1,0 +1,51 @@
+"""Training batches without tf.data, for the Keras backends other than TensorFlow (PyTorch or JAX, on a GPU):
+the same augmentation layers as the tf.data pipeline in model/train.py, applied to each shuffled batch on the
+backend's own device, so a GPU augments its own batches and TensorFlow need not be installed."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Shuffled batches of uint8 photos, augmented, scaled as keras_image_helper's 'xception' mode
+    (x / 127.5 - 1), with one-hot labels (mixed up when ``mixup`` > 0). The last partial batch is dropped and the
+    order reshuffled every epoch, as the tf.data pipeline does."""
+
+    def __init__(self, pixels, label_ids, num_classes: int, batch_size: int, augment, seed: int, mixup: float = 0.0):
+        super().__init__()  # one worker, in this thread: the device's own queue does the overlapping
+        if len(pixels) < batch_size:
+            raise ValueError(f"{len(pixels)} training photos is less than one batch of {batch_size}")
+        self.pixels, self.label_ids = pixels, np.asarray(label_ids)
+        self.one_hot = np.eye(num_classes, dtype="float32")
+        self.batch_size, self.augment, self.mixup = batch_size, augment, mixup
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(pixels))
+
+    def __len__(self) -> int:
+        return len(self.pixels) // self.batch_size
+
+    def __getitem__(self, index: int):
+        take = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        x = self.augment(keras.ops.convert_to_tensor(self.pixels[take], dtype="float32"), training=True)
+        x = keras.ops.clip(x, 0.0, 255.0) / 127.5 - 1.0
+        y = self.one_hot[self.label_ids[take]]
+        if self.mixup > 0:
+            share = self.rng.beta(self.mixup, self.mixup, size=len(take)).astype("float32")
+            partner = self.rng.permutation(len(take))
+            x = mix(x, keras.ops.take(x, partner, axis=0), share.reshape(-1, 1, 1, 1))
+            y = mix(y, y[partner], share.reshape(-1, 1))
+        return x, y
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.pixels))
+
+
+def mix(a, b, share):
+    return share * a + (1.0 - share) * b
+
+
+def scaled_held_out(x_val, y_val, num_classes: int):
+    """The held-out photos as validation arrays: scaled as serving scales them, labels one-hot."""
+    return x_val.astype("float32") / 127.5 - 1.0, np.eye(num_classes, dtype="float32")[y_val]
