@@ -350,6 +350,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     out = Path(args.out)
     labels, (x_train, y_train), (x_val, y_val) = load_data(args, np)
+    if len(x_train) < args.batch_size:  # every batch is full: with fewer photos an epoch would have no step
+        sys.exit(f"error: {len(x_train)} training photos is less than one batch of {args.batch_size}")
     out.mkdir(parents=True, exist_ok=True)
     if backend == "tensorflow":
         import tensorflow as tf

@@ -51,6 +51,14 @@ def test_missing_data_folder_is_one_clear_line(tmp_path):
     assert "data folder not found" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_fewer_photos_than_a_batch_is_one_clear_line(dataset, tmp_path):
+    """Every batch is full (the remainder is dropped), so fewer photos than one batch would train nothing."""
+    args = ["--data-dir", dataset, "--out", tmp_path / "run", "--limit", 8, "--image-size", 32, "--backbone", "none"]
+    proc = run_tool("train.py", *args, timeout=300)
+    assert proc.returncode == 1 and "8 training photos is less than one batch of 32" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
+
+
 def test_each_network_has_its_own_recipe_and_the_command_line_wins():
     from model.train import parse_args
 
