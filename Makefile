@@ -7,7 +7,7 @@ VENV := .venv
 LEGACY := .venv-tflite
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data/clothing-dataset-small
-MODEL_VERSION ?= 2.2.0
+MODEL_VERSION ?= 2.3.0
 RUN := model/runs/final
 
 .PHONY: install install-python install-legacy install-node install-browser check check-then-legacy test test-main \

@@ -19,7 +19,8 @@ cross-validation has chosen the recipe and its epoch count.
 
 TensorFlow's Keras backend (the default) feeds batches through tf.data; ``KERAS_BACKEND=torch`` (or ``jax``) trains
 without TensorFlow, e.g. on a GPU machine, the same augmentation layers applied per batch on the backend's device
-(model/batches.py; ``--shrink`` is TensorFlow-only). Either backend's ``model.keras`` converts the same way.
+(model/batches.py; ``--shrink``, part of the pretrained recipe, is TensorFlow-only: ``--shrink 0`` elsewhere).
+Either backend's ``model.keras`` converts the same way.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ RECIPES = {
         mixup=0.0,
         ema=0.99,
         freeze_bn=True,
+        shrink=0.2,
     ),
     "none": dict(
         image_size=160,
@@ -64,6 +66,7 @@ RECIPES = {
         mixup=0.2,
         ema=0.99,
         freeze_bn=False,
+        shrink=0.0,
     ),
 }
 
@@ -104,8 +107,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--shrink",
         type=float,
-        default=0.0,
-        help="probability of shrinking a photo to 40-100%% onto its border's colour: small garments (0: none)",
+        help="probability of shrinking a photo to 40-100%% onto its border's colour: small garments in the frame "
+        "(pretrained: 0.2; none: 0)",
     )
     p.add_argument(
         "--freeze-bn",
@@ -343,7 +346,10 @@ def main(argv=None) -> int:
 
     backend = keras.backend.backend()
     if backend != "tensorflow" and args.shrink > 0:
-        sys.exit(f"error: --shrink runs in tf.data: it needs KERAS_BACKEND=tensorflow, not {backend}")
+        sys.exit(
+            f"error: --shrink {args.shrink:g} runs in tf.data: it needs KERAS_BACKEND=tensorflow, not {backend} "
+            "(--shrink 0 trains without it)"
+        )
     random.seed(args.seed)
     np.random.seed(args.seed)
     keras.utils.set_random_seed(args.seed)

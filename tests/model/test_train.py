@@ -63,8 +63,8 @@ def test_each_network_has_its_own_recipe_and_the_command_line_wins():
     from model.train import parse_args
 
     pretrained, scratch = parse_args([]), parse_args(["--backbone", "none"])
-    assert (pretrained.image_size, pretrained.epochs, pretrained.freeze_bn) == (192, 12, True)
-    assert (scratch.image_size, scratch.epochs, scratch.freeze_bn) == (160, 80, False)
+    assert (pretrained.image_size, pretrained.epochs, pretrained.freeze_bn, pretrained.shrink) == (192, 12, True, 0.2)
+    assert (scratch.image_size, scratch.epochs, scratch.freeze_bn, scratch.shrink) == (160, 80, False, 0.0)
     assert parse_args(["--no-freeze-bn", "--epochs", "3"]).freeze_bn is False
     assert parse_args(["--epochs", "3"]).epochs == 3
 
@@ -90,7 +90,7 @@ def test_the_augmentation_levers_run_in_the_input_pipeline():
 
 
 def test_shrink_puts_a_smaller_photo_on_its_border_colour():
-    """--shrink (a measured lever, off by default): the photo at half size somewhere on a canvas of its border's
+    """--shrink (the pretrained recipe's, 0.2): the photo at half size somewhere on a canvas of its border's
     colour, inside tf.data as train.py uses it; with probability 0 the photo is untouched."""
     import numpy as np
     import tensorflow as tf
@@ -129,6 +129,7 @@ def test_the_pytorch_backend_trains_without_tf_data_and_its_model_serves_on_tens
     out = tmp_path / "fold"
     command = [sys.executable, str(ROOT / "model" / "train.py"), "--data-dir", str(dataset), "--out", str(out)]
     command += ["--fold", "0/5", "--limit", "64", "--epochs", "2", "--image-size", "32", "--batch-size", "16"]
+    command += ["--shrink", "0"]  # the recipe's --shrink is a tf.data map
     proc = subprocess.run(
         command, capture_output=True, text=True, timeout=600, env=dict(os.environ, KERAS_BACKEND="torch")
     )
@@ -143,15 +144,17 @@ def test_the_pytorch_backend_trains_without_tf_data_and_its_model_serves_on_tens
 
 
 def test_shrink_is_refused_outside_tensorflow(tmp_path):
-    """--shrink is a tf.data map: on another backend it is one clear line, not a crash mid-training."""
+    """--shrink (the pretrained recipe's, by default) is a tf.data map: on another backend it is one clear line
+    that says how to train without it, not a crash mid-training."""
     import os
     import subprocess
     import sys
 
     from tests.helpers import ROOT
 
-    command = [sys.executable, str(ROOT / "model" / "train.py"), "--out", str(tmp_path / "run"), "--shrink", "0.2"]
+    command = [sys.executable, str(ROOT / "model" / "train.py"), "--out", str(tmp_path / "run")]
     proc = subprocess.run(
         command, capture_output=True, text=True, timeout=300, env=dict(os.environ, KERAS_BACKEND="torch")
     )
-    assert proc.returncode == 1 and "--shrink runs in tf.data" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "--shrink 0.2 runs in tf.data" in proc.stderr and "--shrink 0 trains" in proc.stderr
+    assert "Traceback" not in proc.stderr
