@@ -1,6 +1,6 @@
-"""Training batches without tf.data, for the Keras backends other than TensorFlow (PyTorch or JAX, on a GPU):
-the same augmentation layers as the tf.data pipeline in model/train.py, applied to each shuffled batch on the
-backend's own device, so a GPU augments its own batches and TensorFlow need not be installed."""
+"""Training batches without tf.data, for Keras' PyTorch backend (a GPU machine without TensorFlow): the same
+augmentation layers as the tf.data pipeline in model/train.py, applied to each shuffled batch on the backend's own
+device, so a GPU augments its own batches and TensorFlow need not be installed."""
 
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ Images are resized with keras_image_helper (as serving does) and scaled with the
 trains on train + validation together, holds nothing out and keeps the last epoch: the shipped model, once
 cross-validation has chosen the recipe and its epoch count.
 
-TensorFlow's Keras backend (the default) feeds batches through tf.data; ``KERAS_BACKEND=torch`` (or ``jax``) trains
-without TensorFlow, e.g. on a GPU machine, the same augmentation layers applied per batch on the backend's device
+TensorFlow's Keras backend (the default) feeds batches through tf.data; ``KERAS_BACKEND=torch`` trains without
+TensorFlow, e.g. on a GPU machine, the same augmentation layers applied per batch on the backend's device
 (model/batches.py; ``--shrink``, part of the pretrained recipe, is TensorFlow-only: ``--shrink 0`` elsewhere).
 Either backend's ``model.keras`` converts the same way.
 """
@@ -365,7 +365,7 @@ def main(argv=None) -> int:
         if args.threads:
             tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         train_ds, val_ds = make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, len(labels))
-    else:  # PyTorch or JAX, typically on a GPU: no tf.data, the batches augmented on the backend's device
+    else:  # PyTorch, typically on a GPU: no tf.data, the batches augmented on the backend's device
         train_ds, val_ds = make_batches(keras, args, x_train, y_train, x_val, y_val, len(labels))
     model = build_network(keras, args, len(labels))
     compile_model(keras, model, args, len(x_train) // args.batch_size)
