@@ -411,6 +411,7 @@ def main(argv=None) -> int:
         "val_accuracy": val_accuracy,
         "train_seconds": round(time.time() - t0, 1),
         "params": int(model.count_params()),
+        "backend": backend,
         "command": "python model/train.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "args": {key: value for key, value in vars(args).items() if key != "val_paths"},
         "labels": labels,

@@ -134,7 +134,8 @@ def test_the_pytorch_backend_trains_without_tf_data_and_its_model_serves_on_tens
         command, capture_output=True, text=True, timeout=600, env=dict(os.environ, KERAS_BACKEND="torch")
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Epoch 2/2" in proc.stdout and "4/4" in proc.stdout  # 64 photos, batches of 16, the remainder dropped
+    assert "Epoch 2/2" in proc.stdout and "4/4" in proc.stdout  # 64 photos, batches of 16
+    assert json.loads((out / "summary.json").read_text())["backend"] == "torch"
     oof = np.load(out / "oof.npz")
     assert len(oof["logits"]) == len(oof["labels"]) == len(oof["paths"]) > 600  # a fifth of 3,409 photos
     model = keras.saving.load_model(out / "model.keras", compile=False)
