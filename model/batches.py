@@ -15,8 +15,6 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def __init__(self, pixels, label_ids, num_classes: int, batch_size: int, augment, seed: int, mixup: float = 0.0):
         super().__init__()  # one worker, in this thread: the device's own queue does the overlapping
-        if len(pixels) < batch_size:
-            raise ValueError(f"{len(pixels)} training photos is less than one batch of {batch_size}")
         self.pixels, self.label_ids = pixels, np.asarray(label_ids)
         self.one_hot = np.eye(num_classes, dtype="float32")
         self.batch_size, self.augment, self.mixup = batch_size, augment, mixup
@@ -29,7 +27,7 @@ class AugmentedBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         take = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         x = self.augment(keras.ops.convert_to_tensor(self.pixels[take], dtype="float32"), training=True)
-        x = keras.ops.clip(x, 0.0, 255.0) / 127.5 - 1.0
+        x = xception_scale(keras.ops.clip(x, 0.0, 255.0))
         y = self.one_hot[self.label_ids[take]]
         if self.mixup > 0:
             share = self.rng.beta(self.mixup, self.mixup, size=len(take)).astype("float32")
@@ -42,10 +40,15 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.pixels))
 
 
+def xception_scale(x):
+    """keras_image_helper's 'xception' mode, as serving prepares a photo: 0..255 to -1..1."""
+    return x / 127.5 - 1.0
+
+
 def mix(a, b, share):
     return share * a + (1.0 - share) * b
 
 
 def scaled_held_out(x_val, y_val, num_classes: int):
     """The held-out photos as validation arrays: scaled as serving scales them, labels one-hot."""
-    return x_val.astype("float32") / 127.5 - 1.0, np.eye(num_classes, dtype="float32")[y_val]
+    return xception_scale(x_val.astype("float32")), np.eye(num_classes, dtype="float32")[y_val]
