@@ -67,6 +67,7 @@ def load_folds(run: Path, served: str | None = None) -> list[dict]:
                 "fold": fold.name,
                 "logits": data["logits"],
                 "labels": data["labels"],
+                "paths": data["paths"].astype(str),
                 "train_split": np.char.find(data["paths"].astype(str), "/train/") >= 0,
                 "best_epoch": summary["best_epoch"],
             }
