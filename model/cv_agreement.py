@@ -41,8 +41,9 @@ def aligned_folds(runs: list[Path], served: str | None) -> list[list[dict]]:
 
 def agreement(runs: list[Path], served: str | None = None) -> tuple[dict, list[dict]]:
     by_fold = aligned_folds(runs, served)
-    accuracy = {str(run): [] for run in runs}
-    ensemble, wrong_by = [], np.zeros(len(runs) + 1, dtype=int)
+    accuracy: dict[str, list[float]] = {str(run): [] for run in runs}
+    ensemble: list[float] = []
+    wrong_by = np.zeros(len(runs) + 1, dtype=int)
     shared: list[dict] = []
     for entries in by_fold:
         labels = entries[0]["labels"]
