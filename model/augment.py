@@ -16,8 +16,9 @@ def augmentation(
     """Flip, rotate, zoom, translate, contrast, brightness, on raw pixels (0-255); ``dtype`` None: the policy's.
 
     Levers (off by default; model/README.md measures them): ``zoom_out`` zooms out further than in (garments
-    smaller in the frame), ``randaugment`` applies that many RandAugment operations, ``erasing`` blanks a random
-    patch with that probability."""
+    smaller in the frame), ``randaugment`` applies that many RandAugment operations, ``erasing`` fills a random
+    rectangle (14-57% of each side) with noise, each photo's chance of it drawn from 0 to ``erasing`` (Keras'
+    RandomErasing)."""
     layers = keras.layers
     steps = [
         layers.RandomFlip("horizontal", seed=seed, dtype=dtype),

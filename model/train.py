@@ -103,7 +103,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--zoom-out", type=float, help="largest random zoom out (fraction; default --zoom): smaller garments"
     )
     p.add_argument("--randaugment", type=int, default=0, help="RandAugment operations per image (0: none)")
-    p.add_argument("--erasing", type=float, default=0.0, help="random erasing probability (0: none)")
+    p.add_argument(
+        "--erasing",
+        type=float,
+        default=0.0,
+        help="random erasing (Keras' factor): each photo's chance of a noise-filled patch is drawn from 0 to this "
+        "(half of it on average; 0: none)",
+    )
     p.add_argument(
         "--shrink",
         type=float,
