@@ -61,14 +61,15 @@ def load_folds(run: Path, served: str | None = None) -> list[dict]:
         if not path.exists():
             sys.exit(f"error: {path} not found (model/cv_serving.py {run} writes it)")
         data = np.load(path)
+        paths = data["paths"].astype(str)
         summary = json.loads((fold / "summary.json").read_text())
         folds.append(
             {
                 "fold": fold.name,
                 "logits": data["logits"],
                 "labels": data["labels"],
-                "paths": data["paths"].astype(str),
-                "train_split": np.char.find(data["paths"].astype(str), "/train/") >= 0,
+                "paths": paths,
+                "train_split": np.char.find(paths, "/train/") >= 0,
                 "best_epoch": summary["best_epoch"],
             }
         )

@@ -5,10 +5,10 @@
 
 Every run must hold the same folds (train.py's ``--fold I/K`` with the same ``--seed``), so fold *i* of each run
 held out the same photos. Reported: each run's out-of-fold accuracy; that of their ensemble (the mean of their
-probabilities: the strongest teacher these runs could give a distilled student, and an upper bound on what
-averaging their weights could reach); and how many photos 0, 1, ... all of the runs get wrong. Mistakes every
-recipe makes are where a new recipe has the least to gain: the photo is ambiguous, mislabelled, or unlike the
-rest. ``--shared-mistakes`` lists them (path, label, each run's answer) for a person to look at.
+probabilities: the strongest teacher these runs could give a distilled student); and how many photos are wrong
+for none of the runs, for one, ..., for all of them. Mistakes every recipe makes are where a new recipe has the
+least to gain: the photo is ambiguous, mislabelled, or unlike the rest. ``--shared-mistakes`` lists them (path,
+label, each run's answer) for a person to look at.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.shared_mistakes:
-        labels = (next(args.runs[0].glob("fold*/labels.txt"))).read_text().split()
+        labels = next(args.runs[0].glob("fold*/labels.txt")).read_text().split()
         write_shared_mistakes(args.shared_mistakes, shared, args.runs, labels)
     return 0
 
