@@ -7,6 +7,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from model.dataset import xception_scale
+
 
 class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled batches of uint8 photos, augmented, scaled as keras_image_helper's 'xception' mode
@@ -38,11 +40,6 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(len(self.pixels))
-
-
-def xception_scale(x):
-    """keras_image_helper's 'xception' mode, as serving prepares a photo: 0..255 to -1..1."""
-    return x / 127.5 - 1.0
 
 
 def mix(a, b, share):

@@ -52,3 +52,8 @@ def load_pixels(paths, size: int, mode: str = "xception") -> np.ndarray:
         with Image.open(path) as img:
             out[i] = np.asarray(preprocessor.resize_image(upright(img)), dtype=np.uint8)
     return out
+
+
+def xception_scale(x):
+    """keras_image_helper's 'xception' mode, as serving prepares a photo: 0..255 to -1..1 (any array or tensor)."""
+    return x / 127.5 - 1.0

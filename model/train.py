@@ -35,7 +35,7 @@ from pathlib import Path
 
 from model import efficientnet_lite
 from model.augment import augmentation, shrink_onto_background
-from model.dataset import discover_labels, list_split, load_pixels
+from model.dataset import discover_labels, list_split, load_pixels, xception_scale
 from model.imagenet_check import BackboneCheckFailed, check_imagenet_top1, describe
 
 BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "none")
@@ -194,8 +194,8 @@ def training_augmentation(keras, args):
 def make_datasets(tf, keras, args, x_train, y_train, x_val, y_val, num_classes):
     augment = training_augmentation(keras, args)
 
-    def scale(x):  # keras_image_helper's 'xception' mode
-        return tf.cast(x, tf.float32) / 127.5 - 1.0
+    def scale(x):
+        return xception_scale(tf.cast(x, tf.float32))
 
     def train_map(x, y):
         x = augment(tf.cast(x, tf.float32), training=True)
@@ -294,7 +294,7 @@ def cross_validation_split(paths, ids, fold: str, seed: int):
 
 def save_held_out_logits(model, x_val, y_val, args, out: Path, np) -> None:
     """The kept model's logits on the held-out photos (float Keras), for out-of-fold accuracy and calibration."""
-    logits = model.predict(x_val.astype(np.float32) / 127.5 - 1.0, batch_size=64, verbose=0)
+    logits = model.predict(xception_scale(x_val.astype(np.float32)), batch_size=64, verbose=0)
     np.savez_compressed(out / "oof.npz", logits=logits, labels=y_val, paths=np.asarray(args.val_paths))
 
 

@@ -55,7 +55,7 @@ def test_accuracy_ensemble_and_the_mistakes_every_run_makes(tmp_path):
     ]
 
 
-def test_runs_whose_folds_held_out_other_photos_are_refused(tmp_path, capsys):
+def test_runs_whose_folds_held_out_other_photos_are_refused(tmp_path):
     a = write_run(tmp_path, "a", [[0, 1, 2, 0], [2, 2, 1, 0]])
     other = [[f"data/train/x/0-{i}.jpg" for i in range(4)], [f"data/train/x/other-{i}.jpg" for i in range(4)]]
     b = write_run(tmp_path, "b", [[0, 1, 2, 0], [2, 2, 1, 0]], paths_by_fold=other)
