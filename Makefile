@@ -7,7 +7,7 @@ VENV := .venv
 LEGACY := .venv-tflite
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data/clothing-dataset-small
-MODEL_VERSION ?= 2.3.0
+MODEL_VERSION ?= 2.4.0
 RUN := model/runs/final
 
 .PHONY: install install-python install-legacy install-node install-browser check check-then-legacy test test-main \
@@ -78,7 +78,7 @@ model:
 # 2.5 hours on 2 cores), each keeping its out-of-fold logits, then each fold's int8 model served on the photos it
 # held out (model/cv_serving.py, about 15 minutes): the recipe's accuracy and confusion matrix on photos it never
 # saw, as served. Not part of `make model` (90 minutes).
-CV := model/runs/cv-default
+CV := model/runs/cv-nocrop
 cv:
 	for i in 0 1 2 3 4; do $(PY) model/train.py --data-dir $(DATA) --out $(CV)/fold$$i --fold $$i/5 || exit 1; done
 	$(PY) model/cv_serving.py $(CV) --data-dir $(DATA) --json model/cv-serving.json \

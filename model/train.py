@@ -54,6 +54,9 @@ RECIPES = {
         ema=0.99,
         freeze_bn=True,
         shrink=0.2,
+        # No zoom-in crops or shifts: they can cut off the hem that tells a dress from a t-shirt (model/README.md).
+        zoom=0.0,
+        shift=0.0,
     ),
     "none": dict(
         image_size=160,
@@ -67,6 +70,8 @@ RECIPES = {
         ema=0.99,
         freeze_bn=False,
         shrink=0.0,
+        zoom=0.2,
+        shift=0.1,
     ),
 }
 
@@ -96,8 +101,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--dropout", type=float, help="before the classifier; pretrained: 0.2; none: 0.3")
     p.add_argument("--mixup", type=float, help="mixup Beta(a, a) parameter; 0 disables (pretrained: 0; none: 0.2)")
-    p.add_argument("--zoom", type=float, default=0.2, help="random zoom range (fraction)")
-    p.add_argument("--shift", type=float, default=0.1, help="random translation range (fraction)")
+    p.add_argument("--zoom", type=float, help="random zoom range, in and out (fraction; pretrained: 0; none: 0.2)")
+    p.add_argument("--shift", type=float, help="random translation range (fraction; pretrained: 0; none: 0.1)")
     p.add_argument("--rotation", type=float, default=0.05, help="random rotation range (fraction of a turn)")
     p.add_argument(
         "--zoom-out", type=float, help="largest random zoom out (fraction; default --zoom): smaller garments"

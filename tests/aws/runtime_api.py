@@ -136,3 +136,4 @@ def lambda_runtime(log_format: str = "Text", **env: str):
         proc.kill()
         proc.wait(timeout=10)
         server.shutdown()
+        out.unlink(missing_ok=True)  # the log is read inside the block; leave nothing in the temp folder

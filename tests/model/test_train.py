@@ -65,6 +65,7 @@ def test_each_network_has_its_own_recipe_and_the_command_line_wins():
     pretrained, scratch = parse_args([]), parse_args(["--backbone", "none"])
     assert (pretrained.image_size, pretrained.epochs, pretrained.freeze_bn, pretrained.shrink) == (192, 12, True, 0.2)
     assert (scratch.image_size, scratch.epochs, scratch.freeze_bn, scratch.shrink) == (160, 80, False, 0.0)
+    assert (pretrained.zoom, pretrained.shift, scratch.zoom, scratch.shift) == (0.0, 0.0, 0.2, 0.1)
     assert parse_args(["--no-freeze-bn", "--epochs", "3"]).freeze_bn is False
     assert parse_args(["--epochs", "3"]).epochs == 3
 
