@@ -15,11 +15,14 @@ RUN := model/runs/final
 
 install: install-python install-legacy install-node install-browser
 
+# The last line: the Azure Functions worker's loader, for tests/clouds/azure_worker.py. It is published for Python
+# 3.13+ only; its indexing code runs on 3.11 (its one dependency, azure-functions, is in requirements-dev.txt).
 install-python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c requirements-dev.lock
 	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python azure-functions-runtime==1.3.0
 
 install-legacy:
 	$(PYTHON) -m venv $(LEGACY)

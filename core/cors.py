@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .http import Headers
-
 ANY = "*"
 METHODS = "GET, HEAD, POST, OPTIONS"
 # The request headers a page may send: JSON or an image as the body, the platforms' key headers.
@@ -23,15 +21,30 @@ EXPOSED_HEADERS = "X-Request-Id, Retry-After"
 PREFLIGHT_MAX_AGE = "600"  # seconds a browser may keep a preflight's answer (Chromium caps it at 7200)
 
 
+DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
 def parse_origins(text: str) -> tuple[str, ...]:
-    """``CORS_ALLOW_ORIGINS`` as origins: each ``scheme://host[:port]`` exactly as browsers send it, or ``*``."""
-    origins = tuple(part.strip() for part in text.split(",") if part.strip())
+    """``CORS_ALLOW_ORIGINS`` as origins: each ``scheme://host[:port]`` exactly as browsers send it, or ``*``. A
+    scheme's default port is dropped, as browsers drop it (``https://shop.example:443`` -> ``https://shop.example``);
+    any other form a browser never sends is refused, so the setting cannot silently match nothing."""
+    origins = tuple(_without_default_port(part.strip()) for part in text.split(",") if part.strip())
     if ANY in origins and len(origins) > 1:
         raise ValueError("'*' allows every origin; write it alone")
     for origin in origins:
-        if origin != ANY and not _is_origin(origin):
+        if origin == ANY:
+            continue
+        if not origin.isascii():
+            raise ValueError(f"{origin!r}: browsers send a host name in its ASCII form (xn--...); write that form")
+        if not _is_origin(origin):
             raise ValueError(f"{origin!r} is not an origin: use scheme://host[:port], no path or trailing slash")
-    return origins
+    return tuple(dict.fromkeys(origins))
+
+
+def _without_default_port(origin: str) -> str:
+    scheme = origin.partition("://")[0]
+    port = DEFAULT_PORTS.get(scheme)
+    return origin.removesuffix(port) if port and origin.endswith(port) else origin
 
 
 def _is_origin(text: str) -> bool:
@@ -53,9 +66,9 @@ def _is_origin(text: str) -> bool:
 class CorsPolicy:
     origins: tuple[str, ...] = ()
 
-    def preflight_headers(self, headers: Headers) -> dict[str, str]:
+    def preflight_headers(self, origin: str | None) -> dict[str, str]:
         """What an allowed origin's preflight is answered with (nothing for another origin: the browser refuses)."""
-        if self._allowed(headers) is None:
+        if self._allowed(origin) is None:
             return {}
         return {
             "Access-Control-Allow-Methods": METHODS,
@@ -63,20 +76,21 @@ class CorsPolicy:
             "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
         }
 
-    def answer_headers(self, headers: Headers, vary: str) -> Mapping[str, str]:
-        """For every answer, errors included: which origin may read it. ``vary`` is the answer's Vary so far."""
+    def answer_headers(self, origin: str | None, vary: str) -> Mapping[str, str]:
+        """For every answer, errors included: which origin may read it. ``origin`` is the request's Origin header
+        (read by the caller, inside its error handling: two different ones are a 400); ``vary`` is the answer's
+        Vary so far."""
         if not self.origins:
             return {}
         if self.origins == (ANY,):  # the same answer for every origin: nothing to vary on
             return {"Access-Control-Allow-Origin": ANY, "Access-Control-Expose-Headers": EXPOSED_HEADERS}
         out = {"Vary": f"{vary}, Origin" if vary else "Origin"}  # caches must not hand one origin's answer to another
-        if self._allowed(headers) is not None:
-            out["Access-Control-Allow-Origin"] = headers["origin"]
+        if origin is not None and self._allowed(origin) is not None:
+            out["Access-Control-Allow-Origin"] = origin
             out["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         return out
 
-    def _allowed(self, headers: Headers) -> str | None:
-        origin = headers.get("origin")
+    def _allowed(self, origin: str | None) -> str | None:
         if origin is None:
             return None
         return ANY if self.origins == (ANY,) else origin if origin in self.origins else None

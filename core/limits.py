@@ -25,12 +25,21 @@ JSON_OVERHEAD = 1024
 class FrontDoor:
     key: str  # as the adapters name it
     name: str  # as the README's table names it
-    max_request_bytes: int  # the request body the front door accepts
+    max_request_bytes: int  # the request body the front door itself accepts (its documented limit)
     # The body travels inside a Lambda event (whose JSON must fit LAMBDA_PAYLOAD); binary bodies (image/*) are
     # base64-encoded in it, JSON bodies are not.
     in_lambda_event: bool
     source: str  # where the provider documents the limit
     raw_bodies: bool = True  # False: the request is JSON only (a direct invocation's event is the JSON)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body that reaches the function (GET's ``max_request_bytes``): the front door's
+        limit and, through a Lambda, what fits in the invocation payload once the door wraps it in its event (a
+        JSON body as its text; a raw body is base64-encoded, ``max_raw_image_bytes``)."""
+        if not self.in_lambda_event:
+            return self.max_request_bytes
+        return min(self.max_request_bytes, LAMBDA_PAYLOAD - EVENT_OVERHEAD)
 
     @property
     def max_raw_image_bytes(self) -> int | None:
@@ -39,15 +48,12 @@ class FrontDoor:
             return None
         if not self.in_lambda_event:
             return self.max_request_bytes
-        return min(self.max_request_bytes, (LAMBDA_PAYLOAD - EVENT_OVERHEAD) // 4 * 3)
+        return min(self.max_request_bytes, (LAMBDA_PAYLOAD - EVENT_OVERHEAD) // 4 * 3)  # base64: 4 bytes per 3
 
     @property
     def max_json_image_bytes(self) -> int:
         """The largest image sent as base64 in a JSON body ({"image": ...}): base64 is 4 bytes for every 3."""
-        body = self.max_request_bytes
-        if self.in_lambda_event:
-            body = min(body, LAMBDA_PAYLOAD - EVENT_OVERHEAD)
-        return (body - JSON_OVERHEAD) // 4 * 3
+        return (self.max_body_bytes - JSON_OVERHEAD) // 4 * 3
 
 
 FRONT_DOORS = {

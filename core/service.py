@@ -132,7 +132,11 @@ class Service:
         started = time.perf_counter()
         trace = Trace()
         cold, self._cold = self._cold, False
+        origin = None
         try:
+            # Every header the service reads is read in here, so a bad one (two different Origins) is a JSON 400
+            if not request.direct:
+                origin = request.headers.get("origin")
             if self.config_error:
                 raise ConfigurationError(f"configuration error: {self.config_error}")
             response = dispatch(request, trace)
@@ -147,7 +151,7 @@ class Service:
         response.headers["X-Request-Id"] = request_id
         response.headers["Vary"] = "Accept"  # GET answers the page or JSON by Accept: caches must key on it
         if not request.direct:
-            response.headers.update(self.cors.answer_headers(request.headers, response.headers["Vary"]))
+            response.headers.update(self.cors.answer_headers(origin, response.headers["Vary"]))
         record = _log_request(request_id, request, trace, response, cold, started)
         if self.settings.metrics == "emf":
             write_emf(emf_record(record))
@@ -163,7 +167,7 @@ class Service:
                 return Response.html(html, headers)
             return Response.json(200, self.usage(request.front_door))
         if method == "OPTIONS":  # a browser's CORS preflight, or a plain question about methods
-            return Response.empty(204, {"Allow": ALLOW, **self.cors.preflight_headers(request.headers)})
+            return Response.empty(204, {"Allow": ALLOW, **self.cors.preflight_headers(request.headers.get("origin"))})
         if method != "POST":
             raise MethodNotAllowed(
                 f"method {method} is not allowed; use POST (GET shows usage)", headers={"Allow": ALLOW}
@@ -191,7 +195,7 @@ class Service:
         door = FRONT_DOORS.get(front_door or "")
         body, raw, json_image = settings.max_body_bytes, settings.max_image_bytes, settings.max_image_bytes
         if door is not None:
-            body = min(body, door.max_request_bytes)
+            body = min(body, door.max_body_bytes)
             raw = min(raw, door.max_raw_image_bytes or 0)
             json_image = min(json_image, door.max_json_image_bytes)
         return {

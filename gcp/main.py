@@ -82,18 +82,18 @@ def _flask_response(response: Response) -> flask.Response:
 def classify_upload(cloud_event: CloudEvent) -> None:
     """``google.cloud.storage.object.v1.finalized``: the new object under the uploads prefix is classified and its
     result written under the results prefix, as on AWS. An object that cannot be classified gets an error result;
-    a Cloud Storage failure raises, so the trigger's retries (``--retry``) run."""
+    a Cloud Storage failure or the service's own 5xx raises (functions-framework answers 500), so the trigger's
+    retries (``--retry``) run. The object is judged as Cloud Storage holds it now, not as the event saw it."""
     from google.cloud import storage  # imported on the first upload: the HTTP function never pays for it
 
     service = get_service()
     data: dict[str, Any] = cloud_event.data or {}
-    size = str(data.get("size", ""))  # a string in Cloud Storage's event data
-    photo = StoredPhoto(str(data.get("name", "")), int(size) if size.isdigit() else None)
+    photo = StoredPhoto(str(data.get("name", "")))
     reason = why_skipped(photo.key, service)
     if reason:
         return
     bucket = storage.Client().bucket(data["bucket"])
-    result = too_large(photo, service) or _classify_blob(bucket, photo, service, cloud_event["id"])
+    result = _classify_blob(bucket, photo, service, cloud_event["id"])
     bucket.blob(result_key(photo.key, service)).upload_from_string(json.dumps(result), content_type="application/json")
 
 

@@ -2,21 +2,30 @@
 
 // Throttles every request at the front door, keyless ones included. The framework can only throttle through a
 // usage plan, and API Gateway applies a usage plan to requests that carry an API key: without one, nothing capped
-// the public REST API, and the HTTP API had no setting at all. So, on the template the framework compiled:
-// - REST API: the stage's default method throttling, through the Deployment that creates or updates the stage
-//   (the framework writes a new Deployment on every deploy, so a changed limit reaches the stage each time);
-// - HTTP API: the $default stage's default route throttling.
+// the public REST API, and the HTTP API had no setting at all. So:
+// - REST API: after each deploy, the stage's default method throttling (`/*/*/throttling/...`) through API
+//   Gateway's UpdateStage, as the framework itself sets a stage's logs and tracing. Not in the template: the stage
+//   belongs to the framework's Deployment, which is a new resource on every deploy, and CloudFormation refuses a
+//   Deployment's StageDescription once its stage exists (every deploy after the first would fail). The npm plugin
+//   serverless-api-gateway-throttling does this too, through provider.request(), which osls 4 removed.
+// - HTTP API: the $default stage's default route throttling, in the template (that stage is one lasting resource).
 // A Function URL has no front door to throttle: reserved concurrency (`maxConcurrency`) is its only cap.
 // Settings: custom.frontDoorLimits in serverless.yml (from --param="rateLimit=..." and "burstLimit=...").
 
+const { APIGatewayClient, UpdateStageCommand } = require('@aws-sdk/client-api-gateway');
+const { CloudFormationClient, paginateListStackResources } = require('@aws-sdk/client-cloudformation');
+
 const POSITIVE_INTEGER = /^[1-9][0-9]*$/;
+const REST_API = 'ApiGatewayRestApi'; // the framework's logical id for the REST API it creates
 
 class FrontDoorLimits {
   constructor(serverless) {
     this.serverless = serverless;
+    this.provider = serverless.getProvider('aws');
     this.hooks = {
       'before:package:initialize': () => this.settings(), // a bad value stops the command before any work
-      'before:package:finalize': () => this.throttle(),
+      'before:package:finalize': () => this.compile(),
+      'after:deploy:deploy': () => this.throttleRestApiStage(),
     };
   }
 
@@ -43,17 +52,11 @@ class FrontDoorLimits {
     return values;
   }
 
-  throttle() {
+  compile() {
     const { rateLimit, burstLimit } = this.settings();
     const resources = this.serverless.service.provider.compiledCloudFormationTemplate.Resources;
     for (const resource of Object.values(resources)) {
-      if (resource.Type === 'AWS::ApiGateway::Deployment' && resource.Properties.StageName) {
-        resource.Properties.StageDescription = {
-          ...resource.Properties.StageDescription,
-          ThrottlingRateLimit: rateLimit,
-          ThrottlingBurstLimit: burstLimit,
-        };
-      } else if (resource.Type === 'AWS::ApiGatewayV2::Stage') {
+      if (resource.Type === 'AWS::ApiGatewayV2::Stage') {
         resource.Properties.DefaultRouteSettings = {
           ...resource.Properties.DefaultRouteSettings,
           ThrottlingRateLimit: rateLimit,
@@ -61,6 +64,38 @@ class FrontDoorLimits {
         };
       }
     }
+  }
+
+  async throttleRestApiStage() {
+    const template = this.serverless.service.provider.compiledCloudFormationTemplate;
+    if (!template.Resources[REST_API]) return; // another front door, or `deploy function`
+    const { rateLimit, burstLimit } = this.settings();
+    const config = await this.provider.getAwsSdkV3Config();
+    const restApiId = await this.stackResourceId(new CloudFormationClient(config), REST_API);
+    const stageName = this.provider.getStage();
+    await new APIGatewayClient(config).send(
+      new UpdateStageCommand({
+        restApiId,
+        stageName,
+        patchOperations: [
+          { op: 'replace', path: '/*/*/throttling/rateLimit', value: String(rateLimit) },
+          { op: 'replace', path: '/*/*/throttling/burstLimit', value: String(burstLimit) },
+        ],
+      })
+    );
+    this.serverless.cli.log(`Front door: stage ${stageName} throttled at ${rateLimit} requests/s, bursts of ${burstLimit}`);
+  }
+
+  async stackResourceId(cloudFormation, logicalId) {
+    const pages = paginateListStackResources(
+      { client: cloudFormation },
+      { StackName: this.provider.naming.getStackName() }
+    );
+    for await (const page of pages) {
+      const found = page.StackResourceSummaries.find((resource) => resource.LogicalResourceId === logicalId);
+      if (found) return found.PhysicalResourceId;
+    }
+    throw new this.serverless.classes.Error(`The stack has no ${logicalId}: the front door could not be throttled`);
   }
 }
 

@@ -5,7 +5,9 @@
 // Added to the configuration before it is compiled:
 // - the s3 event, filtered to the uploads prefix (the bucket is created, or used as it is with bucketExists=true);
 // - the function's role may read (and list) <uploads>* and write <results>* of that bucket, nothing else;
-// - asynchronous retries (2), then the event goes to a dead-letter queue (UploadFailures, kept 14 days).
+// - asynchronous retries (2), then the event goes to a dead-letter queue (UploadFailures, kept 14 days);
+// - a bucket it creates is kept by `serverless remove` and by a replacement (DeletionPolicy, UpdateReplacePolicy
+//   Retain): CloudFormation cannot delete a bucket that holds photos, and must never delete the user's photos.
 // Settings: custom.storage in serverless.yml.
 
 const BUCKET_NAME = /^(?!\d+\.\d+\.\d+\.\d+$)(?!xn--)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -15,7 +17,10 @@ const QUEUE = 'UploadFailures';
 class StorageTrigger {
   constructor(serverless) {
     this.serverless = serverless;
-    this.hooks = { 'before:package:initialize': () => this.addTrigger() };
+    this.hooks = {
+      'before:package:initialize': () => this.addTrigger(),
+      'before:package:finalize': () => this.retainBucket(),
+    };
   }
 
   settings() {
@@ -58,17 +63,34 @@ class StorageTrigger {
     const role = (iam.role = iam.role || {});
     role.statements = [
       ...(role.statements || []),
-      { Effect: 'Allow', Action: ['s3:GetObject'], Resource: `arn:aws:s3:::${bucket}/${uploadsPrefix}*` },
-      { Effect: 'Allow', Action: ['s3:PutObject'], Resource: `arn:aws:s3:::${bucket}/${resultsPrefix}*` },
+      { Effect: 'Allow', Action: ['s3:GetObject'], Resource: s3Arn(`${bucket}/${uploadsPrefix}*`) },
+      { Effect: 'Allow', Action: ['s3:PutObject'], Resource: s3Arn(`${bucket}/${resultsPrefix}*`) },
       // listing the uploads prefix only: without it S3 answers a deleted photo's GetObject 403, not 404
       {
         Effect: 'Allow',
         Action: ['s3:ListBucket'],
-        Resource: `arn:aws:s3:::${bucket}`,
+        Resource: s3Arn(bucket),
         Condition: { StringLike: { 's3:prefix': [`${uploadsPrefix}*`] } },
       },
     ];
   }
+
+  retainBucket() {
+    const { bucket } = this.serverless.service.custom.storage || {};
+    if (!bucket) return;
+    const resources = this.serverless.service.provider.compiledCloudFormationTemplate.Resources;
+    for (const resource of Object.values(resources)) {
+      if (resource.Type === 'AWS::S3::Bucket' && resource.Properties && resource.Properties.BucketName === bucket) {
+        resource.DeletionPolicy = 'Retain';
+        resource.UpdateReplacePolicy = 'Retain';
+      }
+    }
+  }
+}
+
+// aws, aws-cn or aws-us-gov: the stack's own partition (a prefix may hold `${`, so Join rather than Sub)
+function s3Arn(path) {
+  return { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:s3:::${path}`]] };
 }
 
 module.exports = StorageTrigger;

@@ -185,11 +185,16 @@ def azure_app():
 
 
 @pytest.fixture
-def azure(fresh_service, azure_app):
-    import azure.functions as func
+def azure_functions(fresh_service):
+    """The app's functions as the Functions worker indexes and calls them: {name: WorkerFunction}."""
+    from tests.clouds.azure_worker import load
 
-    function = {f.get_function_name(): f for f in azure_app.get_functions()}["predict"]
-    user_function = function.get_user_function()  # the function as the decorators registered it
+    return load(ROOT / "azure")
+
+
+@pytest.fixture
+def azure(azure_functions):
+    import azure.functions as func
 
     def call(method, body, content_type, query=None, headers=None):
         request = func.HttpRequest(
@@ -199,7 +204,7 @@ def azure(fresh_service, azure_app):
             headers={"Content-Type": content_type, **(headers or {})},
             params=query or {},
         )
-        response = user_function(request)
+        response = azure_functions["predict"].call(req=request)
         return response.status_code, dict(response.headers), _parse(response.get_body().decode())
 
     return call

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -34,6 +35,24 @@ def sls_env(**extra) -> dict:
 def run_serverless(command: list[str], timeout: int, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """One serverless CLI command, run as a user runs it from the repository root; its output captured as text."""
     return subprocess.run(command, cwd=cwd, env=sls_env(), capture_output=True, text=True, timeout=timeout)
+
+
+# What a service directory holds for `serverless package` or `deploy` (the rest of the repository is not needed).
+SERVICE = ("serverless.yml", "package.json", "requirements.txt", "core", "handlers", "model", "plugins")
+
+
+def copy_service(service: Path) -> Path:
+    """A copy of the service in its own folder: the requirements plugin keeps its work in the service's .serverless
+    folder, so commands run at once each need one."""
+    service.mkdir(parents=True)
+    for entry in SERVICE:
+        source = ROOT / entry
+        if source.is_dir():
+            shutil.copytree(source, service / entry, ignore=shutil.ignore_patterns("runs", "__pycache__"))
+        else:
+            shutil.copy2(source, service / entry)
+    (service / "node_modules").symlink_to(ROOT / "node_modules")
+    return service
 
 
 def require_cli() -> str:

@@ -33,3 +33,31 @@ def test_readme_sample_output_is_current(args, shown):
     assert list(actual) == list(expected), "labels or their order changed: update the README"
     for label, score in expected.items():
         assert actual[label] == pytest.approx(score, abs=1e-5), f"{label}: README {score}, model {actual[label]}"
+
+
+def _gcloud_commands(text: str) -> list[list[str]]:
+    """Every `gcloud ...` command in the README's bash blocks, continuation lines joined, as arguments."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].strip()
+            if line.startswith("gcloud "):
+                commands.append(shlex.split(line, comments=True))
+    return commands
+
+
+def test_the_storage_trigger_deploy_command_works_for_any_bucket_location():
+    """The Cloud Storage trigger: the bucket's location stated (else a bucket outside the function's region fails
+    the deploy), its concurrency stated, and the one-time grants Eventarc needs, as the README types them."""
+    commands = _gcloud_commands(README)
+    (deploy,) = [c for c in commands if c[:3] == ["gcloud", "functions", "deploy"] and "classify_upload" in c]
+    assert "--trigger-bucket" in deploy and "--trigger-location" in deploy and "--retry" in deploy
+    assert deploy[deploy.index("--concurrency") + 1] == "1"
+    grants = {
+        next(a.split("=", 1)[1] for a in c if a.startswith("--role=")): next(a for a in c if a.startswith("--member="))
+        for c in commands
+        if c[:3] == ["gcloud", "projects", "add-iam-policy-binding"]
+    }
+    assert "gcloud storage service-agent" in grants["roles/pubsub.publisher"]
+    assert grants["roles/eventarc.eventReceiver"] == grants["roles/run.invoker"]
+    assert "compute@developer.gserviceaccount.com" in grants["roles/run.invoker"]

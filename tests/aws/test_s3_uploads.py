@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import quote_plus
 
 import pytest
 
@@ -145,12 +146,50 @@ def test_the_same_event_twice_writes_the_same_result(s3):
 
 
 def test_a_platform_failure_raises_so_lambda_retries_it(s3):
-    from botocore.exceptions import ClientError
-
     event = event_for(("uploads/pants.jpg", len(PANTS)))
     event["Records"][0]["s3"]["bucket"]["name"] = "no-such-bucket"
-    with pytest.raises(ClientError, match="NoSuchBucket"):
+    with pytest.raises(RuntimeError, match="NoSuchBucket"):
         invoke(event)
+
+
+def test_the_services_own_failure_fails_the_invocation_after_every_record(s3, monkeypatch):
+    """A 5xx (here a bad setting: every request 500) says nothing about the photo: no result is written, the other
+    records still get theirs, and the invocation fails, so Lambda retries it and then the failure queue gets it."""
+    from core.service import get_service
+
+    s3.put_object(Bucket=BUCKET, Key="uploads/pants.jpg", Body=PANTS)
+    monkeypatch.setenv("MAX_BATCH", "many")
+    get_service.cache_clear()
+    with pytest.raises(RuntimeError, match="1 of the event's photos failed"):
+        invoke(event_for(("uploads/pants.jpg", len(PANTS)), ("uploads/notes.txt", 5)))
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="results/")
+
+
+def test_a_result_name_past_s3s_limit_is_shortened_and_the_next_records_go_on(s3):
+    long_key = "uploads/" + "é" * 502 + ".jpg"  # 1,016 bytes: a valid key, whose result name would be 1,029
+    s3.put_object(Bucket=BUCKET, Key=long_key, Body=PANTS)
+    s3.put_object(Bucket=BUCKET, Key="uploads/pants.jpg", Body=PANTS)
+    outcome = invoke(event_for((quote_plus(long_key), len(PANTS)), ("uploads/pants.jpg", len(PANTS))))
+    shortened, plain = outcome["results"]
+    assert (
+        len(shortened.encode()) <= 1024 and shortened.startswith("results/uploads/éé") and shortened.endswith(".json")
+    )
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key=shortened)["Body"].read())["key"] == long_key
+    assert plain == "results/uploads/pants.jpg.json" and result_of(s3, "uploads/pants.jpg")["status"] == 200
+
+
+def test_a_late_event_is_judged_by_the_object_as_it_is_now(s3):
+    """An old event (a 12 MB photo once stored under the key) arrives after the key got a 21 KB photo: the
+    result is the stored photo's, not a 413 over it."""
+    s3.put_object(Bucket=BUCKET, Key="uploads/replaced.jpg", Body=PANTS)
+    invoke(event_for(("uploads/replaced.jpg", 12_000_000)))
+    assert result_of(s3, "uploads/replaced.jpg")["status"] == 200
+
+
+def test_a_folder_marker_is_not_classified(s3):
+    s3.put_object(Bucket=BUCKET, Key="uploads/holiday.jpg/", Body=b"")  # the console's "Create folder"
+    outcome = invoke(event_for(("uploads/holiday.jpg/", 0)))
+    assert outcome["results"] == [] and "folder" in outcome["skipped"]["uploads/holiday.jpg/"]
 
 
 def test_serverless_invoke_local_of_the_sample_event(s3):

@@ -9,11 +9,12 @@ import subprocess
 import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import ROOT, http_post
-from tests.serverless import offline_server, require_cli, run_serverless
+from tests.serverless import copy_service, offline_server, require_cli, run_serverless
 
 EVENTS = sorted(p.name for p in (ROOT / "tests" / "events").glob("*.json"))
 
@@ -40,8 +41,8 @@ PACKAGES = {
     "http": ("--param=api=http", "--param=rateLimit=5", "--param=burstLimit=10", "--param=snapStart=true"),
     "url": ("--param=api=url-iam", "--param=maxConcurrency=3", "--param=tracing=true"),
     "py311": ("--param=python=3.11", "--param=bucket=clothing-uploads-example"),
+    "arm64": ("--param=arch=arm64",),
 }
-SERVICE = ("serverless.yml", "package.json", "requirements.txt", "core", "handlers", "model", "plugins")
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +50,7 @@ def packages(sls, tmp_path_factory):
     root = tmp_path_factory.mktemp("sls-packages")
 
     def build(name):
-        service = root / name / "service"
-        service.mkdir(parents=True)
-        for entry in SERVICE:
-            source = ROOT / entry
-            copy = shutil.copytree if source.is_dir() else shutil.copy2
-            copy(
-                source,
-                service / entry,
-                **({"ignore": shutil.ignore_patterns("runs", "__pycache__")} if source.is_dir() else {}),
-            )
-        (service / "node_modules").symlink_to(ROOT / "node_modules")
+        service = copy_service(root / name / "service")
         return name, package(sls, root / name / "out", *PACKAGES[name], cwd=service)
 
     with ThreadPoolExecutor(max_workers=len(PACKAGES)) as pool:
@@ -97,10 +88,10 @@ def test_template_has_the_function_and_the_endpoint(packaged):
     plan = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::UsagePlan")["Properties"]
     assert plan["Throttle"] == {"BurstLimit": 50, "RateLimit": 20}  # requests with a key
     assert plan["Quota"] == {"Limit": 100000, "Period": "DAY"}
-    # ... and the stage throttles every request, keyless ones too: a usage plan alone would not
+    # ... and the stage throttles every request, keyless ones too, set after each deploy (tests/aws/test_deploy.py):
+    # never through the Deployment, which CloudFormation refuses to give a StageDescription once the stage exists
     deployment = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Deployment")["Properties"]
-    assert deployment["StageName"] == "dev"
-    assert deployment["StageDescription"] == {"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 50}
+    assert deployment["StageName"] == "dev" and "StageDescription" not in deployment
     assert "ReservedConcurrentExecutions" not in fn  # not by default: new accounts cannot reserve any
     assert "SnapStart" not in fn and "AWS::Lambda::Alias" not in {r["Type"] for r in resources.values()}
     assert "TracingConfig" not in fn  # tracing is an option
@@ -111,6 +102,15 @@ def test_plain_function_url_is_public(sls):
     assert proc.returncode == 0, proc.stderr[-2000:]
     config = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert config["functions"]["predict"]["url"] is True and config["functions"]["predict"]["events"] == []
+
+
+def test_old_versions_are_pruned_after_each_deploy(sls):
+    """Each deploy that changes the function publishes a version (with SnapStart, each keeps a billed snapshot):
+    osls deletes all but the newest three after the deploy (tests/aws/test_deploy.py runs it)."""
+    proc = run_serverless([sls, "print", "--format", "json"], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads(proc.stdout[proc.stdout.index("{") :])
+    assert config["provider"]["pruneFunctionVersions"] == {"number": 3}
 
 
 def test_api_key_can_be_required(sls):
@@ -208,6 +208,50 @@ def test_zip_holds_the_function_and_nothing_else(packaged):
     zipped = path.stat().st_size
     print(f"\nLambda zip: {zipped / 1e6:.1f} MB zipped, {unzipped / 1e6:.1f} MB unzipped")
     assert zipped < 50 * 1024 * 1024 and unzipped < 250 * 1024 * 1024  # Lambda's direct-upload limits
+
+
+# What Lambda's python3.12 runtime (Amazon Linux 2023) provides: glibc 2.34; libstdc++ from GCC 11 (GLIBCXX_3.4.29)
+# until AL2023's 2025 releases moved its core runtime libraries to GCC 14's (GLIBCXX_3.4.33).
+AL2023_GLIBC = (2, 34)
+GLIBCXX_BEFORE_2025, GLIBCXX_SINCE_2025 = (3, 4, 29), (3, 4, 33)
+
+
+def required_versions(zip_path, tmp_path) -> dict[str, dict[str, tuple]]:
+    """{shared object in the zip: {"GLIBC": highest version it needs, "GLIBCXX": ...}}, read by objdump."""
+    import re
+
+    if not shutil.which("objdump"):
+        raise AssertionError("objdump is missing (binutils, installed with gcc)")
+    needs = {}
+    with zipfile.ZipFile(zip_path) as zf:
+        for name in zf.namelist():
+            if not re.search(r"\.so(\.|$)", name):
+                continue
+            path = Path(zf.extract(name, tmp_path))
+            dump = subprocess.run(["objdump", "-p", str(path)], capture_output=True, text=True, check=True).stdout
+            versions: dict[str, tuple] = {}
+            for family, version in re.findall(r"\b(GLIBC|GLIBCXX)_(\d+(?:\.\d+)*)\b", dump):
+                versions[family] = max(versions.get(family, ()), tuple(map(int, version.split("."))))
+            needs[name] = versions
+    return needs
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_every_library_in_the_zip_loads_on_lambdas_python312_runtime(packages, arch, tmp_path):
+    """Each shared object's glibc and libstdc++ versions against the runtime's (README, "arm64"): x86_64 runs on
+    any AL2023 release; LiteRT's arm64 libraries need GCC 12's libstdc++ (3.4.30), which AL2023 has had since its
+    2025 core-library update. A wheel that needs more fails here before it fails on Lambda."""
+    needs = required_versions(packages["rest" if arch == "x86_64" else "arm64"] / "clothing-classifier.zip", tmp_path)
+    assert any("ai_edge_litert/" in name for name in needs)
+    assert {name: v["GLIBC"] for name, v in needs.items() if v.get("GLIBC", ()) > AL2023_GLIBC} == {}
+    libstdcxx = {name: v["GLIBCXX"] for name, v in needs.items() if "GLIBCXX" in v}
+    assert max(libstdcxx.values()) <= GLIBCXX_SINCE_2025
+    newer = {name: v for name, v in libstdcxx.items() if v > GLIBCXX_BEFORE_2025}
+    if arch == "x86_64":
+        assert newer == {}
+    else:
+        assert set(newer) == {"ai_edge_litert/libLiteRt.so", "ai_edge_litert/libpywrap_litert_common.so"}
+        assert set(newer.values()) == {(3, 4, 30)}
 
 
 def invoke_local(*args, cwd=ROOT):
@@ -347,8 +391,14 @@ def test_storage_trigger_template(packages):
     statements = resources["IamRoleLambdaExecution"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     s3 = {action: s for s in statements for action in s["Action"] if action.startswith("s3:")}
     assert set(s3) == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}  # nothing else of the bucket
-    assert s3["s3:GetObject"]["Resource"] == "arn:aws:s3:::clothing-uploads-example/uploads/*"
-    assert s3["s3:PutObject"]["Resource"] == "arn:aws:s3:::clothing-uploads-example/results/*"
+    arn = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::clothing-uploads-example"]]}  # any partition
+    assert s3["s3:ListBucket"]["Resource"] == arn
+    arn["Fn::Join"][1][2] += "/uploads/*"
+    assert s3["s3:GetObject"]["Resource"] == arn
+    arn["Fn::Join"][1][2] = arn["Fn::Join"][1][2].replace("/uploads/", "/results/")
+    assert s3["s3:PutObject"]["Resource"] == arn
+    # `serverless remove`, or a change that replaces the bucket, keeps it and the photos in it
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
     assert s3["s3:ListBucket"]["Condition"] == {"StringLike": {"s3:prefix": ["uploads/*"]}}
     invoke_config = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig")
     assert invoke_config["MaximumRetryAttempts"] == 2

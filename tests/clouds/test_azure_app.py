@@ -35,15 +35,24 @@ def test_options_answers_allow(azure):
     assert status == 204 and "POST" in headers.get("Allow", headers.get("allow", "")) and body is None
 
 
-def test_platform_request_ids_are_used(azure_app, fresh_service):
+def test_the_worker_loads_every_function(azure_functions):
+    """The Python worker's own indexing accepts each function (it refuses, with FunctionLoadError, a `context`
+    annotated anything but azure.functions.Context) and passes predict its invocation context."""
+    assert set(azure_functions) == {"predict", "classify_upload"}
+    assert azure_functions["predict"].info.requires_context and list(azure_functions["predict"].info.input_types) == [
+        "req"
+    ]
+    assert list(azure_functions["classify_upload"].info.output_types) == ["result"]
+
+
+def test_platform_request_ids_are_used(azure_functions):
     """Azure's invocation id (from the function's context) and functions-framework's Function-Execution-Id
     become the X-Request-Id and the log's request id."""
     import azure.functions as func
 
-    function = {f.get_function_name(): f for f in azure_app.get_functions()}["predict"]
-    context = type("Context", (), {"invocation_id": "7c2e-azure-invocation"})()
     request = func.HttpRequest(method="GET", url="http://localhost:7071/api/predict", body=b"", headers={})
-    assert function.get_user_function()(request, context).headers["X-Request-Id"] == "7c2e-azure-invocation"
+    response = azure_functions["predict"].call(invocation_id="7c2e-azure-invocation", req=request)
+    assert response.headers["X-Request-Id"] == "7c2e-azure-invocation"
 
     from functions_framework import create_app
 

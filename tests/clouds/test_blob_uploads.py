@@ -6,7 +6,6 @@ what the function sets on its output binding is written to that binding's path."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import time
@@ -14,6 +13,7 @@ import time
 import pytest
 
 from scripts.local_server import free_port
+from tests.clouds.azure_worker import load
 from tests.helpers import ROOT
 
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
@@ -59,10 +59,8 @@ def container():
 
 @pytest.fixture(scope="module")
 def function(fresh_service_module):
-    spec = importlib.util.spec_from_file_location("function_app", ROOT / "azure" / "function_app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {f.get_function_name(): f for f in module.app.get_functions()}["classify_upload"]
+    """classify_upload as the Functions worker indexes and calls it."""
+    return load(ROOT / "azure")["classify_upload"]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +89,7 @@ def run_host(function, container) -> dict[str, str]:
     """The host's part for every blob under the trigger's path: {blob name: result blob name written}."""
     import azure.functions as func
 
-    bindings = {b.type: b for b in function.get_bindings()}
+    bindings = {b.type: b for b in function.declared.get_bindings()}
     trigger, output = bindings["blobTrigger"].path, bindings["blob"].path
     assert trigger.startswith("photos/") and trigger.endswith("{name}")
     prefix = trigger.removeprefix("photos/").removesuffix("{name}")
@@ -100,7 +98,7 @@ def run_host(function, container) -> dict[str, str]:
         data = container.download_blob(blob.name).readall()
         stream = func.blob.InputStream(data=data, name=f"photos/{blob.name}", length=blob.size)
         out = Out()
-        function.get_user_function()(photo=stream, result=out)
+        function.call(photo=stream, result=out)
         if out.value is not None:
             target = output.removeprefix("photos/").replace("{name}", blob.name.removeprefix(prefix))
             container.upload_blob(target, out.value, overwrite=True)
@@ -125,3 +123,33 @@ def test_uploads_get_the_apis_answers_and_results_are_never_classified(function,
     # the results are outside the trigger's path, and the code would skip them anyway
     assert not run_host(function, container).keys() - written.keys()
     assert not any(b.name.startswith("results/results/") for b in container.list_blobs())
+
+
+def test_the_services_own_failure_raises_so_the_host_retries(monkeypatch):
+    """A 5xx from the service (here a bad setting: every request 500) is not the blob's result: the function raises
+    (the host retries, then the poison queue) and sets no output."""
+    import azure.functions as func
+
+    from core.service import get_service
+    from core.storage import RetryLater
+
+    monkeypatch.setenv("MAX_BATCH", "many")
+    get_service.cache_clear()
+    try:
+        function = load(ROOT / "azure")["classify_upload"]
+        out = Out()
+        stream = func.blob.InputStream(data=PANTS, name="photos/uploads/pants.jpg", length=len(PANTS))
+        with pytest.raises(RetryLater, match="500"):
+            function.call(photo=stream, result=out)
+        assert out.value is None
+    finally:
+        get_service.cache_clear()
+
+
+def test_a_result_name_past_blob_storages_limit_is_never_asked_for(function):
+    import azure.functions as func
+
+    name = "uploads/" + "a" * 1008 + ".jpg"  # a valid blob name (1,020 characters); its result's would be 1,033
+    out = Out()
+    function.call(photo=func.blob.InputStream(data=PANTS, name=f"photos/{name}", length=len(PANTS)), result=out)
+    assert out.value is None

@@ -79,13 +79,13 @@ def test_gcp_bundle_serves_from_its_own_virtualenv(tmp_path, pants_photo):
 
 
 AZURE_CALL = """
-import base64, json, sys
+import base64, json, sys, types
 import azure.functions as func
 from function_app import app
 fn = {f.get_function_name(): f for f in app.get_functions()}["predict"].get_user_function()
 body = base64.b64decode(sys.stdin.read())
 response = fn(func.HttpRequest(method="POST", url="/api/predict", body=body, headers={"Content-Type": "image/jpeg"},
-                               params={"top_k": "1"}))
+                               params={"top_k": "1"}), types.SimpleNamespace(invocation_id="bundle-check"))
 print(json.dumps({"status": response.status_code, "body": json.loads(response.get_body())}))
 """
 

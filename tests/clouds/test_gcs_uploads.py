@@ -92,11 +92,41 @@ def test_errors_are_results_and_results_are_never_classified(function, bucket):
     assert result(bucket, "uploads/fake.jpg")["answer"]["error"]["type"] == "invalid_image"
     assert finalized(function, "uploads/gone.jpg", 100) == 200  # deleted before the function read it
     assert result(bucket, "uploads/gone.jpg")["status"] == 404
-    assert finalized(function, "uploads/huge.jpg", 6_000_000) == 200  # over MAX_IMAGE_BYTES, by the event's size
+    bucket.blob("uploads/huge.jpg").upload_from_string(b"\xff" * 6_000_000)  # over MAX_IMAGE_BYTES, by its size
+    assert finalized(function, "uploads/huge.jpg", 6_000_000) == 200
     assert result(bucket, "uploads/huge.jpg")["status"] == 413
+    bucket.blob("uploads/folder.jpg/").upload_from_string(b"")  # a folder marker: nothing to classify
+    assert finalized(function, "uploads/folder.jpg/", 0) == 200
     assert finalized(function, "results/uploads/fake.jpg.json", 80) == 200  # the function's own output
     names = {blob.name for blob in bucket.list_blobs()}
     assert not any(name.startswith("results/results/") for name in names)
+    assert "results/uploads/folder.jpg/.json" not in names
+
+
+def test_a_late_event_is_judged_by_the_object_as_it_is_now(function, bucket):
+    """An old event (a 12 MB photo once stored under the key) after the key got a 21 KB photo: its result."""
+    bucket.blob("uploads/replaced.jpg").upload_from_string(PANTS, content_type="image/jpeg")
+    assert finalized(function, "uploads/replaced.jpg", 12_000_000) == 200
+    assert result(bucket, "uploads/replaced.jpg")["status"] == 200
+
+
+def test_the_services_own_failure_is_an_error_status_not_a_result(emulator, bucket):
+    """A 5xx from the service (here a bad setting: every request 500) fails the CloudEvent (functions-framework
+    answers 500, Eventarc retries) and writes no result."""
+    proc, url = start_functions_framework(
+        Path(sys.executable).parent,
+        ROOT / "gcp" / "main.py",
+        ROOT,
+        {"STORAGE_EMULATOR_HOST": emulator, "MAX_BATCH": "many"},
+        up_status=405,
+        target="classify_upload",
+    )
+    try:
+        bucket.blob("uploads/busy.jpg").upload_from_string(PANTS, content_type="image/jpeg")
+        assert finalized(url, "uploads/busy.jpg", len(PANTS)) == 500
+        assert not bucket.blob("results/uploads/busy.jpg.json").exists()
+    finally:
+        stop_server(proc)
 
 
 def test_a_storage_failure_is_an_error_status_so_eventarc_retries(function):

@@ -23,7 +23,7 @@ def readme_rows() -> dict[str, list[int | None]]:
 
 def test_the_readme_table_is_the_code():
     expected = {
-        door.key: [door.max_request_bytes, door.max_raw_image_bytes, door.max_json_image_bytes]
+        door.key: [door.max_body_bytes, door.max_raw_image_bytes, door.max_json_image_bytes]
         for door in FRONT_DOORS.values()
     }
     assert readme_rows() == expected
@@ -42,13 +42,17 @@ def test_the_largest_image_fits_a_real_lambda_event(key):
     door = FRONT_DOORS[key]
     headers = {"accept": "*/*", "user-agent": "Mozilla/5.0 " + "x" * 300, "cookie": "session=" + "c" * 4000}
     bodies = [json.dumps({"image": base64.b64encode(b"\xff" * door.max_json_image_bytes).decode(), "top_k": 5})]
+    # the largest request GET advertises: a JSON body of max_body_bytes (a long URL list, say)
+    padding = door.max_body_bytes - len(json.dumps({"urls": [""], "top_k": 5}))
+    bodies.append(json.dumps({"urls": ["https://photos.example/" + "a" * (padding - 23)], "top_k": 5}))
+    assert len(bodies[-1]) == door.max_body_bytes
     if door.max_raw_image_bytes is not None:
         bodies.append(base64.b64encode(b"\xff" * door.max_raw_image_bytes).decode())
     for body in bodies:
         event = {"version": "2.0", "headers": headers, "requestContext": {"http": {"method": "POST"}}, "body": body}
         assert len(json.dumps(event)) < LAMBDA_PAYLOAD
     # ... and the request itself is within the front door's own limit (the body as the client sends it).
-    assert len(bodies[0]) <= door.max_request_bytes
+    assert len(bodies[0]) <= door.max_body_bytes <= door.max_request_bytes
     assert door.max_raw_image_bytes is None or door.max_raw_image_bytes <= door.max_request_bytes
 
 
@@ -91,4 +95,6 @@ def test_get_reports_the_limits_of_the_front_door_it_came_through(handler, event
         "raw": min(settings.max_image_bytes, front.max_raw_image_bytes or 0),
         "base64_json": min(settings.max_image_bytes, front.max_json_image_bytes),
     }
-    assert limits["max_request_bytes"] == min(settings.max_body_bytes, front.max_request_bytes)
+    assert limits["max_request_bytes"] == min(settings.max_body_bytes, front.max_body_bytes)
+    if front.in_lambda_event:  # what fits in the door's event, not the gateway's 10 MB
+        assert limits["max_request_bytes"] <= LAMBDA_PAYLOAD - 64 * 1024
