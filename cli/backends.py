@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     import urllib3
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# The least an endpoint's advertised image limit is believed: a photo scaled to fit less (0, -1, `true`) would
+# lose the detail the model needs; below this the smallest platform's limit is kept instead.
+MIN_BELIEVED_IMAGE_BYTES = 64 * 1024
 MAX_RETRY_AFTER = 30.0  # seconds: an endpoint's Retry-After is followed up to this (one said 100000)
 MAX_ANSWER_BYTES = 1024 * 1024  # an answer is ~300 bytes of scores; a larger one is not an answer
 
@@ -79,9 +82,11 @@ class Endpoint:
                     preload_content=False,
                 )
                 data = _read_answer(answer, watchdog.deadline)
-            self.max_image_bytes = int(json.loads(data or b"")["limits"]["max_image_bytes"]["base64_json"])
+            limit = json.loads(data or b"")["limits"]["max_image_bytes"]["base64_json"]
         except Exception:  # an older deployment, a gateway's page, no answer: the smallest platform's limit holds
-            pass
+            return
+        if type(limit) is int and limit >= MIN_BELIEVED_IMAGE_BYTES:  # not a bool, a float or a string
+            self.max_image_bytes = limit
 
     def pool(self) -> urllib3.PoolManager:
         from core.fetch import watched_pool_manager
@@ -137,7 +142,9 @@ class Endpoint:
                         response.close()
                     response.release_conn()
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                return f"no whole answer within --timeout {self.timeout:g}s" if watchdog.fired else str(exc)[:200]
+                if watchdog.fired:
+                    return f"no whole answer within --timeout {self.timeout:g}s"
+                return without_query(str(exc), self.url)[:200]  # the URL's ?code= key never reaches a row
         if watchdog.fired:
             return f"no whole answer within --timeout {self.timeout:g}s"
         return response.status, response.headers, data
@@ -179,6 +186,32 @@ def _read_answer(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes |
         if time.monotonic() > deadline:
             raise TimeoutError("the answer took longer than the deadline")
     return bytes(data)
+
+
+def without_query(text: str, url: str) -> str:
+    """``text`` with the URL's query (an Azure ``?code=`` key, say) and what urllib3 quotes of it removed."""
+    from urllib.parse import urlsplit
+
+    query = urlsplit(url).query
+    return text.replace("?" + query, "?...").replace(query, "...") if query else text
+
+
+def check_endpoint(url: str) -> str | None:
+    """Why ``url`` cannot be an endpoint (said once, before any work), or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        return f"--endpoint is not a URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return f"--endpoint must start with https:// (or http://), not {parts.scheme or 'nothing'}://"
+    if not parts.hostname:
+        return "--endpoint has no host name"
+    if parts.port == 0:
+        return "--endpoint's port must be from 1 to 65535"
+    return None
 
 
 def redirect_error(status: int, location: str | None) -> dict[str, Any]:

@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from typing import Any
 
-from .backends import Endpoint, classify_locally, endpoint_headers, start_local_worker
+from .backends import Endpoint, check_endpoint, classify_locally, endpoint_headers, start_local_worker, without_query
 from .evaluation import confusion_png, confusion_text, evaluate_rows
 from .inputs import expand_inputs
 from .output import Output
 from .progress import Progress
 from .rows import Row
-from .signing import SigningError, aws_signer
+from .signing import SigningError, aws_signer, signable_url
 
 
 def run_jobs(items: Iterable[str], args: argparse.Namespace, on_row: Callable[[Row], None]) -> None:
@@ -115,6 +115,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for name in ("top_k", "workers", "concurrency"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.endpoint is not None:
+        problem = check_endpoint(args.endpoint)
+        if problem:
+            p.error(problem)
     return args
 
 
@@ -126,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise SigningError("--aws-sign signs requests to an --endpoint; give one")
             aws_signer(args.endpoint)
         except SigningError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    labels: list[str] = []
+    if args.evaluate:  # the model's labels before any work: an endpoint that does not say is one clear line
+        try:
+            labels = _model_labels(args)
+        except LabelsUnknown as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
     items = expand_inputs(args.inputs, args.list_file)
@@ -150,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(rows[len(output.done) :], seconds)
     summary["already_answered"] = len(output.done)
     if args.evaluate:
-        labels = _model_labels(args)
         summary["evaluation"] = evaluate_rows(rows, labels)
         print(confusion_text(summary["evaluation"]), file=sys.stderr)
         if args.confusion_png and summary["evaluation"]["images"]:
@@ -168,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if summary["errors"] == 0 else 1
 
 
+class LabelsUnknown(Exception):
+    """--evaluate needs the model's labels: the endpoint's GET did not give them."""
+
+
 def _model_labels(args: argparse.Namespace) -> list[str]:
     if not args.endpoint:
         from core.manifest import load_manifest
@@ -176,11 +190,22 @@ def _model_labels(args: argparse.Namespace) -> list[str]:
         return list(load_manifest(Settings.from_env().manifest_path).labels)
     import urllib3
 
-    headers = endpoint_of(args).headers_for("GET", b"")
-    answer = urllib3.request("GET", args.endpoint, headers=headers, timeout=30, redirect=False)
-    return json.loads(answer.data)["model"]["labels"]
+    endpoint = endpoint_of(args)
+    try:
+        answer = urllib3.request(
+            "GET", endpoint.url, headers=endpoint.headers_for("GET", b""), timeout=30, redirect=False, retries=1
+        )
+        labels = json.loads(answer.data)["model"]["labels"]
+    except (urllib3.exceptions.HTTPError, ValueError, KeyError, TypeError) as exc:
+        reason = without_query(str(exc), endpoint.url)[:200]
+        raise LabelsUnknown(f"--evaluate: the endpoint's GET did not give the model's labels ({reason})") from None
+    if not (isinstance(labels, list) and labels and all(isinstance(label, str) for label in labels)):
+        raise LabelsUnknown("--evaluate: the endpoint's GET did not give the model's labels (a list of names)")
+    return labels
 
 
 def endpoint_of(args: argparse.Namespace) -> Endpoint:
-    sign = aws_signer(args.endpoint) if args.aws_sign else None
-    return Endpoint(args.endpoint, endpoint_headers(args), args.timeout, args.retries, sign=sign)
+    if not args.aws_sign:
+        return Endpoint(args.endpoint, endpoint_headers(args), args.timeout, args.retries)
+    url = signable_url(args.endpoint)  # the form that is signed is the form that is sent
+    return Endpoint(url, endpoint_headers(args), args.timeout, args.retries, sign=aws_signer(url))

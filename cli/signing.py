@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 # https://<url-id>.lambda-url.<region>.on.aws/
 FUNCTION_URL_HOST = re.compile(r"^[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws$")
@@ -18,6 +18,18 @@ Signer = Callable[[str, str, bytes, dict[str, str]], dict[str, str]]
 
 class SigningError(Exception):
     """No credentials, or no region to sign for: said before any request is sent."""
+
+
+def signable_url(url: str) -> str:
+    """The URL in the one form that is both signed and sent: its path and each query name and value
+    percent-encoded as SigV4 canonicalises them (only ``A-Z a-z 0-9 - _ . ~`` as they are; ``/`` too in the path).
+    Signing one spelling and sending another (an HTTP client encoding a space or ``é`` in the path on the way out)
+    makes Lambda compute another signature: 403 for every request."""
+    parts = urlsplit(url)
+    path = quote(unquote(parts.path or "/"), safe="/-_.~")
+    pairs = [pair.partition("=") for pair in parts.query.split("&") if pair]
+    query = "&".join(f"{quote(unquote(k), safe='-_.~')}={quote(unquote(v), safe='-_.~')}" for k, _, v in pairs)
+    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
 
 
 def region_of(url: str, fallback: str | None) -> str:

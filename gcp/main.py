@@ -55,7 +55,12 @@ def not_found(error: Exception) -> flask.Response:
     """functions-framework answers /favicon.ico and /robots.txt itself with an HTML 404: JSON, as everywhere."""
     request = flask.request
     message = f"nothing at {request.path[:200]}; this function answers at its own URL (GET: usage, POST: classify)"
-    refused = Request(method=request.method, request_id=_execution_id(request), caller=CALLER)
+    refused = Request(
+        method=request.method,
+        headers=Headers(request.headers.items()),
+        request_id=_execution_id(request),
+        caller=CALLER,
+    )  # its headers: a page on an allowed site reads this 404 too (CORS), as every other answer
     response = get_service().refuse(refused, NotFound(message))
     return _flask_response(response)
 

@@ -1,5 +1,7 @@
 """S3 ObjectCreated notifications (``--param="bucket=NAME"``): each new photo under the uploads prefix is
-classified and its result written beside it, under the results prefix (rules: core/storage.py).
+classified and its result written beside it, under the results prefix (rules: core/storage.py). The same photos
+may come as EventBridge's "Object Created" events instead (an EventBridge rule on the bucket targeting the
+function, delivered asynchronously): one photo per event, the same rules and results.
 
 An event holds one or more records, each processed whatever happened to the others. A photo that cannot be
 classified (not an image, too large, gone) gets an error result object: retrying would not change the answer. A
@@ -36,10 +38,32 @@ def _is_object_created(record: Any) -> bool:
     )
 
 
+def _is_eventbridge_object_created(event: Any) -> bool:
+    return (
+        isinstance(event, dict)
+        and event.get("source") == "aws.s3"
+        and event.get("detail-type") == "Object Created"
+        and isinstance(event.get("detail"), dict)
+    )
+
+
 class S3Uploads:
     def matches(self, event: Any) -> bool:
+        if _is_eventbridge_object_created(event):
+            return True
         records = event.get("Records") if isinstance(event, dict) else None
         return isinstance(records, list) and bool(records) and all(map(_is_object_created, records))
+
+    @staticmethod
+    def photos(event: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+        """(bucket, key, the key's other spelling to try if S3 has no such key) for each photo in the event.
+        A notification's keys are URL-encoded (``+`` for a space); EventBridge's are documented as they are
+        stored, so the URL-decoded spelling is tried second."""
+        if _is_eventbridge_object_created(event):
+            detail = event["detail"]
+            key = str(detail["object"]["key"])
+            return [(detail["bucket"]["name"], key, unquote_plus(key) if unquote_plus(key) != key else None)]
+        return [(r["s3"]["bucket"]["name"], unquote_plus(r["s3"]["object"]["key"]), None) for r in event["Records"]]
 
     def process(self, event: dict[str, Any], service: Service, request_id: str | None) -> dict[str, Any]:
         """Every record's outcome: {"results": [result keys written], "skipped": {key: why}}."""
@@ -47,15 +71,17 @@ class S3Uploads:
 
         s3 = boto3.client("s3")
         written, skipped, failed = [], {}, {}
-        for record in event["Records"]:
-            bucket = record["s3"]["bucket"]["name"]
-            photo = StoredPhoto(unquote_plus(record["s3"]["object"]["key"]))
+        for bucket, key, other_spelling in self.photos(event):
+            photo = StoredPhoto(key)
             reason = why_skipped(photo.key, service)
             if reason:
                 skipped[photo.key] = reason
                 continue
             try:
                 result = self._classify(s3, bucket, photo, service, request_id)
+                if result["status"] == 404 and other_spelling and not why_skipped(other_spelling, service):
+                    photo = StoredPhoto(other_spelling)
+                    result = self._classify(s3, bucket, photo, service, request_id)
                 target = result_key(photo.key, service)
                 body = json.dumps(result).encode()
                 s3.put_object(Bucket=bucket, Key=target, Body=body, ContentType="application/json")

@@ -192,6 +192,38 @@ def test_a_folder_marker_is_not_classified(s3):
     assert outcome["results"] == [] and "folder" in outcome["skipped"]["uploads/holiday.jpg/"]
 
 
+def eventbridge_event(key: str, size: int) -> dict:
+    """S3's "Object Created" event as EventBridge delivers it to a rule's Lambda target."""
+    return {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-12-04T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{BUCKET}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": BUCKET},
+            "object": {"key": key, "size": size, "etag": "b1946ac92492d2347c6235b4d2611184", "sequencer": "1"},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "123456789012",
+            "reason": "PutObject",
+        },
+    }
+
+
+@pytest.mark.parametrize("spelling", ["uploads/summer pants.jpg", "uploads/summer+pants.jpg"])
+def test_an_eventbridge_object_created_event_is_classified_too(s3, spelling):
+    """Delivered asynchronously by an EventBridge rule: not a 400 to a direct invocation (which asynchronous
+    delivery would drop), but the photo classified by the same rules. The key as stored, or URL-encoded."""
+    s3.put_object(Bucket=BUCKET, Key="uploads/summer pants.jpg", Body=PANTS)
+    outcome = invoke(eventbridge_event(spelling, len(PANTS)))
+    assert outcome["results"] == ["results/uploads/summer pants.jpg.json"]
+    assert result_of(s3, "uploads/summer pants.jpg")["status"] == 200
+
+
 def test_serverless_invoke_local_of_the_sample_event(s3):
     s3.put_object(Bucket=BUCKET, Key="uploads/summer pants été.jpg", Body=PANTS)
     # the s3 fixture pointed the environment (AWS_ENDPOINT_URL, test credentials) at the loopback S3

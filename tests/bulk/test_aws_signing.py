@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import urllib.request
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
@@ -48,7 +48,10 @@ def sigv4_problem(method: str, target: str, headers, body: bytes, region: str = 
     ):
         return f"signed headers {signed}"
     parts = urlsplit(target)
-    query = "&".join(sorted(parts.query.split("&"))) if parts.query else ""
+    # The spec: the path as received, URI-encoded once more (services other than S3); each query name and value
+    # decoded, then URI-encoded ("/" too), sorted.
+    pairs = [pair.split("=", 1) + [""] for pair in parts.query.split("&") if pair] if parts.query else []
+    query = "&".join(sorted(f"{quote(unquote(k), safe='-_.~')}={quote(unquote(v), safe='-_.~')}" for k, v, *_ in pairs))
     canonical = "\n".join(
         [
             method,
@@ -142,3 +145,15 @@ def test_no_credentials_is_one_clear_line_before_any_request(function_url, label
     proc = classify(photo, "--endpoint", function_url.url, "--aws-sign", env={})
     assert proc.returncode == 2 and "error: --aws-sign: no AWS credentials found" in proc.stderr
     assert "Traceback" not in proc.stderr and len(function_url.checked) == seen
+
+
+def test_a_path_with_spaces_and_accents_and_a_query_with_slashes_is_signed_as_sent(function_url, tmp_path):
+    """The URL is signed in the form it is sent: a path with a space and é (percent-encoded on the wire) and a query
+    value with "/" (canonicalised as %2F) both verify."""
+    out = tmp_path / "signed.csv"
+    seen = len(function_url.checked)
+    url = function_url.url + "my photos/été?folder=summer/2026&x=1"
+    proc = classify(ROOT / "samples" / "pants.jpg", "--endpoint", url, "--aws-sign", "--out", out, env=CREDENTIALS)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [problem for _, problem in function_url.checked[seen:]] == [None, None]  # GET (limits), then POST
+    assert next(csv.DictReader(out.open()))["label"] == "pants"

@@ -157,3 +157,73 @@ def test_the_endpoint_client_never_loads_the_model_stack():
     )
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("advertised", [0, -1, True, "785664", 1.5])
+def test_an_advertised_limit_that_cannot_be_right_is_not_believed(advertised, tmp_path):
+    """A GET claiming a limit of 0, -1 or `true` (json's true is Python's 1) would have photos shrunk to nothing:
+    the smallest platform's limit is kept, and the photo leaves at the 1,024-pixel long side."""
+    from PIL import Image
+
+    from core.service import Service
+
+    usage = Service().usage("aws-rest")
+    usage["limits"]["max_image_bytes"]["base64_json"] = advertised
+    real = service_answer("aws-rest")
+
+    def answer(method, body):
+        if method == "GET":
+            return 200, {"Content-Type": "application/json"}, json.dumps(usage).encode()
+        return real(method, body)
+
+    phone_photo(tmp_path / "phone.jpg")
+    endpoint = Recorder(answer)
+    try:
+        proc = classify(tmp_path / "phone.jpg", "--endpoint", endpoint.url, "--out", tmp_path / "out.csv")
+    finally:
+        endpoint.close()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (post,) = [json.loads(body) for method, _, _, body in endpoint.requests if method == "POST"]
+    sent = base64.b64decode(post["image"])
+    assert len(sent) <= SMALLEST.max_json_image_bytes
+    with Image.open(io.BytesIO(sent)) as img:
+        assert max(img.size) == 1024
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("htps://shop.example/api/predict", "must start with https://"),
+        ("https://shop.example:123456/api/predict?code=SECRET", "not a URL"),
+        ("https:///api/predict?code=SECRET", "no host name"),
+        ("shop.example/api/predict", "must start with https://"),
+    ],
+)
+def test_an_endpoint_that_cannot_work_is_refused_once_before_any_work(url, message, tmp_path):
+    out = tmp_path / "out.csv"
+    proc = classify(SAMPLE, SAMPLE, "--endpoint", url, "--out", out, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() and "SECRET" not in proc.stderr
+
+
+def test_an_endpoint_key_in_the_url_never_reaches_the_rows(tmp_path):
+    """An Azure URL carries its key (?code=...): an endpoint that cannot be reached says why in each row, without
+    the key."""
+    from scripts.local_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/api/predict?code=SECRET-KEY-123"  # nothing listens there
+    out = tmp_path / "out.csv"
+    proc = classify(SAMPLE, "--endpoint", url, "--retries", "0", "--out", out, timeout=120)
+    assert proc.returncode == 1
+    (row,) = csv.DictReader(out.open())
+    assert row["error"].startswith("endpoint_error") and "SECRET-KEY-123" not in out.read_text() + proc.stderr
+
+
+def test_evaluate_against_an_endpoint_that_gives_no_labels_is_one_clear_line_before_any_work(tmp_path):
+    endpoint = Recorder(lambda method, body: (200, {"Content-Type": "text/html"}, b"<h1>Welcome</h1>"))
+    try:
+        proc = classify(SAMPLE, "--endpoint", endpoint.url, "--evaluate", "--out", tmp_path / "out.csv")
+    finally:
+        endpoint.close()
+    assert proc.returncode == 2 and "did not give the model's labels" in proc.stderr
+    assert "Traceback" not in proc.stderr and [m for m, *_ in endpoint.requests] == ["GET"]

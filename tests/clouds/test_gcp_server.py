@@ -38,3 +38,17 @@ def test_32_concurrent_requests_are_all_correct(server, labelled_photos):
     for path, (status, body) in zip(jobs, answers, strict=False):
         assert status == 200
         assert body == single[path]  # identical scores: no interpreter shared between threads
+
+
+def test_the_json_404_carries_the_cors_headers_too(gcp_server):
+    """functions-framework's own routes (/favicon.ico) are answered with the service's JSON 404, which an allowed
+    site's page may read like every other answer."""
+    import urllib.error
+    import urllib.request
+
+    url, _ = gcp_server(CORS_ALLOW_ORIGINS="https://shop.example")
+    request = urllib.request.Request(url + "/favicon.ico", headers={"Origin": "https://shop.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 404 and json.loads(refused.value.read())["error"]["type"] == "not_found"
+    assert refused.value.headers["Access-Control-Allow-Origin"] == "https://shop.example"

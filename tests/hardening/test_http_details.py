@@ -125,3 +125,35 @@ def test_an_empty_image_is_422_as_documented(server, body, content_type):
     status, _, answer = call(server, "POST", body, {"Content-Type": content_type or "application/json"})
     error = json.loads(answer)["error"]
     assert status == 422 and error["type"] == "invalid_image" and "empty" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        rest_event(multi={"origin": ["https://shop.example", "https://evil.example"]}),
+        {
+            "version": "2.0",
+            "path": "/predict",
+            "method": "GET",
+            "headers": {"origin": ["https://shop.example", "https://evil.example"]},
+            "body": "",
+            "isBase64Encoded": False,
+            "requestContext": {"targetGroupArn": "arn:aws:vpc-lattice:us-east-1:1:targetgroup/tg-1"},
+        },
+    ],
+    ids=["alb multi-value", "vpc lattice v2"],
+)
+def test_two_different_origins_are_a_json_400_with_its_log_line(handler, monkeypatch, caplog, event):
+    """With CORS on, the Origin header is read for every answer: two different ones (a multi-value front door)
+    are refused like any ambiguous header, inside the one error path (answer, log line, metric), never raised."""
+    from core.service import get_service
+
+    monkeypatch.setenv("CORS_ALLOW_ORIGINS", "https://shop.example")
+    get_service.cache_clear()
+    with caplog.at_level("INFO", logger="core"):
+        answer = handler(event, SimpleNamespace(aws_request_id="two-origins"))
+    body = json.loads(answer["body"])
+    assert answer["statusCode"] == 400 and "different 'origin' headers" in body["error"]["message"]
+    assert "Access-Control-Allow-Origin" not in json.dumps(answer)
+    logged = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith("{")]
+    assert any(line.get("request_id") == "two-origins" and line.get("status") == 400 for line in logged)
