@@ -129,6 +129,58 @@ def test_a_small_photo_is_sent_as_it_is(page):
     assert [base64.b64decode(body["image"]) for body in bodies] == [SAMPLE.read_bytes()]
 
 
+def test_a_transparent_png_that_fits_is_sent_as_it_is_and_gets_the_apis_answer(page, tmp_path):
+    """A cut-out PNG (1200x1600, transparent around the garment) within the limits: the page sends the file itself,
+    never redrawn (on black) as JPEG, so the page's answer is the API's for that file."""
+    from PIL import Image
+
+    from core.http import Request
+    from core.service import Service
+
+    png = tmp_path / "cutout.png"
+    with Image.open(SAMPLE) as img:
+        cutout = img.convert("RGBA").resize((1200, 1600), Image.BICUBIC)
+    alpha = Image.new("L", cutout.size, 0)
+    alpha.paste(255, (150, 200, 1050, 1400))  # the garment opaque, a border fully transparent
+    cutout.putalpha(alpha)
+    cutout.save(png)
+    bodies = []
+    page.on("request", lambda r: bodies.append(r.post_data_json) if r.method == "POST" else None)
+    page.set_input_files("#file", str(png))
+    shown = top_label(page)
+    assert "Sent as it is: 1200×1600" in page.inner_text("#timing")
+    assert [base64.b64decode(body["image"]) for body in bodies] == [png.read_bytes()]
+    api = Service().handle(Request.invocation({"image": base64.b64encode(png.read_bytes()).decode()}, "test")).body
+    assert shown == max(api, key=api.get)
+
+
+def test_an_answer_arriving_after_a_newer_submission_is_never_shown(page, image_server):
+    """A slow URL submitted first, a photo chosen while it is fetched: the photo's answer is shown, and the URL's,
+    arriving later, is dropped."""
+    import time
+
+    base, routes = image_server
+
+    def slow_t_shirt(handler):
+        time.sleep(2.5)
+        handler.reply(200, (ROOT / "samples" / "t-shirt.jpg").read_bytes(), {"Content-Type": "image/jpeg"})
+
+    routes["/slow-t-shirt.jpg"] = slow_t_shirt
+    answers = []
+    page.on("response", lambda r: answers.append(r.status) if r.request.method == "POST" else None)
+    page.fill("#url", base + "/slow-t-shirt.jpg")
+    page.click("#url-form button")
+    page.set_input_files("#file", str(SAMPLE))
+    assert top_label(page) == "pants"
+    for _ in range(100):  # until the slow answer has come back too
+        if len(answers) == 2:
+            break
+        page.wait_for_timeout(100)
+    assert answers == [200, 200]
+    page.wait_for_timeout(300)  # time for the page to (wrongly) redraw
+    assert top_label(page) == "pants" and not page.is_visible("#error")
+
+
 def test_api_calls_stay_on_the_pages_origin_whatever_its_path(browser, site):
     """Opened at a path that reads as protocol-relative (//other-host/x), the page still calls its own origin.
     Where every path reaches the function (functions-framework here; a Lambda Function URL); serverless offline
