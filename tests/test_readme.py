@@ -61,3 +61,10 @@ def test_the_storage_trigger_deploy_command_works_for_any_bucket_location():
     assert "gcloud storage service-agent" in grants["roles/pubsub.publisher"]
     assert grants["roles/eventarc.eventReceiver"] == grants["roles/run.invoker"]
     assert "compute@developer.gserviceaccount.com" in grants["roles/run.invoker"]
+
+
+def test_an_iam_function_urls_callers_are_told_both_permissions():
+    """Since AWS's 2025 change a Function URL with AWS_IAM auth checks lambda:InvokeFunctionUrl and
+    lambda:InvokeFunction: a caller allowed only the first gets 403."""
+    (row,) = [line for line in README.splitlines() if line.startswith("| `url-iam` |")]
+    assert "`lambda:InvokeFunctionUrl`" in row and "`lambda:InvokeFunction`" in row

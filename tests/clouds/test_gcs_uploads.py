@@ -133,3 +133,11 @@ def test_a_storage_failure_is_an_error_status_so_eventarc_retries(function):
     """A bucket that cannot be read is the platform's failure, not the photo's: the function fails (500), which
     Eventarc retries with --retry, instead of writing a result."""
     assert finalized(function, "uploads/pants.jpg", len(PANTS), bucket="no-such-bucket") == 500
+
+
+def test_a_result_name_past_cloud_storages_limit_is_shortened(function, bucket):
+    key = "uploads/" + "é" * 502 + ".jpg"  # 1,016 bytes: a valid name, whose result's would be 1,029
+    bucket.blob(key).upload_from_string(PANTS, content_type="image/jpeg")
+    assert finalized(function, key, len(PANTS)) == 200
+    (written,) = [b.name for b in bucket.list_blobs(prefix="results/uploads/éé")]
+    assert len(written.encode()) <= 1024 and json.loads(bucket.blob(written).download_as_bytes())["key"] == key
