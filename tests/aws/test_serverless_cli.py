@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT, http_post
-from tests.serverless import copy_service, offline_server, require_cli, run_serverless
+from tests.serverless import copy_service, offline_server, require_cli, run_serverless, sls_env
 
 EVENTS = sorted(p.name for p in (ROOT / "tests" / "events").glob("*.json"))
 
@@ -34,14 +34,19 @@ def package(sls, out, *params, cwd=ROOT):
 
 # Every `serverless package` the tests need, each ~30 s: run at once, each from its own copy of the service (the
 # requirements plugin keeps its work in the service's .serverless folder), instead of one after another.
-# The http and url packages also carry non-default options (limits, SnapStart), to show that each reaches the
-# template.
+# The http, url and py311 packages also carry non-default options (limits, SnapStart), to show that each reaches
+# the template; rest then py311 are deployed one after the other (test_deploy_twice_then_remove).
 PACKAGES = {
     "rest": (),
     "http": ("--param=api=http", "--param=rateLimit=5", "--param=burstLimit=10", "--param=snapStart=true"),
     "url": ("--param=api=url-iam", "--param=maxConcurrency=3", "--param=tracing=true"),
-    "py311": ("--param=python=3.11", "--param=bucket=clothing-uploads-example"),
-    "arm64": ("--param=arch=arm64",),
+    "py311": (
+        "--param=python=3.11",
+        "--param=bucket=clothing-uploads-example",
+        "--param=rateLimit=7",
+        "--param=burstLimit=9",
+        "--param=keepVersions=1",
+    ),
 }
 
 
@@ -88,7 +93,7 @@ def test_template_has_the_function_and_the_endpoint(packaged):
     plan = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::UsagePlan")["Properties"]
     assert plan["Throttle"] == {"BurstLimit": 50, "RateLimit": 20}  # requests with a key
     assert plan["Quota"] == {"Limit": 100000, "Period": "DAY"}
-    # ... and the stage throttles every request, keyless ones too, set after each deploy (tests/aws/test_deploy.py):
+    # ... and the stage throttles every request, keyless ones too, set after each deploy (test_deploy_twice_...):
     # never through the Deployment, which CloudFormation refuses to give a StageDescription once the stage exists
     deployment = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Deployment")["Properties"]
     assert deployment["StageName"] == "dev" and "StageDescription" not in deployment
@@ -106,7 +111,7 @@ def test_plain_function_url_is_public(sls):
 
 def test_old_versions_are_pruned_after_each_deploy(sls):
     """Each deploy that changes the function publishes a version (with SnapStart, each keeps a billed snapshot):
-    osls deletes all but the newest three after the deploy (tests/aws/test_deploy.py runs it)."""
+    osls deletes all but the newest three after the deploy (test_deploy_twice_then_remove runs it)."""
     proc = run_serverless([sls, "print", "--format", "json"], timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     config = json.loads(proc.stdout[proc.stdout.index("{") :])
@@ -216,32 +221,55 @@ AL2023_GLIBC = (2, 34)
 GLIBCXX_BEFORE_2025, GLIBCXX_SINCE_2025 = (3, 4, 29), (3, 4, 33)
 
 
-def required_versions(zip_path, tmp_path) -> dict[str, dict[str, tuple]]:
-    """{shared object in the zip: {"GLIBC": highest version it needs, "GLIBCXX": ...}}, read by objdump."""
+def required_versions(archives, tmp_path) -> dict[str, dict[str, tuple]]:
+    """{shared object in the zips: {"GLIBC": highest version it needs, "GLIBCXX": ...}}, read by objdump."""
     import re
 
     if not shutil.which("objdump"):
         raise AssertionError("objdump is missing (binutils, installed with gcc)")
     needs = {}
-    with zipfile.ZipFile(zip_path) as zf:
-        for name in zf.namelist():
-            if not re.search(r"\.so(\.|$)", name):
-                continue
-            path = Path(zf.extract(name, tmp_path))
-            dump = subprocess.run(["objdump", "-p", str(path)], capture_output=True, text=True, check=True).stdout
-            versions: dict[str, tuple] = {}
-            for family, version in re.findall(r"\b(GLIBC|GLIBCXX)_(\d+(?:\.\d+)*)\b", dump):
-                versions[family] = max(versions.get(family, ()), tuple(map(int, version.split("."))))
-            needs[name] = versions
+    for archive in archives:
+        with zipfile.ZipFile(archive) as zf:
+            for name in zf.namelist():
+                if not re.search(r"\.so(\.|$)", name):
+                    continue
+                path = Path(zf.extract(name, tmp_path))
+                dump = subprocess.run(["objdump", "-p", str(path)], capture_output=True, text=True, check=True).stdout
+                versions: dict[str, tuple] = {}
+                for family, version in re.findall(r"\b(GLIBC|GLIBCXX)_(\d+(?:\.\d+)*)\b", dump):
+                    versions[family] = max(versions.get(family, ()), tuple(map(int, version.split("."))))
+                needs[name] = versions
     return needs
 
 
+def lambda_wheels(arch: str, out: Path) -> list[Path]:
+    """The wheels serverless-python-requirements installs for ``arch`` (serverless.yml's pipArgs, requirements.txt):
+    what `serverless package --param="arch=..."` zips, without building the zip."""
+    import yaml
+
+    args = yaml.safe_load((ROOT / "serverless.yml").read_text().replace("${param:python}", "3.12"))["custom"]["pipArgs"]
+    flags = [part for arg in args[arch] for part in arg.split()]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-r", str(ROOT / "requirements.txt")]
+        + ["-d", str(out), *flags],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return sorted(out.glob("*.whl"))
+
+
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
-def test_every_library_in_the_zip_loads_on_lambdas_python312_runtime(packages, arch, tmp_path):
-    """Each shared object's glibc and libstdc++ versions against the runtime's (README, "arm64"): x86_64 runs on
-    any AL2023 release; LiteRT's arm64 libraries need GCC 12's libstdc++ (3.4.30), which AL2023 has had since its
-    2025 core-library update. A wheel that needs more fails here before it fails on Lambda."""
-    needs = required_versions(packages["rest" if arch == "x86_64" else "arm64"] / "clothing-classifier.zip", tmp_path)
+def test_every_library_for_lambda_loads_on_its_python312_runtime(packages, arch, tmp_path):
+    """Each shared object's glibc and libstdc++ versions against the runtime's (README, "arm64"): x86_64 (the zip
+    itself) runs on any AL2023 release; LiteRT's arm64 libraries need GCC 12's libstdc++ (3.4.30), which AL2023 has
+    had since its 2025 core-library update. A wheel that needs more fails here before it fails on Lambda."""
+    if arch == "x86_64":
+        archives = [packages["rest"] / "clothing-classifier.zip"]
+    else:
+        archives = lambda_wheels(arch, tmp_path / "wheels")
+    needs = required_versions(archives, tmp_path / "libraries")
     assert any("ai_edge_litert/" in name for name in needs)
     assert {name: v["GLIBC"] for name, v in needs.items() if v.get("GLIBC", ()) > AL2023_GLIBC} == {}
     libstdcxx = {name: v["GLIBCXX"] for name, v in needs.items() if "GLIBCXX" in v}
@@ -419,3 +447,81 @@ def test_storage_trigger_template(packages):
 def test_a_storage_trigger_that_could_not_work_or_would_loop_is_refused(sls, tmp_path, params, message):
     proc = run_serverless([sls, "package", "--package", str(tmp_path), *params], timeout=120)
     assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
+# -- `serverless deploy` twice, then `serverless remove`, against moto's server on loopback ----------------------
+# osls and the AWS SDK it uses honour AWS_ENDPOINT_URL. The two deploys are two of the packages above
+# (`deploy --package`, as after `serverless package`): the REST API with the default limits, then the same stack
+# with other limits, a storage bucket and a changed function. moto enforces few of CloudFormation's rules (it
+# accepts a Deployment's StageDescription on a stage that exists, which AWS refuses: every deploy after the first
+# failed so), so the template each deploy sent is checked too.
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION}
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    from scripts.local_server import free_port
+    from tests.aws.moto_gaps import fill_gaps
+
+    fill_gaps()
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def aws_client(endpoint: str, name: str):
+    import boto3
+
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    return boto3.client(name, endpoint_url=endpoint, region_name=REGION, **keys)
+
+
+def stage_throttle(endpoint: str) -> dict:
+    apigateway = aws_client(endpoint, "apigateway")
+    (api,) = apigateway.get_rest_apis()["items"]
+    stage = apigateway.get_stage(restApiId=api["id"], stageName="dev")
+    return {k: v for k, v in stage["methodSettings"]["*/*"].items() if k.startswith("throttling")}
+
+
+def test_deploy_twice_then_remove(sls, packages, moto_endpoint, tmp_path):
+    service = copy_service(tmp_path / "service")
+    env = sls_env(AWS_ENDPOINT_URL=moto_endpoint, **FAKE_CREDENTIALS)
+
+    def serverless(*args) -> str:
+        proc = subprocess.run([sls, *args], cwd=service, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc.stdout + proc.stderr
+
+    for name in ("rest", "py311"):
+        deployment = next(r for r in template_resources(packages[name]).values() if r["Type"].endswith("Deployment"))
+        assert "StageDescription" not in deployment["Properties"]  # what each deploy sends CloudFormation
+
+    assert "Front door: stage dev throttled at 20 requests/s" in serverless("deploy", "--package", packages["rest"])
+    assert stage_throttle(moto_endpoint) == {"throttlingRateLimit": 20.0, "throttlingBurstLimit": 50}
+
+    # The second deploy: a new Deployment of the existing stage, new limits, a bucket, a changed function
+    output = serverless("deploy", "--package", packages["py311"])
+    assert stage_throttle(moto_endpoint) == {"throttlingRateLimit": 7.0, "throttlingBurstLimit": 9}
+    apigateway = aws_client(moto_endpoint, "apigateway")
+    (api,) = apigateway.get_rest_apis()["items"]
+    assert len(apigateway.get_deployments(restApiId=api["id"])["items"]) == 2
+    # keepVersions=1: one published version at most. (moto applies a change set's resources in no fixed order, so
+    # the new version is sometimes published from the old configuration, which Lambda does not publish twice.)
+    versions = aws_client(moto_endpoint, "lambda").list_versions_by_function(
+        FunctionName="clothing-classifier-dev-predict"
+    )
+    published = [v["Version"] for v in versions["Versions"] if v["Version"] != "$LATEST"]
+    assert len(published) == 1 and ("Pruned 1 function version" in output) == (published == ["2"]), output
+
+    s3 = aws_client(moto_endpoint, "s3")
+    s3.put_object(Bucket="clothing-uploads-example", Key="uploads/mine.jpg", Body=b"a user's photo")
+    serverless("remove", "--param=bucket=clothing-uploads-example")
+    stacks = aws_client(moto_endpoint, "cloudformation").list_stacks()["StackSummaries"]
+    assert {s["StackStatus"] for s in stacks if s["StackName"] == "clothing-classifier-dev"} == {"DELETE_COMPLETE"}
+    # the bucket the stack made is kept, and the user's photo in it
+    assert s3.get_object(Bucket="clothing-uploads-example", Key="uploads/mine.jpg")["Body"].read() == b"a user's photo"
