@@ -31,13 +31,14 @@ from .rows import Row
 from .signing import SigningError, aws_signer, signable_url
 
 
-def run_jobs(items: Iterable[str], args: argparse.Namespace, on_row: Callable[[Row], None]) -> None:
-    """Classify ``items``, calling ``on_row`` in the main thread as each one finishes; at most a few jobs queued
-    per worker, so Ctrl-C stops promptly."""
+def run_jobs(
+    items: Iterable[str], args: argparse.Namespace, endpoint: Endpoint | None, on_row: Callable[[Row], None]
+) -> None:
+    """Classify ``items`` with the local model, or ``endpoint`` when there is one, calling ``on_row`` in the main
+    thread as each one finishes; at most a few jobs queued per worker, so Ctrl-C stops promptly."""
     executor: Executor
     job: Callable[[str], Row]  # one item -> its row, run by the executor
-    if args.endpoint:
-        endpoint = endpoint_of(args)
+    if endpoint is not None:
         http = endpoint.pool()
         endpoint.learn_limits(http)
         executor = ThreadPoolExecutor(max_workers=args.concurrency)
@@ -124,18 +125,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.aws_sign:  # no credentials or no region: said once, before any work
-        try:
-            if not args.endpoint:
-                raise SigningError("--aws-sign signs requests to an --endpoint; give one")
-            aws_signer(args.endpoint)
-        except SigningError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+    endpoint = None
+    try:  # with --aws-sign, no credentials or no region: said once, before any work
+        if args.endpoint:
+            endpoint = endpoint_of(args)
+        elif args.aws_sign:
+            raise SigningError("--aws-sign signs requests to an --endpoint; give one")
+    except SigningError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     labels: list[str] = []
     if args.evaluate:  # the model's labels before any work: an endpoint that does not say is one clear line
         try:
-            labels = _model_labels(args)
+            labels = _model_labels(endpoint)
         except LabelsUnknown as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         progress.update()
 
     try:
-        run_jobs(todo, args, on_row)
+        run_jobs(todo, args, endpoint, on_row)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -182,15 +184,14 @@ class LabelsUnknown(Exception):
     """--evaluate needs the model's labels: the endpoint's GET did not give them."""
 
 
-def _model_labels(args: argparse.Namespace) -> list[str]:
-    if not args.endpoint:
+def _model_labels(endpoint: Endpoint | None) -> list[str]:
+    if endpoint is None:
         from core.manifest import load_manifest
         from core.settings import Settings
 
         return list(load_manifest(Settings.from_env().manifest_path).labels)
     import urllib3
 
-    endpoint = endpoint_of(args)
     try:
         answer = urllib3.request(
             "GET", endpoint.url, headers=endpoint.headers_for("GET", b""), timeout=30, redirect=False, retries=1

@@ -14,7 +14,6 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from scripts.local_server import free_port
 from tests.helpers import ROOT, phone_photo
 from tests.serverless import run_serverless
 
@@ -31,23 +30,12 @@ AWS = {
 }
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3(s3_endpoint, monkeypatch, fresh_service):
+def s3(moto_endpoint, monkeypatch, fresh_service):
     """A fresh bucket on the loopback S3, and boto3 (the handler's too) pointed at it."""
     import boto3
 
-    for name, value in {**AWS, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+    for name, value in {**AWS, "AWS_ENDPOINT_URL": moto_endpoint}.items():
         monkeypatch.setenv(name, value)
     client = boto3.client("s3")
     for obj in client.list_objects_v2(Bucket=BUCKET).get("Contents", []) if _exists(client) else []:

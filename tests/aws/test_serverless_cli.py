@@ -459,21 +459,6 @@ REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION}
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    from scripts.local_server import free_port
-    from tests.aws.moto_gaps import fill_gaps
-
-    fill_gaps()
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 def aws_client(endpoint: str, name: str):
     import boto3
 
@@ -489,6 +474,9 @@ def stage_throttle(endpoint: str) -> dict:
 
 
 def test_deploy_twice_then_remove(sls, packages, moto_endpoint, tmp_path):
+    from tests.aws.moto_gaps import fill_gaps
+
+    fill_gaps()  # before the first stack: the resource types moto's CloudFormation lacks
     service = copy_service(tmp_path / "service")
     env = sls_env(AWS_ENDPOINT_URL=moto_endpoint, **FAKE_CREDENTIALS)
 
