@@ -7,7 +7,7 @@ import os
 import tflite_runtime.interpreter as tflite
 from keras_image_helper import create_preprocessor
 
-from model.labels import CLOTHING_LABELS
+from lab.labels import CLOTHING_LABELS
 
 MODEL = os.environ["BOOK_MODEL"]
 SIZE = int(os.environ.get("BOOK_SIZE", "299"))

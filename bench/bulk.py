@@ -18,7 +18,7 @@ from bench.common import DATA, ROOT, VENV_PY, publish
 def classify(folder: Path, *args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
-            [str(VENV_PY), "-m", "cli", "classify", str(folder), "--out", f"{tmp}/out.csv", *args],
+            [str(VENV_PY), "-m", "cli", "classify", str(folder), "--out", f"{tmp}/out.csv", "--summary-json", *args],
             cwd=ROOT,
             capture_output=True,
             text=True,

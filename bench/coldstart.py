@@ -53,7 +53,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras
 from keras_image_helper import create_preprocessor
 from PIL import Image
-from model.labels import CLOTHING_LABELS
+from lab.labels import CLOTHING_LABELS
 model = keras.models.load_model(sys.argv[2], compile=False)
 size = int(sys.argv[3])
 X = create_preprocessor("xception", target_size=(size, size)).convert_to_tensor(

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from model.labels import CLOTHING_LABELS
+from lab.labels import CLOTHING_LABELS
 
 ROOT = Path(__file__).resolve().parent.parent
 # BENCH_RESULTS redirects results (the smoke run writes there, leaving the committed results alone).

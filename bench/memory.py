@@ -12,7 +12,7 @@ from bench.common import ROOT, VENV_PY, WORK, publish, summarize
 WORKER = """
 import base64, json, os, sys, time
 os.environ["LOG_LEVEL"] = "WARNING"
-from core.http import Request
+from core.contract import Request
 from core.service import get_service
 service = get_service()
 images = [base64.b64encode(open(p, "rb").read()).decode() for p in sys.argv[2:]]

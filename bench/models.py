@@ -13,14 +13,15 @@ QUICK = ("--representative-count", "50", "--parity-count", "8")  # enough for sp
 
 
 def _convert(source, out, quantize: str, *options) -> None:
-    """``model/convert.py`` with ``options`` (``quantize``: float32 or one of its modes), unless done already."""
+    """``python -m lab.convert`` with ``options`` (``quantize``: float32 or one of its modes), unless done already."""
     manifest = out.with_suffix(".json")
     if manifest.exists() and manifest.stat().st_mtime > source.stat().st_mtime:
         return  # converted from this very source already
     subprocess.run(
         [
             str(VENV_PY),
-            "model/convert.py",
+            "-m",
+            "lab.convert",
             str(source),
             "--out",
             str(out),

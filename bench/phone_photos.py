@@ -10,7 +10,7 @@
    does) or first reduced by an area filter to the training photos' scale; agreement with the original's answer.
 
 Enlarged photos have no detail finer than the originals, so 3 is a lower bound on what aliasing costs real
-high-resolution photos (BENCHMARKS.md says what that leaves open).
+high-resolution photos (docs/performance.md says what that leaves open).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image
 
 from bench.common import DATA, publish
-from core.http import Request
+from core.contract import Request
 from core.service import Service
-from model.camera import tagged_jpeg
+from tests.camera import tagged_jpeg
 
 PHONE_LONG_SIDE = 4000
 UPLOAD_SIDES = (512, 768, 1024, 1280, 1600, 2048)
@@ -60,7 +60,7 @@ def _top(service: Service, data: bytes) -> str:
 
 
 def _top_ignoring_tag(service: Service, data: bytes) -> str:
-    """What the service answered before: the stored pixels as keras_image_helper reads them, tag ignored."""
+    """What the book's stack answers: the stored pixels as keras_image_helper reads them, tag ignored."""
     clf = service.classifier
     with Image.open(io.BytesIO(data)) as img:
         scores = clf.predict(clf._preprocessor.convert_to_tensor(img))

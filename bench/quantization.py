@@ -14,7 +14,7 @@ import json
 
 from bench import models
 from bench.common import DATA, ROOT, publish
-from model.evaluate import evaluate
+from lab.evaluate import evaluate
 
 VARIANTS = ("float32", "dynamic", "int8")
 

@@ -1,8 +1,9 @@
 """Benchmark 8: the memory of a real functions-framework server (8 threads, as `--concurrency 8` runs it) fed
 36-megapixel photos: RSS after start, after 20 sequential requests and after 20 more from 8 clients at once,
-and the peak. The README's GCP recipe gives an instance 1 GiB; the goal is to stay under 700 MB. Then the
-attacks of issue 22, each on a fresh server: 16 clients of 40 MP PNGs at once (with a 12 MP phone photo's
-latency meanwhile), eight 30 MB bodies at once, one 500 MB body.
+and the peak. The GCP deploy (docs/deploy/gcp.md) gives an instance 1 GiB; the goal is to stay under 700 MB. Then the
+attacks, each on a fresh server: 16 clients of 40 MP PNGs at once (with a 12 MP phone photo's
+latency meanwhile), eight 30 MB bodies at once, one 500 MB body, four 16 MiB JSON bodies of empty objects at
+once, four batches of 16 URLs of ~10 MiB photos at once.
 
     python -m bench.run server_memory
 """
@@ -97,7 +98,7 @@ def measure(photo, content_type: str, requests: int, extra_env: dict) -> dict:
 
 def gradient_png(width: int, height: int) -> bytes:
     """A horizontal grey gradient: tiny as PNG (8000x5000: ~300 KB), width x height pixels to decode (the
-    adversary's image, and tests/hardening/test_load_shedding.py's)."""
+    adversary's image, and tests/robustness/test_load_shedding.py's)."""
     import io
 
     import numpy as np
@@ -132,9 +133,9 @@ def post_body_of(url: str, size: int) -> int:
         connection.close()
 
 
-def attack(name: str, flood, smoke: bool) -> dict:
+def attack(name: str, flood, smoke: bool, env: dict | None = None) -> dict:
     """A fresh server, ``flood(url)`` run against it; RSS before, peak, and 2 s after it ends."""
-    proc, url = serve({})
+    proc, url = serve(env or {})
     try:
         pid = worker_pid(proc.pid)
         post(url, big_photo("JPEG", 1500).read_bytes(), "image/jpeg")  # the model loaded: the baseline
@@ -188,7 +189,61 @@ def attacks(smoke: bool) -> dict:
         f"{clients} clients of {width * height / 1e6:.0f} MP PNGs": attack("pngs", pngs_and_a_phone, smoke),
         "8 concurrent 30 MB bodies": attack("bodies", bodies(8, (2 if smoke else 30) * mb), smoke),
         "one 500 MB body": attack("huge", bodies(1, (4 if smoke else 500) * mb), smoke),
+        "4 concurrent 16 MiB JSON bodies of empty objects": attack("json", json_objects(16 * mb), smoke),
+        "4 concurrent batches of 16 URLs of ~10 MiB photos": url_batches(smoke),
     }
+
+
+def json_objects(size: int):
+    """``{"images": [{}, {}, ...]}`` up to ``size`` bytes: millions of objects if parsed before any check."""
+    body = b'{"images": [' + b"{}, " * ((size - 20) // 4) + b"{}]}"
+
+    def flood(url: str) -> dict:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = list(pool.map(lambda _: post(url, body, "application/json"), range(4)))
+        return {"statuses": sorted(set(statuses))}
+
+    return flood
+
+
+def url_batches(smoke: bool) -> dict:
+    """Four clients each POST a batch of 16 URLs of a big JPEG served on loopback (the server allows it): every
+    fetched image would be held until its batch is classified if the service kept them all."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    # A 36 MP JPEG padded after its end marker (decoders ignore what follows) to just under MAX_IMAGE_BYTES: the
+    # largest image a URL may return, so the bytes held per fetch are the most they can be.
+    photo = big_photo("JPEG", 1500 if smoke else 6000).read_bytes()
+    photo += b"\0" * max(0, (1_000_000 if smoke else 10_400_000) - len(photo))
+
+    class Photos(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(photo)))
+            self.end_headers()
+            self.wfile.write(photo)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    photos = ThreadingHTTPServer(("127.0.0.1", 0), Photos)
+    photos.daemon_threads = True
+    threading.Thread(target=photos.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{photos.server_address[1]}"
+    try:
+        batch = json.dumps({"urls": [f"{base}/photo-{i}.jpg" for i in range(16)], "top_k": 1}).encode()
+
+        def flood(url: str) -> dict:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                statuses = list(pool.map(lambda _: post(url, batch, "application/json"), range(4)))
+            return {"photo_mb": round(len(photo) / 1e6, 1), "statuses": sorted(set(statuses))}
+
+        env = {"FETCH_ALLOW_NETWORKS": "127.0.0.0/8", "FETCH_TOTAL_TIMEOUT": "120"}
+        return attack("urls", flood, smoke, env)
+    finally:
+        photos.shutdown()
 
 
 def run(smoke: bool = False) -> dict:

@@ -49,8 +49,8 @@ def build_network(keras, dropout: float = 0.3):
 def pack(args) -> int:
     from PIL import Image
 
-    from model.dataset import list_split, load_pixels
-    from model.labels import CLOTHING_LABELS
+    from lab.dataset import list_split, load_pixels
+    from lab.labels import CLOTHING_LABELS
 
     arrays: dict[str, Any] = {}
     for split in ("train", "validation"):
@@ -136,7 +136,7 @@ def mixup_batches(keras: Any, x_train, y_train, args):
 def train(args) -> int:
     import keras
 
-    from model.augment import augmentation
+    from lab.augment import augmentation
 
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
@@ -153,7 +153,7 @@ def train(args) -> int:
     )
 
     layers = keras.layers
-    augment = augmentation(keras, args.seed, dtype="float32")  # the default model's recipe, in float32
+    augment = augmentation(args.seed, dtype="float32")  # flip, rotation, zoom, shift, contrast, brightness
     net = build_network(keras, args.dropout)
     inputs = keras.Input((SIZE, SIZE, 3), dtype="float32")
     scaled = layers.Rescaling(1 / 127.5, offset=-1.0, dtype="float32")(  # keras_image_helper's 'xception' mode

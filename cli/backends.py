@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.http import Request
+from core.contract import Request
 from core.limits import SMALLEST
 
 from .inputs import payload_for
@@ -24,22 +24,54 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 MIN_BELIEVED_IMAGE_BYTES = 64 * 1024
 MAX_RETRY_AFTER = 30.0  # seconds: an endpoint's Retry-After is followed up to this (one said 100000)
 MAX_ANSWER_BYTES = 1024 * 1024  # an answer is ~300 bytes of scores; a larger one is not an answer
+PROBE_SECONDS = 30.0  # the endpoint's GET (a cold start included) before any image
+
+
+class Unreachable(Exception):
+    """No connection to the endpoint can be made: said once, before any image."""
 
 
 # -- workers: the local model ------------------------------------------------------------------------------
 _SERVICE: Any = None  # the worker process's Service
+_LOAD_ERROR: str | None = None  # why the worker's model did not load: the same in every worker
 
 
-def start_local_worker() -> None:
-    global _SERVICE
+def start_local_worker(manifest: str | None = None, level: str = "CRITICAL") -> None:
+    """A worker process's service, with the model loaded now (its runtime's notices kept off the terminal), so
+    that a model that cannot load is found by ``check_local_model`` before any photo."""
+    global _SERVICE, _LOAD_ERROR
+    import dataclasses
     import logging
     import signal
+    from pathlib import Path
 
+    from core.errors import ModelError
+    from core.logs import configure_logging
     from core.service import Service
+    from core.settings import Settings
+
+    from .quiet import runtime_notices_dropped
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool cleanly
-    logging.getLogger("core").setLevel(logging.ERROR)  # one JSON line per image would drown the progress bar
-    _SERVICE = Service()
+    # A JSON line per image would drown the progress bar; the row says what the log line would.
+    configure_logging(level)
+    logging.getLogger("core").setLevel(level)
+    settings = Settings.from_env()  # the parent checked it
+    if manifest:
+        settings = dataclasses.replace(settings, manifest_path=Path(manifest))
+    _SERVICE = Service(settings)
+    try:
+        with runtime_notices_dropped():
+            _SERVICE.classifier.load()
+    except ModelError as error:
+        _LOAD_ERROR = str(error)
+
+
+def check_local_model() -> tuple[str | None, list[str]]:
+    """(why the model cannot answer, or None; its labels), as a worker found them."""
+    if _LOAD_ERROR is not None:
+        return _LOAD_ERROR, []
+    return None, list(_SERVICE.classifier.loaded_manifest().labels)
 
 
 def classify_locally(item: str, top_k: int) -> Row:
@@ -67,12 +99,15 @@ class Endpoint:
     def headers_for(self, method: str, body: bytes) -> dict[str, str]:
         return self.sign(method, self.url, body, dict(self.headers)) if self.sign else self.headers
 
-    def learn_limits(self, http: urllib3.PoolManager) -> None:
-        """Ask the endpoint (GET) how large an image its front door lets through; keep the default if it won't say."""
-        from core.fetch import Watchdog
+    def probe(self, http: urllib3.PoolManager) -> dict[str, Any] | None:
+        """The endpoint's GET (usage: its limits, its model's labels), or None when it gives no JSON object.
+        Raises Unreachable when no connection can be made at all: every image would fail alike."""
+        import urllib3
+
+        from core.deadline import Watchdog
 
         try:
-            with Watchdog(time.monotonic() + 10) as watchdog:
+            with Watchdog(time.monotonic() + min(self.timeout, PROBE_SECONDS)) as watchdog:
                 answer = http.request(
                     "GET",
                     self.url,
@@ -82,14 +117,21 @@ class Endpoint:
                     preload_content=False,
                 )
                 data = _read_answer(answer, watchdog.deadline)
-            limit = json.loads(data or b"")["limits"]["max_image_bytes"]["base64_json"]
-        except Exception:  # an older deployment, a gateway's page, no answer: the smallest platform's limit holds
-            return
+            usage = json.loads(data or b"")
+        except urllib3.exceptions.NewConnectionError as exc:  # refused, no such host: not a slow start
+            raise Unreachable(f"cannot connect to the endpoint: {connection_problem(exc, self.url)}") from None
+        except Exception:  # an older deployment, a gateway's page, a slow answer: the images will tell
+            return None
+        return usage if isinstance(usage, dict) else None
+
+    def learn_limits(self, usage: dict[str, Any] | None) -> None:
+        """Keep the largest image the endpoint's front door lets through, as its usage says (else the default)."""
+        limit = dig(usage, "limits", "max_image_bytes", "base64_json")
         if type(limit) is int and limit >= MIN_BELIEVED_IMAGE_BYTES:  # not a bool, a float or a string
             self.max_image_bytes = limit
 
     def pool(self) -> urllib3.PoolManager:
-        from core.fetch import watched_pool_manager
+        from core.deadline import watched_pool_manager
 
         return watched_pool_manager(maxsize=64, retries=False, timeout=self.timeout)
 
@@ -108,7 +150,10 @@ class Endpoint:
                 status, headers, data = outcome
                 if status not in RETRY_STATUSES:
                     return _row_from_answer(item, status, headers, data)
-                failure, wait_seconds = f"HTTP {status}", _retry_after(headers.get("Retry-After"), attempt)
+                failure, wait_seconds = (
+                    _why_retried(status, headers, data),
+                    _retry_after(headers.get("Retry-After"), attempt),
+                )
             else:
                 failure, wait_seconds = outcome, _retry_after(None, attempt)
         return error_row(item, f"endpoint_error: gave up after {self.retries} retries: {failure}")
@@ -119,7 +164,7 @@ class Endpoint:
         when over MAX_ANSWER_BYTES), or why it failed."""
         import urllib3
 
-        from core.fetch import Watchdog
+        from core.deadline import Watchdog
 
         with Watchdog(time.monotonic() + self.timeout) as watchdog:
             try:
@@ -144,7 +189,7 @@ class Endpoint:
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 if watchdog.fired:
                     return f"no whole answer within --timeout {self.timeout:g}s"
-                return without_query(str(exc), self.url)[:200]  # the URL's ?code= key never reaches a row
+                return connection_problem(exc, self.url)
         if watchdog.fired:
             return f"no whole answer within --timeout {self.timeout:g}s"
         return response.status, response.headers, data
@@ -160,6 +205,19 @@ def _retry_after(value: str | None, attempt: int) -> float:
         except urllib3.exceptions.InvalidHeader:
             pass
     return min(0.5 * 2**attempt, 10.0)
+
+
+def dig(value: Any, *keys: str) -> Any:
+    """``value[key][key]...`` of a JSON answer, or None where a level is missing or not an object."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _why_retried(status: int, headers: Any, data: bytes | None) -> str:
+    """The status, and what the answer said of itself (its error type, message, request id) if anything."""
+    error = _row_from_answer("", status, headers, data)["error"]
+    return f"HTTP {status}" + (f": {error}" if error.partition(": ")[2].strip() else "")
 
 
 def _row_from_answer(item: str, status: int, headers: Any, data: bytes | None) -> Row:
@@ -186,6 +244,21 @@ def _read_answer(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes |
         if time.monotonic() > deadline:
             raise TimeoutError("the answer took longer than the deadline")
     return bytes(data)
+
+
+def connection_problem(exc: BaseException, url: str) -> str:
+    """Why a request failed, in words: urllib3 names its connection object ("_WatchedConnection(host=...,
+    port=...): Failed to establish a new connection: [Errno 111] Connection refused"); the user wants the host and
+    the reason. Never the URL's query (an Azure ?code= key)."""
+    import re
+
+    text = str(exc)
+    match = re.match(r"^\w+\(host='?([^,']*)'?, port=(\d+)\): (.*)$", text, re.S)
+    if match:
+        host, port, reason = match.groups()
+        reason = reason.removeprefix("Failed to establish a new connection: ")
+        text = f"{host}:{port}: {reason}"
+    return without_query(text, url)[:200]
 
 
 def without_query(text: str, url: str) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import fnmatch
 import glob
 import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +25,71 @@ def is_url(item: str) -> bool:
     return item.startswith(("http://", "https://"))
 
 
-def expand_inputs(items: Iterable[str], list_file: str | None = None) -> list[str]:
-    """Files, folders (recursed, images only, sorted), globs and URLs, in order, without repeats."""
-    if list_file:
-        stream = sys.stdin if list_file == "-" else open(list_file, encoding="utf-8", errors="surrogateescape")
-        with stream:
-            items = list(items) + [line.strip() for line in stream if line.strip() and not line.startswith("#")]
+class ListUnreadable(Exception):
+    """The --from list cannot be read at all (no such file, a folder): said once, before any work."""
+
+
+@dataclass
+class Inputs:
+    """What a run classifies, in order and without repeats, and the patterns and folders that gave no image."""
+
+    items: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+
+
+def expand_inputs(arguments: Iterable[str], list_file: str | None = None) -> Inputs:
+    """Arguments: URLs, files, folders (recursed, images only, sorted), and globs: an argument is a pattern only
+    when no file or folder has that name, so a photo named dress[red].jpg is that photo. Lines of ``list_file``
+    are paths or URLs, never patterns."""
+    found = Inputs()
     seen: set[str] = set()
-    out: list[str] = []
-    for item in items:
-        if is_url(item):
-            found = [item]
-        elif os.path.isdir(item):
-            found = sorted(walk_images(item))
-        elif any(ch in item for ch in "*?["):
-            found = sorted(glob_images(item))
+
+    def add(items: Iterable[str]) -> None:
+        for item in items:
+            if item not in seen:
+                seen.add(item)
+                found.items.append(item)
+
+    for argument in arguments:
+        add(_expand(argument, patterns=True, empty=found.empty))
+    if list_file:
+        for line in read_list(list_file):
+            add(_expand(line, patterns=False, empty=found.empty))
+    return found
+
+
+def _expand(item: str, patterns: bool, empty: list[str]) -> list[str]:
+    if is_url(item) or "\0" in item:  # a NUL byte: no such file can exist; the item's row says so
+        return [item]
+    if os.path.isdir(item):
+        found = sorted(walk_images(item))
+    elif patterns and not os.path.lexists(item) and any(ch in item for ch in "*?["):
+        found = sorted(glob_images(item))
+    else:
+        return [item]  # a missing file becomes an error row, not a crash
+    if not found:
+        empty.append(item)
+    return found
+
+
+def read_list(list_file: str) -> list[str]:
+    """The lines of a list, from a file or stdin ("-"): blank lines and # comments skipped. Read as bytes, so any
+    text is a line: UTF-8 (a BOM skipped), UTF-16 with its BOM (Windows PowerShell's ``>``), and names that are
+    not UTF-8 as their own bytes (surrogateescape)."""
+    try:
+        if list_file == "-":
+            data = sys.stdin.buffer.read()
         else:
-            found = [item]  # a missing file becomes an error row, not a crash
-        for one in found:
-            if one not in seen:
-                seen.add(one)
-                out.append(one)
-    return out
+            with open(list_file, "rb") as stream:
+                data = stream.read()
+    except OSError as exc:
+        raise ListUnreadable(f"--from {list_file}: {exc.strerror}") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16", "replace")
+    else:
+        text = data.removeprefix(codecs.BOM_UTF8).decode("utf-8", "surrogateescape")
+    stripped = (line.strip() for line in text.split("\n"))
+    return [line for line in stripped if line and not line.startswith("#")]
 
 
 def walk_images(root: str) -> Iterator[str]:
@@ -100,6 +145,8 @@ def payload_for(item: str, top_k: int, max_image_bytes: int | None = None) -> di
     sent turned upright and scaled down (``fit_for_upload``), so the platform never refuses the request."""
     if is_url(item):
         return {"url": item, "top_k": top_k, "probabilities": True}
+    if "\0" in item:  # the system's calls refuse such a name (ValueError); it is this item's error row
+        raise OSError(0, "a file name cannot hold a NUL byte")
     if not stat.S_ISREG(os.stat(item).st_mode):  # reading a FIFO or a device would wait forever
         raise OSError(0, "not a regular file")
     data = Path(item).read_bytes()

@@ -1,140 +1,181 @@
-"""The bulk command's output file: CSV or JSON Lines written a row at a time, resumable, safe to open in a
-spreadsheet."""
+"""The bulk command's output: CSV or JSON Lines written a row at a time, resumable, safe to open in a
+spreadsheet, and one run at a time per file.
+
+Only a regular file (or, through symbolic links, the regular file one names) is read back and rewritten; a
+device, a pipe or a terminal (``--out /dev/stdout``) is written as a stream. A regular file is locked
+(``flock``) for the whole run, so a second run on the same file is refused instead of rewriting it under the
+first: every row a run reports as written stays in the file.
+"""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
+import stat
 import sys
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TextIO, TypeVar
 
-from .rows import FIELDS, Row
+from .resume import ENCODING, ERRORS, Foreign, ReadBack, read_rows, render
+from .rows import Row
+
+T = TypeVar("T")
+
+
+class OutputRefused(Exception):
+    """The output cannot be used (another run holds it, it is not ours, it cannot be opened): said once."""
 
 
 class Output:
     """CSV or JSON Lines, written a row at a time; on resume, the answered rows are kept and the failed dropped."""
 
     def __init__(self, path: str | None) -> None:
-        self.path = Path(path) if path else None
-        self.jsonl = self.path is not None and self.path.suffix.lower() in (".jsonl", ".ndjson")
+        self.named = path
+        self.jsonl = path is not None and os.path.splitext(path)[1].lower() in (".jsonl", ".ndjson")
         self.done: dict[str, Row] = {}
-        if self.path is not None and self.path.exists():
-            kept = [row for row in _read_rows(self.path, self.jsonl) if not row.get("error")]
+        self.dropped: list[int] = []  # lines of the earlier run's file that were not rows
+        self._file: TextIO
+        target = _regular_target(path) if path is not None else None
+        if path is None:
+            # surrogateescape: a file name that is not UTF-8 is written as its own bytes, never a crash.
+            if isinstance(sys.stdout, io.TextIOWrapper):
+                sys.stdout.reconfigure(errors=ERRORS)
+            self._file, fresh = sys.stdout, True
+        elif target is None:
+            stream = _opened(lambda: open(path, "a", newline="", encoding=ENCODING, errors=ERRORS))
+            self._file, fresh = stream, True
+        else:
+            self._file, fresh = self._resume(target), False
+        if fresh and not self.jsonl:
+            self._file.write(render([], jsonl=False))
+            self._file.flush()
+
+    def _resume(self, target: str) -> TextIO:
+        """The file at ``target``, locked, holding the earlier run's answered rows and nothing else."""
+        fd = _locked(target, self.named or target)
+        try:
+            data = _read_all(fd)
+            try:
+                found: ReadBack = read_rows(data, self.jsonl)
+            except Foreign as why:
+                raise OutputRefused(
+                    f"--out {self.named} is not this command's output ({why}); give a new file name"
+                ) from None
+            kept = [row for row in found.rows if not row["error"]]
             self.done = {row["path"]: row for row in kept}
-            _rewrite_rows(self.path, self.jsonl, kept)
-        # surrogateescape: a file name that is not UTF-8 is written (and read back on resume) as its own bytes, on
-        # stdout (no --out) too: never a crash.
-        if self.path is None and isinstance(sys.stdout, io.TextIOWrapper):
-            sys.stdout.reconfigure(errors=ERRORS)
-        self._file = open(self.path, "a", newline="", encoding=ENCODING, errors=ERRORS) if self.path else sys.stdout
-        self._csv = csv.DictWriter(self._file, FIELDS)
-        if not self.jsonl and (self.path is None or self.path.stat().st_size == 0):
-            self._csv.writeheader()
+            self.dropped = found.dropped
+            content = render(kept, self.jsonl).encode(ENCODING, ERRORS)
+            if content != data:
+                fd = _rewritten(target, fd, content) if data else _written(fd, content)
+        except BaseException:
+            os.close(fd)
+            raise
+        return open(fd, "a", newline="", encoding=ENCODING, errors=ERRORS)
 
     def write(self, row: Row) -> None:
         if self.jsonl:
             self._file.write(json.dumps(row) + "\n")
         else:
-            self._csv.writerow(_csv_row(row))
+            self._file.write(render([row], jsonl=False, header=False))
         self._file.flush()
 
     def close(self) -> None:
-        if self.path:
-            self._file.close()
+        if self.named is not None:
+            self._file.close()  # and with it the lock
 
 
-ENCODING, ERRORS = "utf-8", "surrogateescape"
-
-
-def _read_rows(path: Path, jsonl: bool) -> list[Row]:
-    """The rows of an earlier run that are whole and well-formed. Every row is written with its line end and
-    flushed, so a last line without one was cut short by a kill: it is dropped (that image is done again), as is
-    any line that is not a row of ours (a foreign or hand-edited file)."""
-    text = path.read_bytes().decode(ENCODING, ERRORS)
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    if jsonl:
-        candidates = []
-        for line in text.splitlines():
-            try:
-                candidates.append(json.loads(line))
-            except ValueError:
-                pass
-    else:
-        try:
-            candidates = [_from_csv_row(row) for row in csv.DictReader(io.StringIO(text, newline=""))]
-        except csv.Error:
-            candidates = []
-    return [row for row in candidates if _is_row(row)]
-
-
-def _is_row(row: object) -> bool:
-    if not isinstance(row, dict) or set(row) != set(FIELDS) or not isinstance(row["path"], str) or not row["path"]:
-        return False
-    if row["error"]:
-        return isinstance(row["error"], str)
-    top_k = row["top_k"]
-    return (
-        isinstance(row["label"], str)
-        and isinstance(top_k, list)
-        and bool(top_k)
-        and all(isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], (int, float)) for pair in top_k)
-        and top_k[0][0] == row["label"]
-    )
-
-
-def _rewrite_rows(path: Path, jsonl: bool, rows: Iterable[Row]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", newline="", encoding=ENCODING, errors=ERRORS) as fh:
-        writer = csv.DictWriter(fh, FIELDS)
-        if not jsonl:
-            writer.writeheader()
-        for row in rows:
-            if jsonl:
-                fh.write(json.dumps(row) + "\n")
-            else:
-                writer.writerow(_csv_row(row))
-    os.replace(temporary, path)
-
-
-# A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection"): it gets a leading
-# apostrophe, which spreadsheets show as text and _uncell removes when a run resumes.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-TEXT_FIELDS = ("path", "label", "error")
-# top_k is "label:score;label:score": these characters in a label are percent-escaped, so no cell is ambiguous.
-TOP_K_ESCAPES = {"%": "%25", ";": "%3B", ":": "%3A"}
-
-
-def _cell(text: str) -> str:
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-def _uncell(text: str) -> str:
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
-
-
-def _csv_row(row: Row) -> Row:
-    def escape(label: str) -> str:
-        return "".join(TOP_K_ESCAPES.get(ch, ch) for ch in label)
-
-    top_k = ";".join(f"{escape(label)}:{score}" for label, score in row["top_k"])
-    return dict(row, top_k=_cell(top_k), **{name: _cell(str(row[name])) for name in TEXT_FIELDS})
-
-
-def _from_csv_row(row: dict[str | None, Any]) -> Row | None:
-    """A CSV row as written by _csv_row, or None when it is not one (missing or extra cells, a bad top_k)."""
-    from urllib.parse import unquote
-
-    if None in row or any(not isinstance(row.get(name), str) for name in FIELDS):
-        return None
+def _regular_target(path: str) -> str | None:
+    """The regular file to read back and rewrite: ``path`` or, through symbolic links, the file it names (made
+    when missing). None for anything else (a device, a pipe, a terminal, a socket): written as a stream."""
     try:
-        pairs = [part.rsplit(":", 1) for part in _uncell(row["top_k"]).split(";") if part]
-        top_k = [[unquote(label), float(score)] for label, score in pairs]
-    except ValueError:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return os.path.realpath(path)
+    except OSError as exc:
+        raise OutputRefused(f"--out {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(named.st_mode):
         return None
-    cells = {name: row[name] for name in FIELDS}
-    return {**cells, "top_k": top_k, **{name: _uncell(cells[name]) for name in TEXT_FIELDS}}
+    real = os.path.realpath(path)
+    try:
+        resolved = os.stat(real)
+    except OSError:
+        return None
+    return real if (resolved.st_dev, resolved.st_ino) == (named.st_dev, named.st_ino) else None
+
+
+def _opened(how: Callable[[], T]) -> T:
+    try:
+        return how()
+    except OSError as exc:
+        raise OutputRefused(f"--out: {exc.filename}: {exc.strerror}") from None
+
+
+def _locked(target: str, named: str) -> int:
+    """A descriptor of ``target`` that this process alone holds locked. The lock is checked to be on the file the
+    name still leads to: a run that replaced the file between this open and this lock has the name's file."""
+    busy = f"--out {named} is being written by another run of this command; wait for it to end, or give another file"
+    for _ in range(5):
+        fd = _opened(lambda: os.open(target, os.O_RDWR | os.O_CREAT, 0o666))
+        if not _try_lock(fd):
+            os.close(fd)
+            raise OutputRefused(busy)
+        if _same_file(fd, target):
+            return fd
+        os.close(fd)
+    raise OutputRefused(busy)
+
+
+def _try_lock(fd: int) -> bool:
+    if sys.platform == "win32":  # no flock there: one run at a time is the user's to keep
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _written(fd: int, content: bytes) -> int:
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view) :]
+    return fd
+
+
+def _rewritten(target: str, fd: int, content: bytes) -> int:
+    """``content`` in a new file that replaces ``target`` whole (a kill midway leaves the old file, never half of
+    either), locked before it takes the name, so that no other run can lock either file in between. Returns the
+    new file's descriptor; the old one is closed."""
+    temporary = target + ".tmp"
+    new = _opened(lambda: os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600))
+    try:
+        os.fchmod(new, stat.S_IMODE(os.fstat(fd).st_mode))
+        _try_lock(new)
+        _written(new, content)
+        os.replace(temporary, target)
+    except OSError as exc:
+        os.close(new)
+        raise OutputRefused(f"--out {target}: cannot rewrite it ({exc.strerror})") from None
+    except BaseException:
+        os.close(new)
+        raise
+    os.close(fd)
+    return new

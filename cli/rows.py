@@ -35,4 +35,7 @@ def row_for(item: str, status: int, body: Any) -> Row:
         return error_row(item, f"endpoint_error: HTTP 200 without label scores: {str(body)[:200]}")
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
-    return error_row(item, f"{error.get('type', 'http_' + str(status))}: {error.get('message', body)}")
+    message = f"{error.get('type', 'http_' + str(status))}: {error.get('message', body)}"
+    if isinstance(error.get("request_id"), str):  # "quote the request id": the row carries it
+        message += f" (request id {error['request_id']})"
+    return error_row(item, message)

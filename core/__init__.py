@@ -2,7 +2,7 @@
 
 Importing is cheap; the model loads on first use. ``get_service().handle(Request(...))`` answers a request.
 ``Response``, ``Service`` and ``get_service`` load the service (numpy, Pillow, the interpreter) when first named, so
-a tool that needs only ``core.limits`` or ``core.fetch`` (the bulk command's endpoint client) never does.
+a tool that needs only ``core.limits`` or ``core.deadline`` (the bulk command's endpoint client) never does.
 """
 
 import os
@@ -16,7 +16,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .http import Request, Response
+    from .contract import Request, Response
     from .service import Service, get_service
 
 __all__ = ["Request", "Response", "Service", "get_service"]
@@ -24,9 +24,9 @@ __all__ = ["Request", "Response", "Service", "get_service"]
 
 def __getattr__(name: str) -> Any:  # PEP 562: the service's names, imported when first used
     if name in ("Request", "Response"):
-        from . import http
+        from . import contract
 
-        return getattr(http, name)
+        return getattr(contract, name)
     if name in __all__:
         from . import service
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .addresses import valid_host
+
 ANY = "*"
 METHODS = "GET, HEAD, POST, OPTIONS"
 # The request headers a page may send: JSON or an image as the body, the platforms' key headers.
@@ -38,6 +40,9 @@ def parse_origins(text: str) -> tuple[str, ...]:
             raise ValueError(f"{origin!r}: browsers send a host name in its ASCII form (xn--...); write that form")
         if not _is_origin(origin):
             raise ValueError(f"{origin!r} is not an origin: use scheme://host[:port], no path or trailing slash")
+        sent = _as_browsers_send(origin)
+        if sent != origin:  # an empty port, leading zeros: the same origin, never spelled so by a browser
+            raise ValueError(f"{origin!r}: browsers send this origin as {sent!r}; write that")
     return tuple(dict.fromkeys(origins))
 
 
@@ -45,6 +50,13 @@ def _without_default_port(origin: str) -> str:
     scheme = origin.partition("://")[0]
     port = DEFAULT_PORTS.get(scheme)
     return origin.removesuffix(port) if port and origin.endswith(port) else origin
+
+
+def _as_browsers_send(origin: str) -> str:
+    """The origin as the Fetch standard serialises it: the port as a plain number, and none for the default."""
+    parts = urlsplit(origin)
+    host = parts.netloc.rpartition(":")[0] if parts.port is not None or parts.netloc.endswith(":") else parts.netloc
+    return _without_default_port(f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port is not None else ""))
 
 
 def _is_origin(text: str) -> bool:
@@ -56,6 +68,7 @@ def _is_origin(text: str) -> bool:
     return (
         parts.scheme in ("http", "https")
         and bool(parts.hostname)
+        and valid_host(parts.hostname or "")
         and text == f"{parts.scheme}://{parts.netloc}"  # nothing after the host, and the case browsers send
         and text.lower() == text
         and "@" not in parts.netloc

@@ -1,16 +1,11 @@
-"""Fetch an image URL without becoming an SSRF proxy (OWASP's guidance).
+"""Fetch image URLs: one URL within its deadline and byte cap (``fetch_image_bytes``), and a request's URLs at
+once (``Fetcher``, which sheds load instead of growing the process without bound).
 
-- http and https only, credentials in the URL refused;
-- the host is resolved here and *every* address checked: anything not globally routable (loopback,
-  private, link-local incl. cloud metadata, multicast, reserved, IPv4-mapped/NAT64 forms) is refused unless
-  it falls in the ``FETCH_ALLOW_NETWORKS`` allow-list; odd spellings (``2130706433``, ``0x7f.1``) resolve to
-  the address they mean and are checked as such;
-- the connection goes to the address that was checked (no DNS-rebinding window), with the original host
-  name kept for the Host header, TLS SNI and certificate checks;
+- every host is checked first (addresses.py: the SSRF rules) and the connection goes to the address that was
+  checked, with the original host name kept for the Host header, TLS SNI and certificate checks;
 - redirects are followed by hand, at most N, each hop checked again;
-- connect and read timeouts plus a total deadline that holds from connect to the last body byte (a watchdog
-  shuts the connection when it passes, so a server dripping header lines cannot outlast it), and a byte cap
-  enforced while streaming.
+- connect and read timeouts plus a total deadline that holds from connect to the last body byte (deadline.py's
+  watchdog), and a byte cap enforced while streaming.
 
 Connections are kept open (urllib3's PoolManager) per checked address and port, and for TLS per host name too: a
 warm function that fetches from the same bucket or CDN again skips the TCP and TLS handshakes. Reuse cannot
@@ -20,156 +15,98 @@ bypass a check, because the key holds the address this request's resolution chec
 from __future__ import annotations
 
 import functools
-import ipaddress
-import queue
-import re
-import socket
 import threading
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urljoin, urlsplit
+from collections import deque
+from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, cast
+from urllib.parse import urljoin
 
-from .errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, ServiceError, UnsupportedMediaType
-from .settings import IPNetwork, Settings
+from .addresses import UrlParts, checked_url_parts, resolve
+from .deadline import Watchdog, watched_pool_manager
+from .errors import (
+    BadRequest,
+    FetchFailed,
+    FetchTimeout,
+    PayloadTooLarge,
+    ServiceBusy,
+    ServiceError,
+    UnsupportedMediaType,
+)
+from .request import Source
+from .settings import Settings
 
 if TYPE_CHECKING:  # urllib3 itself is imported on the first URL request
     import urllib3
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
 USER_AGENT = "serverless-clothing-classifier/1.0"
-# Well-known ranges ipaddress' is_global misses or that wrap another address.
-EXTRA_BLOCKED = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "::/96",  # IPv4-compatible (deprecated), e.g. ::127.0.0.1: is_global misses it
-        "64:ff9b::/96",
-        "64:ff9b:1::/48",  # NAT64: may reach internal IPv4
-        "2002::/16",  # 6to4: embeds an IPv4 address
-        "2001::/32",  # Teredo
-        "100.64.0.0/10",  # carrier-grade NAT
-    )
-)
-
-
-# getaddrinfo has no timeout of its own: each lookup runs in a thread of its own, so a hung resolver cannot
-# outlive the deadline, and a request whose lookups hang never queues another request's behind them (a shared
-# pool did: 16 unanswered names made every other URL wait). Lookups still hanging are capped; past the cap a
-# new lookup is refused at once (504) rather than starting more threads.
-RESOLVING_MAX = 64
-_resolving = threading.BoundedSemaphore(RESOLVING_MAX)
-# A host name as DNS can hold it: labels of letters, digits, hyphens (not at either end; "_" as some real hosts
-# have it), 1-63 characters, at most 253 in all. Anything else can never resolve: 400, not a lookup.
-HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 POOLS_KEPT = 8  # hosts whose connections stay open
 CONNECTIONS_KEPT = 8  # per host: as many as a threaded server (functions-framework, 8 threads) uses at once
+FETCH_CONCURRENCY = 4  # a batch's URLs fetched (and images held) at once; the batch limit is 16 by default
+# URL fetches in flight on the instance, all requests together: each is a thread (and its watchdog's) and up to
+# MAX_IMAGE_BYTES held (twice, while the read buffer becomes bytes), so past this a batch's further URLs are answered
+# 503 service_busy at once: fetched bytes stay under 16 x 2 x 10 MiB, whatever the number of batches.
+FETCH_SLOTS = 16
+
+Fetched = bytes | ServiceError  # an item's image bytes, or the error it failed with (the batch rule)
 
 
-class UrlParts(NamedTuple):
-    scheme: str
-    host: str
-    port: int
-    target: str  # the request target: path and query
+class Fetcher:
+    """A request's URLs fetched a few at a time, within one deadline and the instance's fetch slots (shared by
+    every request the instance serves at the same time); image bytes and items that already failed pass through.
 
+    Items come back in order, each as soon as it is ready, and the next URL starts only as an earlier item is
+    taken: at most ``FETCH_CONCURRENCY`` fetched images of a request are held at once, however long the batch, so
+    the caller classifies and drops each one instead of holding the whole batch's bytes."""
 
-def is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
-        if embedded is not None:
-            return is_public(embedded)
-        if address.scope_id:
-            return False
-    if any(address in net for net in EXTRA_BLOCKED if net.version == address.version):
-        return False
-    return address.is_global and not address.is_multicast
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.slots = FETCH_SLOTS
+        self._free = threading.BoundedSemaphore(self.slots)
 
+    def fetch_each(self, sources: Sequence[Source], deadline: float) -> Generator[Fetched, None, None]:
+        """Each source's image bytes, or the ServiceError it failed with, in order."""
+        urls = sum(source.kind == "url" for source in sources)
+        if urls <= 1:  # one URL: fetched in the request's own thread
+            return (self._fetch(source, deadline) for source in sources)
+        return self._fetch_pooled(sources, deadline, min(urls, FETCH_CONCURRENCY))
 
-def check_address(address: str, allow_networks: Iterable[IPNetwork]) -> IPAddress:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if any(ip in net for net in allow_networks if net.version == ip.version):
-        return ip
-    if not is_public(ip):
-        raise BadRequest(f"the URL points to a non-public address ({ip}); only public hosts may be fetched")
-    return ip
-
-
-def resolve(host: str, port: int, allow_networks: Iterable[IPNetwork], timeout: float = 5.0) -> str:
-    """Resolve ``host`` and check every address it has; the first one to connect to."""
-    try:  # an address literal in standard form needs no resolver (odd spellings still go through it)
-        return str(check_address(host, allow_networks))
-    except ValueError:
-        pass
-    infos = _getaddrinfo(host, port, timeout)
-    addresses = [check_address(str(info[4][0]), allow_networks) for info in infos]
-    return str(addresses[0])
-
-
-def _getaddrinfo(host: str, port: int, timeout: float) -> list[Any]:
-    """socket.getaddrinfo in a thread of its own, given up after ``timeout`` (the thread ends when the system
-    resolver gives up; it holds one of RESOLVING_MAX places until then)."""
-    if not _resolving.acquire(blocking=False):
-        raise FetchTimeout(f"too many host-name lookups are hanging on this instance; not resolving '{host}'")
-    answer: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
-
-    def lookup() -> None:
+    def _fetch(self, source: Source, deadline: float) -> Fetched:
+        if source.kind != "url":  # image bytes, or the item's validation error
+            return cast(Fetched, source.value)
         try:
-            answer.put((True, socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
-        except (OSError, UnicodeError) as exc:
-            answer.put((False, exc))
+            return fetch_image_bytes(str(source.value), self.settings, deadline)
+        except ServiceError as error:
+            return error
+
+    def _fetch_pooled(self, sources: Sequence[Source], deadline: float, wanted: int) -> Generator[Fetched, None, None]:
+        """Through a pool of as many threads as the free slots allow (up to ``wanted``); with none free, each URL
+        is answered 503 at once (load shed), so a burst of batches cannot grow the process without bound."""
+        taken = 0
+        while taken < wanted and self._free.acquire(blocking=False):
+            taken += 1
+        try:
+            if not taken:
+                busy = ServiceBusy(
+                    f"the instance is fetching {self.slots} URLs already; retry in a few seconds",
+                    headers={"Retry-After": "5"},
+                )
+                yield from (busy if source.kind == "url" else self._fetch(source, deadline) for source in sources)
+                return
+            with ThreadPoolExecutor(max_workers=taken, thread_name_prefix="fetch") as pool:
+                pending: deque[Future[Fetched]] = deque()
+                for source in sources:
+                    if len(pending) == taken:
+                        yield pending.popleft().result()
+                    pending.append(pool.submit(self._fetch, source, deadline))
+                while pending:
+                    yield pending.popleft().result()
         finally:
-            _resolving.release()
-
-    try:
-        threading.Thread(target=lookup, name="resolve", daemon=True).start()
-    except RuntimeError:  # the process cannot start another thread
-        _resolving.release()
-        raise FetchTimeout(f"no thread left to resolve '{host}'") from None
-    try:
-        ok, result = answer.get(timeout=max(timeout, 0.001))
-    except queue.Empty:
-        raise FetchTimeout(f"resolving host '{host}' took too long") from None
-    if not ok:
-        raise FetchFailed(f"cannot resolve host '{host}': {result}")
-    return result
-
-
-def _checked_url_parts(url: str) -> UrlParts:
-    """The parts of an acceptable URL: http(s), a valid host, no credentials."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise BadRequest(f"invalid URL: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise BadRequest("only http and https URLs can be fetched")
-    if not parts.hostname:
-        raise BadRequest("the URL has no host")
-    if parts.username or parts.password:
-        raise BadRequest("URLs with credentials are not accepted")
-    if not _valid_host(parts.hostname):
-        raise BadRequest(f"the URL's host name '{parts.hostname[:100]}' is not a valid host name")
-    port = port or (443 if parts.scheme == "https" else 80)
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    return UrlParts(parts.scheme, parts.hostname, port, target)
-
-
-def _valid_host(host: str) -> bool:
-    """An IP address literal, or a name DNS could hold (internationalised names in their IDNA form)."""
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-        return True
-    except ValueError:
-        pass
-    try:
-        name = host.encode("idna").decode("ascii").rstrip(".")
-    except UnicodeError:
-        return False
-    return 0 < len(name) <= 253 and all(HOST_LABEL.fullmatch(label) for label in name.split("."))
+            for _ in range(taken):
+                self._free.release()
 
 
 def fetch_image_bytes(url: str, settings: Settings, deadline: float | None = None) -> bytes:
@@ -184,7 +121,7 @@ def fetch_image_bytes(url: str, settings: Settings, deadline: float | None = Non
         deadline = time.monotonic() + settings.fetch_total_timeout
     too_long = f"fetching the image took longer than {settings.fetch_total_timeout:g}s"
     for _ in range(settings.fetch_max_redirects + 1):
-        parts = _checked_url_parts(url)
+        parts = checked_url_parts(url)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FetchTimeout(too_long)
@@ -221,84 +158,6 @@ def _get(parts: UrlParts, address: str, deadline: float, settings: Settings) -> 
         if not reusable:  # an unread or half-read body: this connection is done
             response.close()
         response.release_conn()
-
-
-_WATCHED = threading.local()  # the watchdog of the fetch running on this thread
-
-
-class Watchdog:
-    """Shuts the socket of this thread's request when the deadline passes: timeouts bound each socket read,
-    not their sum, and a server that drips one header line or byte at a time would never trip them."""
-
-    def __init__(self, deadline: float) -> None:
-        self.connection: Any = None  # set by _WatchedConnection.request
-        # The connection's socket, kept here: http.client drops conn.sock once the headers of an answer that ends
-        # the connection are read, while the body is still read from that socket.
-        self.sock: socket.socket | None = None
-        self.deadline = deadline
-        self.fired = False
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> Watchdog:
-        _WATCHED.watchdog = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._timer.cancel()
-        _WATCHED.watchdog = None
-
-    @staticmethod
-    def current() -> Watchdog | None:
-        """The watchdog of the request running on this thread, if any."""
-        return getattr(_WATCHED, "watchdog", None)
-
-    def _fire(self) -> None:
-        self.fired = True
-        sock = self.sock or getattr(self.connection, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-def _watched(connection_class: Any) -> Any:
-    """A urllib3 connection class that tells this thread's watchdog which connection its request uses."""
-
-    class _WatchedConnection(connection_class):  # type: ignore[misc, valid-type]  # a class made at run time
-        def connect(self) -> None:
-            super().connect()
-            watchdog = Watchdog.current()
-            if watchdog is not None:
-                watchdog.sock = self.sock
-
-        def request(self, *args: Any, **kwargs: Any) -> Any:
-            watchdog = Watchdog.current()
-            if watchdog is not None:
-                if watchdog.fired:  # a retry after the deadline: not started
-                    raise TimeoutError("the request's deadline has passed")
-                watchdog.connection, watchdog.sock = self, self.sock  # a kept connection: connect() is not called
-            return super().request(*args, **kwargs)
-
-    return _WatchedConnection
-
-
-def watched_pool_manager(**kwargs: Any) -> urllib3.PoolManager:
-    """A urllib3 PoolManager whose requests a ``Watchdog`` on the calling thread can cut off at its deadline
-    (also used by the bulk command's endpoint client)."""
-    import urllib3  # imported on the first URL request: requests carrying the image never pay for it
-
-    class HTTPPool(urllib3.HTTPConnectionPool):
-        ConnectionCls = _watched(urllib3.connection.HTTPConnection)
-
-    class HTTPSPool(urllib3.HTTPSConnectionPool):
-        ConnectionCls = _watched(urllib3.connection.HTTPSConnection)
-
-    manager = urllib3.PoolManager(**kwargs)
-    manager.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
-    return manager
 
 
 @functools.lru_cache(maxsize=1)

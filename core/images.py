@@ -23,7 +23,7 @@ from .errors import InvalidImage, PayloadTooLarge
 def _formats() -> tuple[tuple[str, ...], set[str]]:
     """The formats decoded, and their files' suffixes. AVIF is Pillow's own (its wheels carry libavif). HEIF/HEIC
     (an iPhone's default) only where the deployment installs ``pillow-heif``, which costs 5.7 MB of zip and
-    20 ms of import (README, "Image formats")."""
+    20 ms of import (docs/api.md, "How images are prepared")."""
     formats = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "AVIF")
     suffixes = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".avif"}
     try:
@@ -76,10 +76,24 @@ def open_image(
     except Image.DecompressionBombError:  # PIL's own check, which fires inside open() for some formats
         raise PayloadTooLarge(f"the image has more pixels than the limit ({max_pixels})") from None
     except UnidentifiedImageError:
+        if "HEIF" not in FORMATS and is_heif(data):
+            raise InvalidImage(
+                "a HEIC/HEIF photo, which this deployment does not decode: send it as JPEG, or add pillow-heif to "
+                'requirements.txt and deploy again (docs/api.md, "How images are prepared")'
+            ) from None
         raise InvalidImage(f"not a decodable image (supported formats: {', '.join(FORMATS)})") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError, struct.error) as exc:
         raise InvalidImage(f"the image could not be decoded: {exc}") from None
     return img
+
+
+# The brands of an ISO base media file that hold HEIF images (an iPhone's .heic among them).
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+
+
+def is_heif(data: bytes) -> bool:
+    """Whether ``data`` starts with a HEIF file's ``ftyp`` box, by its major brand."""
+    return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
 
 
 def load_image(img: Image.Image) -> Image.Image:

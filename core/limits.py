@@ -4,7 +4,7 @@ fits in a request through it (raw, and as base64 in JSON).
 The platform refuses an oversized request before the function runs, with its own error (Lambda: a 413 or 500
 without our JSON), so clients must size their requests by these numbers: the page and the bulk command do, and
 GET's usage JSON tells them the numbers for the front door they came through. Within them, the service's own
-limits (MAX_BODY_BYTES, MAX_IMAGE_BYTES: README, "Configuration") apply and answer a clear 413.
+limits (MAX_BODY_BYTES, MAX_IMAGE_BYTES: docs/configuration.md) apply and answer a clear 413.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ JSON_OVERHEAD = 1024
 @dataclass(frozen=True)
 class FrontDoor:
     key: str  # as the adapters name it
-    name: str  # as the README's table names it
+    name: str  # as the table in docs/limits.md names it
     max_request_bytes: int  # the request body the front door itself accepts (its documented limit)
     # The body travels inside a Lambda event (whose JSON must fit LAMBDA_PAYLOAD); binary bodies (image/*) are
     # base64-encoded in it, JSON bodies are not.

@@ -32,7 +32,7 @@ class Manifest:
     quantization: str
     runtimes: dict[str, bool]  # runtime name -> whether the model was verified to load in it
     # Logits are divided by it before the softmax of "probabilities" (temperature scaling, fitted by
-    # model/calibrate.py); 1.0: none. The default answer, the raw logits, never changes with it.
+    # lab/calibrate.py); 1.0: none. The default answer, the raw logits, never changes with it.
     temperature: float = 1.0
 
     @property
@@ -54,7 +54,8 @@ def load_manifest(path: str | Path) -> Manifest:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ModelError(f"model manifest not found: {path}") from None
+        where = "" if Path(path).is_absolute() else f" (a relative path: looked for in {Path.cwd()})"
+        raise ModelError(f"model manifest not found: {path}{where}") from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"model manifest {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -5,7 +5,7 @@ Written straight to stdout, not through ``logging``: Lambda's Python runtime for
 ``[INFO]\\t<time>\\t<request id>\\t`` prefix in its text format, the message as a string inside its own JSON object
 in its JSON format), and either would hide the record from CloudWatch; a line on stdout reaches the log as it is
 in both. Chosen over the official ``aws-embedded-metrics`` (+178 ms import, aiohttp, +3.5 MB zipped) and
-Powertools' metrics (+41 ms, +1.3 MB) by the numbers: these few lines cost nothing (README, "Metrics").
+Powertools' metrics (+41 ms, +1.3 MB) by the numbers: these few lines cost nothing (docs/observability.md).
 
 One dimension, the function, and few metrics, so that CloudWatch bills a handful of custom metrics; what is
 not worth a metric (the status, the request id) rides along as a property, searchable in Logs Insights.
@@ -27,7 +27,7 @@ _write_lock = threading.Lock()
 
 
 def emf_record(log_record: dict[str, Any], function: str | None = None) -> dict[str, Any]:
-    """The EMF record for one request, from its log line (``service._log_request``)."""
+    """The EMF record for one request, from its log line (``logs.log_request``)."""
     status = int(log_record["status"])
     values: dict[str, tuple[float, str]] = {
         "Latency": (log_record["total_ms"], "Milliseconds"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import numpy as np
 from keras_image_helper import create_preprocessor
@@ -21,6 +21,7 @@ from .images import load_image, open_image
 from .interpreter import find_runtime
 from .manifest import Manifest, load_manifest, sha256_of
 from .memory import PixelBudget, release_freed_memory
+from .trace import Trace
 
 TRIM_AFTER_PIXELS = 4_000_000  # decodes this large hand their memory back to the system when done
 
@@ -31,15 +32,6 @@ class DecodeRules(NamedTuple):
     max_pixels: int
     draft_size: tuple[int, int] | None = None  # (width, height): a JPEG is never decoded below it
     draft_above_pixels: int | None = None  # None: every JPEG at reduced scale (JPEG_DRAFT=1)
-
-
-class Trace(Protocol):
-    """Where ``classify`` reports its steps' milliseconds and the image's size (the service's log line)."""
-
-    image_bytes: int
-    image_size: list[int] | None
-
-    def lap(self, step: str, since: float) -> float: ...
 
 
 class Classifier:

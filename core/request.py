@@ -1,4 +1,5 @@
-"""Turn what a client sent (JSON object, or a raw image body) into a validated PredictRequest.
+"""Turn what a client sent (JSON object, or a raw image body) into a validated PredictRequest: ``parse_request``
+is the one call, with the limits that apply (``ParseRules``); every parsing rule lives in this module.
 
 JSON fields: exactly one of ``url`` / ``image`` (base64 of the file) / ``urls`` / ``images`` (lists, for a
 batch); optional ``top_k`` (1..number of labels) and ``probabilities`` (bool), which may also come from
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .contract import Request
 from .errors import BadRequest, InvalidImage, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
 SOURCE_FIELDS = ("url", "image", "urls", "images")
@@ -39,8 +41,52 @@ class PredictRequest:
         return next((s.kind for s in self.sources if s.kind != "error"), "none")
 
 
+@dataclass(frozen=True)
+class ParseRules:
+    """The limits a request is parsed within: the service's settings, and the model's label count (``top_k``)."""
+
+    max_batch: int
+    max_image_bytes: int
+    max_body_bytes: int
+    # Asked only once a request's media type and size pass: it loads the model on first use, so a request the
+    # service refuses on its face never waits for (or fails on) the model.
+    label_count: Callable[[], int]
+
+
+def parse_request(request: Request, rules: ParseRules) -> PredictRequest:
+    """A POST's body, or a direct invocation's JSON payload, as a validated PredictRequest (a ServiceError if not).
+    Order matters: the media type first, then the body's size (before decoding anything), then the query's options
+    (checked for every body, so a bad ``?top_k=`` is always a 400), then the body."""
+    if request.direct:  # JSON with no HTTP around it: a direct invocation, the command line
+        return from_payload(request.payload, rules)
+    kind = media_type(request.content_type)
+    check_media_type(kind)
+    if max(len(request.body), request.declared_length or 0) > rules.max_body_bytes:
+        raise PayloadTooLarge(f"the request body is larger than {rules.max_body_bytes} bytes")
+    body = decode_base64_body(request.body) if request.base64_body else request.body
+    options = options_from_query(request.query)
+    if is_raw_image(kind):
+        return from_raw_image(body, options, rules)
+    return from_payload({**options, **parse_json_body(body)}, rules)
+
+
+# The separators a JSON body may hold ('{', '[', ','), counted before parsing: a request is one object of a few
+# fields and at most MAX_BATCH items, so thousands never come from a client, while 16 MiB of ``[{}, {}, ...]``
+# would build millions of objects (~400 MB) before the batch limit could be checked. URLs with commas still fit.
+MAX_JSON_SEPARATORS = 4096
+
+
 def parse_json_body(body: bytes | str) -> dict[str, Any]:
     """Decode a JSON request body into an object, with a 400 for anything else."""
+    if isinstance(body, str):
+        separators = body.count("{") + body.count("[") + body.count(",")
+    else:
+        separators = body.count(b"{") + body.count(b"[") + body.count(b",")
+    if separators > MAX_JSON_SEPARATORS:
+        raise BadRequest(
+            f"the JSON holds {separators} separators ('{{', '[', ','); a request has a few fields and at most "
+            f"its batch limit of items, so more than {MAX_JSON_SEPARATORS} are refused before parsing"
+        )
     if isinstance(body, (bytes, bytearray)):
         try:
             body = bytes(body).decode("utf-8")
@@ -59,8 +105,9 @@ def parse_json_body(body: bytes | str) -> dict[str, Any]:
     return payload
 
 
-def from_payload(payload: object, *, num_labels: int, max_batch: int, max_image_bytes: int) -> PredictRequest:
+def from_payload(payload: object, rules: ParseRules) -> PredictRequest:
     """Validate a decoded JSON object."""
+    num_labels = rules.label_count()
     if not isinstance(payload, dict):
         raise BadRequest('the request must be a JSON object, like {"url": "https://..."}')
     unknown = sorted(set(payload) - KNOWN_FIELDS)
@@ -79,8 +126,8 @@ def from_payload(payload: object, *, num_labels: int, max_batch: int, max_image_
     if batch:
         if not isinstance(value, list) or not value:
             raise BadRequest(f"'{name}' must be a non-empty list")
-        if len(value) > max_batch:
-            raise BadRequest(f"'{name}' has {len(value)} items; the limit is {max_batch}")
+        if len(value) > rules.max_batch:
+            raise BadRequest(f"'{name}' has {len(value)} items; the limit is {rules.max_batch}")
         values = value
     else:
         values = [value]
@@ -89,7 +136,7 @@ def from_payload(payload: object, *, num_labels: int, max_batch: int, max_image_
     def parse(item: object) -> Source:
         if name in ("url", "urls"):
             return Source("url", _url(item, name))
-        return Source("bytes", _base64(item, name, max_image_bytes))
+        return Source("bytes", _base64(item, name, rules.max_image_bytes))
 
     if not batch:
         return PredictRequest((parse(value),), False, *options)
@@ -97,21 +144,20 @@ def from_payload(payload: object, *, num_labels: int, max_batch: int, max_image_
 
 
 def _item(parse: Callable[[object], Source], value: object) -> Source:
-    """One batch item; a bad one is answered in its place (the batch rule: README, "The API")."""
+    """One batch item; a bad one is answered in its place (the batch rule: docs/api.md)."""
     try:
         return parse(value)
     except ServiceError as error:
         return Source("error", error)
 
 
-def from_raw_image(
-    body: bytes, query_options: Mapping[str, Any], *, num_labels: int, max_image_bytes: int
-) -> PredictRequest:
+def from_raw_image(body: bytes, query_options: Mapping[str, Any], rules: ParseRules) -> PredictRequest:
     """A request whose body is the image file itself; its options come from the query string."""
+    num_labels = rules.label_count()
     if not body:
         raise InvalidImage("the image is empty (0 bytes)")
-    if len(body) > max_image_bytes:
-        raise PayloadTooLarge(f"the image is {len(body)} bytes; the limit is {max_image_bytes}")
+    if len(body) > rules.max_image_bytes:
+        raise PayloadTooLarge(f"the image is {len(body)} bytes; the limit is {rules.max_image_bytes}")
     return PredictRequest((Source("bytes", bytes(body)),), False, *_options(query_options, num_labels))
 
 

@@ -1,4 +1,4 @@
-"""Runtime settings, read from environment variables once per process (see README, "Configuration").
+"""Runtime settings, read from environment variables once per process (docs/configuration.md).
 
 Each setting is declared once, as a field whose metadata names its environment variable, how to read it and
 what it accepts. Every value is validated when the settings are made (at start-up), and an error names the
@@ -7,19 +7,22 @@ variable and the values it accepts, so a bad deployment is one clear log line, n
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import math
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .addresses import IPNetwork
 from .cors import parse_origins
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "model" / "clothing-model.json"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -43,6 +46,14 @@ def _at_least(low: int) -> Callable[[Any], bool]:
 
 
 PREFIX_RULE = "a folder of keys: non-empty, ending with '/', not starting with one"
+
+
+BUCKET_RULE = "a bucket or container name: 3-63 lower-case letters, digits, '-', '.', '_', or empty"
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")  # S3's, Cloud Storage's and Blob Storage's rules meet
+
+
+def _is_bucket(value: object) -> bool:
+    return isinstance(value, str) and (value == "" or BUCKET_NAME.fullmatch(value) is not None)
 
 
 def _is_prefix(value: object) -> bool:
@@ -96,6 +107,18 @@ class Settings:
     # Storage triggers (core/storage.py): the keys classified, and where their results go.
     storage_uploads_prefix: str = setting("uploads/", "STORAGE_UPLOADS_PREFIX", str, PREFIX_RULE, _is_prefix)
     storage_results_prefix: str = setting("results/", "STORAGE_RESULTS_PREFIX", str, PREFIX_RULE, _is_prefix)
+    # Azure's blob trigger: "eventgrid" (an Event Grid subscription delivers BlobCreated: the only kind Flex
+    # Consumption runs, and the fastest on every plan) or "polling" (the host scans the container's logs: no
+    # subscription, minutes of delay; for `func start` on Azurite, which sends no events).
+    storage_blob_trigger: str = setting(
+        "eventgrid",
+        "STORAGE_BLOB_TRIGGER",
+        lambda text: text.strip().lower(),
+        "eventgrid or polling",
+        lambda value: value in ("eventgrid", "polling"),
+    )
+    # The bucket a backfill worker reads (core/backfill.py) when its work does not name one.
+    storage_bucket: str = setting("", "STORAGE_BUCKET", str.strip, BUCKET_RULE, _is_bucket)
     log_level: str = setting(
         "INFO",
         "LOG_LEVEL",
@@ -114,7 +137,25 @@ class Settings:
                 )
 
     @classmethod
+    def unknown_variables(cls, environ: Mapping[str, str]) -> list[str]:
+        """A warning for each variable named like a setting (the same first word: ``MODEL_``, ``FETCH_``, ...) that
+        is none, with the closest known name: a misspelled setting would otherwise be ignored without a word."""
+        known = [spec.metadata["variable"] for spec in fields(cls)]
+        prefixes = {name.split("_", 1)[0] + "_" for name in known if "_" in name}
+        warnings = []
+        for name in sorted(environ):
+            if name in known or not name.startswith(tuple(prefixes)):
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(sorted(known))}"
+            warnings.append(f"environment variable {name} is not a setting of this service and is ignored{hint}")
+        return warnings
+
+    @classmethod
     def from_env(cls) -> Settings:
+        """The settings from the environment; a variable named like a setting that is none is warned about."""
+        for warning in cls.unknown_variables(os.environ):
+            logging.getLogger("core").warning(warning)
         values = {}
         for spec in fields(cls):
             text = os.environ.get(spec.metadata["variable"])

@@ -5,17 +5,17 @@ Locally: ``functions-framework --source gcp/main.py --target predict`` (with the
 or from the bundle (``make bundle-gcp``): ``cd dist/gcp && functions-framework --target predict``.
 """
 
-import json
 from typing import Any
 
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
+from gcs_bucket import GcsBucket  # beside this file (functions-framework puts its folder on the path)
 
 from core import get_service
+from core.contract import Headers, Query, Request, Response
 from core.errors import NotFound
-from core.http import Headers, Request, Response
-from core.storage import StoredPhoto, classify_object, missing, result_key, too_large, why_skipped
+from core.storage import process_upload
 
 CALLER = "gcp"
 
@@ -37,7 +37,7 @@ def predict(request: flask.Request) -> flask.Response:
         Request(
             method=request.method,
             headers=Headers(request.headers.items()),
-            query=request.args.to_dict(),
+            query=Query(request.args.lists()),  # every value: a repeated parameter is refused, as on every door
             body=body,
             request_id=_execution_id(request),
             caller=CALLER,
@@ -86,29 +86,10 @@ def _flask_response(response: Response) -> flask.Response:
 @functions_framework.cloud_event
 def classify_upload(cloud_event: CloudEvent) -> None:
     """``google.cloud.storage.object.v1.finalized``: the new object under the uploads prefix is classified and its
-    result written under the results prefix, as on AWS. An object that cannot be classified gets an error result;
-    a Cloud Storage failure or the service's own 5xx raises (functions-framework answers 500), so the trigger's
-    retries (``--retry``) run. The object is judged as Cloud Storage holds it now, not as the event saw it."""
+    result written under the results prefix, as on AWS (core/storage.py). A Cloud Storage failure or the service's
+    own 5xx raises (functions-framework answers 500), so the trigger's retries (``--retry``) run."""
     from google.cloud import storage  # imported on the first upload: the HTTP function never pays for it
 
-    service = get_service()
     data: dict[str, Any] = cloud_event.data or {}
-    photo = StoredPhoto(str(data.get("name", "")))
-    reason = why_skipped(photo.key, service)
-    if reason:
-        return
-    bucket = storage.Client().bucket(data["bucket"])
-    result = _classify_blob(bucket, photo, service, cloud_event["id"])
-    bucket.blob(result_key(photo.key, service)).upload_from_string(json.dumps(result), content_type="application/json")
-
-
-def _classify_blob(bucket: Any, photo: StoredPhoto, service: Any, event_id: str) -> dict[str, Any]:
-    from google.api_core.exceptions import NotFound as BlobNotFound
-
-    blob = bucket.blob(photo.key)
-    try:
-        blob.reload()  # its size now: the object may have changed since the event
-        checked = too_large(StoredPhoto(photo.key, blob.size), service)
-        return checked or classify_object(service, photo.key, blob.download_as_bytes(), event_id, "gcp-storage")
-    except BlobNotFound:
-        return missing(photo.key)
+    bucket = GcsBucket(lambda: storage.Client().bucket(data["bucket"]))
+    process_upload(bucket, str(data.get("name", "")), get_service(), cloud_event["id"])

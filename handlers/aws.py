@@ -27,9 +27,10 @@ from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
 from core import get_service
+from core.contract import Headers, Query, Request, Response
 from core.errors import BadRequest
-from core.http import Headers, Request, Response
 
+from .backfill import BackfillBatch
 from .s3_uploads import S3Uploads
 
 CALLER = "aws"
@@ -42,13 +43,6 @@ def _dict(value: object) -> dict[Any, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _last(value: object) -> Any:
-    """A multi-value field's value (the last, as API Gateway's single-value fields hold), or the value itself."""
-    if isinstance(value, list):
-        return value[-1] if value else None
-    return value
-
-
 def _flag(value: object, field: str) -> bool:
     """A boolean event field, strictly: JSON true/false (or their strings), never the truth of "false"."""
     if value is None or isinstance(value, bool):
@@ -58,8 +52,10 @@ def _flag(value: object, field: str) -> bool:
     raise BadRequest(f"the event's '{field}' must be true or false, not {str(value)[:50]!r}")
 
 
-def _single(values: object) -> dict[Any, Any]:
-    return {key: _last(value) for key, value in _dict(values).items()}
+def _query(single: object, multi: object = None) -> Query:
+    """The query from its multi-value field where the event has one (a repeated parameter is then seen and refused,
+    as on every door), else from its single-value one."""
+    return Query(_dict(multi) or _dict(single))
 
 
 def _body(body: object) -> bytes:
@@ -86,8 +82,8 @@ class HttpShape:
     def headers(self, event: Event) -> object:
         return event.get("headers")
 
-    def query(self, event: Event) -> dict[Any, Any]:
-        return _single(event.get("queryStringParameters"))
+    def query(self, event: Event) -> Query:
+        return _query(event.get("queryStringParameters"), event.get("multiValueQueryStringParameters"))
 
     def door(self, event: Event) -> str:
         return self.front_door
@@ -165,8 +161,8 @@ class VpcLatticeV1(VpcLatticeV2):
     def matches(self, event: Event) -> bool:
         return isinstance(event, dict) and "raw_path" in event and "method" in event
 
-    def query(self, event: Event) -> dict[Any, Any]:
-        return _single(event.get("query_string_parameters"))
+    def query(self, event: Event) -> Query:
+        return _query(event.get("query_string_parameters"))
 
 
 class ApplicationLoadBalancer(HttpShape):
@@ -186,11 +182,13 @@ class ApplicationLoadBalancer(HttpShape):
     def headers(self, event: Event) -> object:
         return event.get("multiValueHeaders" if self.multi_value(event) else "headers")
 
-    def query(self, event: Event) -> dict[Any, Any]:
+    def query(self, event: Event) -> Query:
         raw = event.get("multiValueQueryStringParameters" if self.multi_value(event) else "queryStringParameters")
-        return {
-            unquote_plus(str(key)): unquote_plus(str(value)) for key, value in _single(raw).items() if value is not None
-        }
+        return Query(
+            (unquote_plus(str(key)), [unquote_plus(str(v)) for v in (values if isinstance(values, list) else [values])])
+            for key, values in _dict(raw).items()
+            if values is not None
+        )
 
     def to_answer(self, response: Response, event: Event) -> Any:
         answer = _with_status_description(super().to_answer(response, event))
@@ -265,6 +263,7 @@ else:
 
 
 S3_UPLOADS = S3Uploads()
+BACKFILL = BackfillBatch()
 
 
 def lambda_handler(event: Event, context: Any) -> Any:
@@ -272,6 +271,8 @@ def lambda_handler(event: Event, context: Any) -> Any:
     service = get_service()
     if S3_UPLOADS.matches(event):  # photos landing in the bucket: not a request, records to process
         return S3_UPLOADS.process(event, service, request_id)
+    if BACKFILL.matches(event):  # a Distributed Map's batch of the bucket's keys
+        return BACKFILL.process(event, service, context)
     shape = next(shape for shape in EVENT_SHAPES if shape.matches(event))
     try:
         request = shape.to_request(event, request_id)

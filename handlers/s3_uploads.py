@@ -18,13 +18,13 @@ boto3 is part of Lambda's Python runtime, so it is not in the zip; imported on t
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
 
 from core.service import Service
-from core.storage import StoredPhoto, classify_object, missing, result_key, too_large, why_skipped
+from core.storage import StoredObject, process_upload, why_skipped
 
 CALLER = "aws-s3"
 log = logging.getLogger("core")
@@ -72,38 +72,63 @@ class S3Uploads:
         s3 = boto3.client("s3")
         written, skipped, failed = [], {}, {}
         for bucket, key, other_spelling in self.photos(event):
-            photo = StoredPhoto(key)
-            reason = why_skipped(photo.key, service)
-            if reason:
-                skipped[photo.key] = reason
-                continue
+            store = S3Bucket(s3, bucket, {key: other_spelling}, lambda other: not why_skipped(other, service))
             try:
-                result = self._classify(s3, bucket, photo, service, request_id)
-                if result["status"] == 404 and other_spelling and not why_skipped(other_spelling, service):
-                    photo = StoredPhoto(other_spelling)
-                    result = self._classify(s3, bucket, photo, service, request_id)
-                target = result_key(photo.key, service)
-                body = json.dumps(result).encode()
-                s3.put_object(Bucket=bucket, Key=target, Body=body, ContentType="application/json")
+                outcome = process_upload(store, key, service, request_id)
             except Exception as error:  # noqa: BLE001 - every record gets its turn; the invocation fails below
-                log.exception("the photo %r was not classified; the event will be retried", photo.key)
-                failed[photo.key] = f"{type(error).__name__}: {error}"
+                log.exception("the photo %r was not classified; the event will be retried", key)
+                failed[key] = f"{type(error).__name__}: {error}"
                 continue
-            written.append(target)
+            if outcome.skipped:
+                skipped[outcome.key] = outcome.skipped
+            else:
+                written.append(outcome.result_name)
         if failed:
             raise RuntimeError(f"{len(failed)} of the event's photos failed (retried by Lambda): {failed}")
         return {"results": written, "skipped": skipped}
 
-    def _classify(
-        self, s3: Any, bucket: str, photo: StoredPhoto, service: Service, request_id: str | None
-    ) -> dict[str, Any]:
+
+class S3Bucket:
+    """core.storage's ObjectStore on one S3 bucket. ``fallbacks``: a key's other spelling, opened when S3 has no
+    object under the key as the event spelled it (and ``classified`` says that spelling would be classified)."""
+
+    caller = CALLER
+
+    def __init__(
+        self, s3: Any, bucket: str, fallbacks: dict[str, str | None], classified: Callable[[str], bool]
+    ) -> None:
+        self.s3, self.bucket, self.fallbacks, self.classified = s3, bucket, fallbacks, classified
+
+    def open(self, key: str) -> StoredObject | None:
         try:
-            obj = s3.get_object(Bucket=bucket, Key=photo.key)
-        except s3.exceptions.NoSuchKey:
-            return missing(photo.key)
-        size = obj.get("ContentLength")
-        checked = too_large(StoredPhoto(photo.key, size), service)  # the object may have changed since the event
-        if checked:
-            obj["Body"].close()
-            return checked
-        return classify_object(service, photo.key, obj["Body"].read(), request_id, CALLER)
+            obj = self.s3.get_object(Bucket=self.bucket, Key=key)
+        except self.s3.exceptions.NoSuchKey:
+            other = self.fallbacks.get(key)
+            return self.open(other) if other and self.classified(other) else None
+        body = obj["Body"]
+        return StoredObject(
+            key, obj.get("ContentLength"), body.read, body.close, _version(obj), obj.get("ContentEncoding")
+        )
+
+    def write(self, name: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=name, Body=body, ContentType="application/json")
+
+    def read_result(self, name: str) -> bytes | None:
+        try:
+            return bytes(self.s3.get_object(Bucket=self.bucket, Key=name)["Body"].read())
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def superseded(self, stored: StoredObject) -> bool:
+        try:
+            now = self.s3.head_object(Bucket=self.bucket, Key=stored.key)
+        except self.s3.exceptions.ClientError:  # gone (404) or unreadable: no newer version to defer to
+            return False
+        return _version(now) != stored.version
+
+
+def _version(obj: dict[str, Any]) -> str | None:
+    """The object's ETag: it changes whenever the key gets other bytes, in a versioned bucket or not, and a listing
+    gives it too (so a backfill can tell an answered photo without reading it)."""
+    etag = obj.get("ETag")
+    return str(etag) if etag else None

@@ -8,14 +8,16 @@
 //   belongs to the framework's Deployment, which is a new resource on every deploy, and CloudFormation refuses a
 //   Deployment's StageDescription once its stage exists (every deploy after the first would fail). The npm plugin
 //   serverless-api-gateway-throttling does this too, through provider.request(), which osls 4 removed.
+//   So a pipeline must deploy with `serverless deploy --package DIR`: `aws cloudformation deploy` of the packaged
+//   template leaves the REST stage unthrottled (docs/deploy/aws.md, "Cost cap").
 // - HTTP API: the $default stage's default route throttling, in the template (that stage is one lasting resource).
 // A Function URL has no front door to throttle: reserved concurrency (`maxConcurrency`) is its only cap.
-// Settings: custom.frontDoorLimits in serverless.yml (from --param="rateLimit=..." and "burstLimit=...").
+// Settings: custom.frontDoorLimits in serverless.yml (from --param="rateLimit=..." and "burstLimit=...", which
+// plugins/params.js checks).
 
 const { APIGatewayClient, UpdateStageCommand } = require('@aws-sdk/client-api-gateway');
 const { CloudFormationClient, paginateListStackResources } = require('@aws-sdk/client-cloudformation');
 
-const POSITIVE_INTEGER = /^[1-9][0-9]*$/;
 const REST_API = 'ApiGatewayRestApi'; // the framework's logical id for the REST API it creates
 
 class FrontDoorLimits {
@@ -23,33 +25,15 @@ class FrontDoorLimits {
     this.serverless = serverless;
     this.provider = serverless.getProvider('aws');
     this.hooks = {
-      'before:package:initialize': () => this.settings(), // a bad value stops the command before any work
       'before:package:finalize': () => this.compile(),
       'after:deploy:deploy': () => this.throttleRestApiStage(),
     };
   }
 
+  // The values plugins/params.js has checked (whole numbers of at least 1), as numbers
   settings() {
     const { rateLimit, burstLimit } = this.serverless.service.custom.frontDoorLimits || {};
-    const values = { rateLimit, burstLimit };
-    for (const [name, value] of Object.entries(values)) {
-      if (!POSITIVE_INTEGER.test(String(value))) {
-        throw new this.serverless.classes.Error(
-          `--param="${name}=${value}": requests per second must be a whole number of at least 1`
-        );
-      }
-      values[name] = Number(value);
-    }
-    for (const [name, fn] of Object.entries(this.serverless.service.functions || {})) {
-      const reserved = fn.reservedConcurrency;
-      if (reserved !== undefined && reserved !== null && !POSITIVE_INTEGER.test(String(reserved))) {
-        // 0 would be accepted by AWS and stop the function from running at all
-        throw new this.serverless.classes.Error(
-          `--param="maxConcurrency=${reserved}" (function ${name}): a whole number of at least 1, or leave it out`
-        );
-      }
-    }
-    return values;
+    return { rateLimit: Number(rateLimit), burstLimit: Number(burstLimit) };
   }
 
   compile() {

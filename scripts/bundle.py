@@ -1,15 +1,18 @@
 """Assemble the folder a cloud CLI uploads, from the single source of truth (no committed copies of core/).
 
-    python scripts/bundle.py gcp dist/gcp       # then: gcloud functions deploy ... --source dist/gcp
-    python scripts/bundle.py azure dist/azure   # then: cd dist/azure && func azure functionapp publish APP
+    python3 scripts/bundle.py gcp dist/gcp       # then: gcloud functions deploy ... --source dist/gcp
+    python3 scripts/bundle.py azure dist/azure   # then: cd dist/azure && func azure functionapp publish APP
 
 The bundle holds the adapter, ``core/``, the model and its manifest, and one ``requirements.txt``
-(the runtime requirements plus the adapter's framework).
+(the runtime requirements plus the adapter's framework). Any Python 3 with the repository builds it: only the
+standard library is used, so a deploy needs no development install.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -17,15 +20,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 ADAPTER_FILES = {
-    "gcp": ["main.py", ".gcloudignore"],
+    "gcp": ["main.py", "gcs_bucket.py", "backfill.py", ".gcloudignore"],  # backfill.py: the Cloud Run job
     "azure": ["function_app.py", "host.json", ".funcignore", "local.settings.example.json"],
 }
 
 
-def build(target: str, out: Path, manifest_path: Path = ROOT / "model" / "clothing-model.json") -> Path:
-    from core.manifest import load_manifest
+class BundleError(Exception):
+    """The model named by the manifest cannot be shipped (missing, or not the file the manifest describes)."""
 
-    manifest = load_manifest(manifest_path)
+
+def model_file(manifest_path: Path) -> Path:
+    """The model file the manifest names, checked against the manifest's SHA-256 before it is shipped."""
+    manifest = json.loads(manifest_path.read_text())
+    path = manifest_path.parent / manifest["model_file"]
+    if not path.is_file():
+        raise BundleError(f"{path}: the model file named by {manifest_path} does not exist")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if manifest.get("sha256") and digest != manifest["sha256"]:
+        raise BundleError(f"{path}: its SHA-256 is not the one {manifest_path} records")
+    return path
+
+
+def build(target: str, out: Path, manifest_path: Path = ROOT / "model" / "clothing-model.json") -> Path:
+    model = model_file(manifest_path)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -33,8 +50,8 @@ def build(target: str, out: Path, manifest_path: Path = ROOT / "model" / "clothi
         shutil.copy2(ROOT / target / name, out / name)
     shutil.copytree(ROOT / "core", out / "core", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (out / "model").mkdir()
-    shutil.copy2(manifest.path, out / "model" / "clothing-model.json")
-    shutil.copy2(manifest.model_path, out / "model" / manifest.model_file)
+    shutil.copy2(manifest_path, out / "model" / "clothing-model.json")
+    shutil.copy2(model, out / "model" / model.name)
     requirements = [
         line
         for path in (ROOT / "requirements.txt", ROOT / target / "requirements.txt")
@@ -60,7 +77,11 @@ def main(argv=None) -> int:
         help="the model to ship (its .tflite is found through the manifest)",
     )
     args = parser.parse_args(argv)
-    out = build(args.target, args.out, args.manifest)
+    try:
+        out = build(args.target, args.out, args.manifest)
+    except (BundleError, OSError, ValueError, KeyError) as exc:
+        print(f"bundle.py: {exc}", file=sys.stderr)
+        return 1
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"built {out} ({size / 1e6:.1f} MB)")
     return 0

@@ -187,7 +187,7 @@ def azure_app():
 @pytest.fixture
 def azure_functions(fresh_service):
     """The app's functions as the Functions worker indexes and calls them: {name: WorkerFunction}."""
-    from tests.clouds.azure_worker import load
+    from tests.adapters.azure.azure_worker import load
 
     return load(ROOT / "azure")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from core.http import Headers, Request
+from core.contract import Headers, Request
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "clothing-dataset-small"
@@ -105,7 +105,7 @@ def phone_photo(path: Path, orientation: int = 6) -> Path:
     import numpy as np
     from PIL import Image
 
-    from model.camera import tagged_jpeg
+    from tests.camera import tagged_jpeg
 
     with Image.open(SAMPLE) as image:
         upright = image.convert("RGB").resize((3000, 4000), Image.Resampling.BICUBIC)

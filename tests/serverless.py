@@ -38,7 +38,7 @@ def run_serverless(command: list[str], timeout: int, cwd: Path = ROOT) -> subpro
 
 
 # What a service directory holds for `serverless package` or `deploy` (the rest of the repository is not needed).
-SERVICE = ("serverless.yml", "package.json", "requirements.txt", "core", "handlers", "model", "plugins")
+SERVICE = ("serverless.yml", "package.json", "requirements.txt", "core", "handlers", "model", "plugins", "infra")
 
 
 def copy_service(service: Path) -> Path:

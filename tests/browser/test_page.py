@@ -134,7 +134,7 @@ def test_a_transparent_png_that_fits_is_sent_as_it_is_and_gets_the_apis_answer(p
     never redrawn (on black) as JPEG, so the page's answer is the API's for that file."""
     from PIL import Image
 
-    from core.http import Request
+    from core.contract import Request
     from core.service import Service
 
     png = tmp_path / "cutout.png"
@@ -220,7 +220,8 @@ def test_the_page_keeps_the_query_string_on_its_requests(browser, site):
     ],
 )
 def test_screenshots_at_desktop_and_phone_widths(browser, site, tmp_path, name, viewport, scheme):
-    """Readable on a phone, light and dark. SCREENSHOT_DIR keeps them (the README's image comes from here)."""
+    """Readable on a phone, light and dark. SCREENSHOT_DIR keeps them (docs/page-desktop.png and page-phone.png
+    come from here)."""
     context = browser.new_context(viewport=viewport, color_scheme=scheme, device_scale_factor=1)
     page = context.new_page()
     page.goto(site)

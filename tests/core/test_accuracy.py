@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from model.evaluate import evaluate
+from lab.evaluate import evaluate
 from tests.helpers import MANIFEST, ROOT, scores_of
 
 CARD = json.loads((ROOT / "model" / "metrics.json").read_text())

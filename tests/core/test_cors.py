@@ -35,6 +35,11 @@ def test_origins_that_are_accepted(text, origins):
         ("*, https://shop.example", "write it alone"),
         ("https://bücher.example", "ASCII form"),  # browsers send https://xn--bcher-kva.example
         ("https://shop.example:443/", "not an origin"),
+        ("https://shop .example", "not an origin"),  # no host name holds a space
+        # the same origin in a spelling no browser sends: the message gives the one to write
+        ("https://shop.example:", "as 'https://shop.example'; write that"),
+        ("https://shop.example:0443", "as 'https://shop.example'; write that"),
+        ("https://shop.example:08080", "as 'https://shop.example:8080'; write that"),
     ],
 )
 def test_origins_that_are_refused_say_why(text, reason):

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from core import fetch
+from core import addresses
+from core.addresses import is_public
 from core.errors import BadRequest, FetchFailed, FetchTimeout, PayloadTooLarge, UnsupportedMediaType
-from core.fetch import fetch_image_bytes, is_public
+from core.fetch import fetch_image_bytes
 from core.settings import Settings
 from tests.helpers import image_bytes
 
@@ -268,7 +269,33 @@ def test_address_literals_need_no_resolver(image_server, monkeypatch):
     def no_resolver(*args, **kwargs):  # the resolver thread is for host names only
         raise AssertionError("resolver used for an address literal")
 
-    monkeypatch.setattr(fetch, "_getaddrinfo", no_resolver)
+    monkeypatch.setattr(addresses, "_getaddrinfo", no_resolver)
     assert fetch_image_bytes(base + "/literal.jpg", fetch_settings()) == routes["/literal.jpg"][2]
     with pytest.raises(BadRequest, match="non-public"):  # and literals are still checked
         fetch_image_bytes(base + "/literal.jpg", fetch_settings(fetch_allow_networks=()))
+
+
+def test_a_batch_holds_only_a_few_fetched_images_at_once(image_server):
+    """Sixteen URLs, taken one at a time by a slow consumer (the classifier): no more than FETCH_CONCURRENCY are
+    fetched ahead of it, so a batch never holds all sixteen images' bytes at once."""
+    from core.fetch import FETCH_CONCURRENCY, Fetcher
+    from core.request import Source
+
+    base, routes = image_server
+    served = []
+    body = image_bytes("JPEG")
+
+    def counted(handler):
+        served.append(handler.path)
+        handler.reply(200, body, {"Content-Type": "image/jpeg"})
+
+    routes["/batch.jpg"] = counted
+    sources = [Source("url", f"{base}/batch.jpg?{i}") for i in range(16)]
+    images = Fetcher(fetch_settings()).fetch_each(sources, time.monotonic() + 10)
+    ahead = []
+    for taken in range(16):
+        assert next(images) == body
+        time.sleep(0.05)  # the consumer's work on the image it took
+        ahead.append(len(served) - taken - 1)  # fetched, or being fetched, but not yet taken
+    assert next(images, None) is None
+    assert max(ahead) <= FETCH_CONCURRENCY - 1 and len(served) == 16, ahead

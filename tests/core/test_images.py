@@ -121,7 +121,7 @@ def _two_colour(size=(60, 30)) -> Image.Image:
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_exif_orientation_decodes_to_the_upright_pixels(orientation):
     """PNG is lossless: a photo stored turned or mirrored and tagged decodes to exactly the upright pixels."""
-    from model.camera import tagged
+    from tests.camera import tagged
 
     upright = _two_colour()
     decoded = decode_image(tagged(upright, orientation, "PNG"), max_pixels=10**6)
@@ -143,8 +143,8 @@ def test_avif_decodes_with_pillow_alone():
 
 
 def test_heic_decodes_where_the_deployment_installs_pillow_heif():
-    """The opt-in (README, "Image formats"): pillow-heif is installed for development, so core registered it.
-    The book's stack (make test-legacy) is the one environment without it."""
+    """The opt-in (docs/api.md, "How images are prepared"): pillow-heif is installed for development, so core
+    registered it. The book's stack (make test-legacy) is the one environment without it."""
     import os
 
     if os.environ.get("EXPECT_TFLITE_RUNTIME") == "tflite_runtime":
@@ -158,3 +158,15 @@ def test_heic_decodes_where_the_deployment_installs_pillow_heif():
     from_pillow(Image.new("RGB", (64, 48), (200, 30, 30))).save(buf, quality=90)
     img = decode_image(buf.getvalue(), max_pixels=10**6)
     assert img.size == (64, 48) and img.convert("RGB").getpixel((32, 24))[0] > 150
+
+
+def test_a_heic_photo_where_heif_is_not_installed_says_how_to_enable_it(monkeypatch):
+    """The deployed zip has no pillow-heif: an iPhone's photo is answered with what to do, not "not decodable"."""
+    from core import images
+
+    monkeypatch.setattr(images, "FORMATS", tuple(f for f in images.FORMATS if f != "HEIF"))
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64  # a HEIC file's first box
+    with pytest.raises(InvalidImage, match="HEIC/HEIF photo.*add pillow-heif to requirements.txt"):
+        decode_image(heic, max_pixels=10**6)
+    with pytest.raises(InvalidImage, match="not a decodable image"):
+        decode_image(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64, max_pixels=10**6)  # an MP4: no hint

@@ -1,32 +1,14 @@
-"""The platforms' limits (core/limits.py): the README's table says what the code says, the largest image each
-Lambda front door claims really fits a Lambda event, and GET reports the limits of the door it came through."""
+"""The platforms' limits (core/limits.py): the largest image each Lambda front door claims really fits a Lambda
+event, and GET reports the limits of the door it came through (docs/limits.md's table: tests/docs)."""
 
 import base64
 import json
-import re
 
 import pytest
 
 from core.limits import FRONT_DOORS, LAMBDA_PAYLOAD, SMALLEST
 from core.settings import Settings
 from tests.helpers import ROOT
-
-
-def readme_rows() -> dict[str, list[int | None]]:
-    rows = {}
-    for line in (ROOT / "README.md").read_text().splitlines():
-        match = re.match(r"\| [^|]+ \| `([a-z-]+)` \| ([\d,—]+) \| ([\d,—]+) \| ([\d,—]+) \|$", line)
-        if match:
-            rows[match[1]] = [None if c == "—" else int(c.replace(",", "")) for c in match.groups()[1:]]
-    return rows
-
-
-def test_the_readme_table_is_the_code():
-    expected = {
-        door.key: [door.max_body_bytes, door.max_raw_image_bytes, door.max_json_image_bytes]
-        for door in FRONT_DOORS.values()
-    }
-    assert readme_rows() == expected
 
 
 def test_the_page_starts_from_the_smallest_platform_limit():

@@ -10,7 +10,7 @@ from core.errors import ModelError
 from core.interpreter import find_runtime
 from core.manifest import load_manifest, sha256_of
 from core.model import Classifier
-from model.labels import CLOTHING_LABELS
+from lab.labels import CLOTHING_LABELS
 from tests.helpers import MANIFEST
 
 
@@ -81,7 +81,7 @@ def test_a_bad_temperature_is_refused_by_name(copied, temperature):
 
 
 def test_the_temperature_scales_probabilities_only(copied):
-    """Temperature scaling (model/calibrate.py): probabilities are softmax(logits / T); the default answer, the
+    """Temperature scaling (lab/calibrate.py): probabilities are softmax(logits / T); the default answer, the
     raw logits, is the same whatever T."""
     path, data = copied
     logits = np.array([2.0, 1.0, 0.5, 0, 0, 0, 0, 0, 0, -1], dtype=np.float32)

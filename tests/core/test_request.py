@@ -5,13 +5,24 @@ import base64
 import pytest
 
 from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from core.request import check_media_type, from_payload, from_raw_image, options_from_query, parse_json_body
+from core.request import (
+    ParseRules,
+    check_media_type,
+    from_payload,
+    from_raw_image,
+    options_from_query,
+    parse_json_body,
+)
 
 PNG = b"\x89PNG fake"
 
 
+def rules(max_batch=4):
+    return ParseRules(max_batch=max_batch, max_image_bytes=1000, max_body_bytes=10_000, label_count=lambda: 10)
+
+
 def parse(payload, **kw):
-    return from_payload(payload, num_labels=10, max_batch=kw.get("max_batch", 4), max_image_bytes=1000)
+    return from_payload(payload, rules(max_batch=kw.get("max_batch", 4)))
 
 
 def test_url_request():
@@ -87,18 +98,16 @@ def test_bad_json_bodies(body, message):
 
 
 def test_raw_image_options_from_query():
-    req = from_raw_image(
-        PNG, options_from_query({"top_k": "2", "probabilities": "true"}), num_labels=10, max_image_bytes=1000
-    )
+    req = from_raw_image(PNG, options_from_query({"top_k": "2", "probabilities": "true"}), rules())
     assert req.top_k == 2 and req.probabilities and req.sources[0].value == PNG
     with pytest.raises(BadRequest):
         options_from_query({"top_k": "two"})
     with pytest.raises(BadRequest):
         options_from_query({"probabilities": "null"})
     with pytest.raises(BadRequest):
-        from_raw_image(PNG, {"top_k": 0}, num_labels=10, max_image_bytes=1000)
+        from_raw_image(PNG, {"top_k": 0}, rules())
     with pytest.raises(PayloadTooLarge):
-        from_raw_image(b"x" * 2000, {}, num_labels=10, max_image_bytes=1000)
+        from_raw_image(b"x" * 2000, {}, rules())
 
 
 def test_media_types():

@@ -1,0 +1,35 @@
+"""Fixtures and helpers shared by the lab's tests."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT, image_bytes, photo_views
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory):
+    """Real photo content without the dataset (12 views of each photo in samples/: the same 24 photos on every
+    machine) and generated colours: solid colours alone leave a random model's logits nearly tied, so an int8
+    parity check on them is a coin toss."""
+    folder = tmp_path_factory.mktemp("images")
+    for sample in sorted((ROOT / "samples").glob("*.jpg")):
+        for i, view in enumerate(photo_views(sample, 12)):
+            view.save(folder / f"{sample.stem}-{i}.jpg", quality=90)
+    for i, color in enumerate([(200, 30, 30), (20, 180, 60), (30, 30, 220), (240, 240, 240)]):
+        (folder / f"gen{i}.png").write_bytes(image_bytes("PNG", size=(90, 120), color=color))
+    return folder
+
+
+def run_tool(module: str, *args, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m <module> ARGS...`` from the repository's root, as a user runs it: exit code, stdout and stderr
+    as text."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )
