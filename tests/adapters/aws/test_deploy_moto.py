@@ -30,17 +30,23 @@ def stage_throttle(endpoint: str) -> dict:
     return {k: v for k, v in stage["methodSettings"]["*/*"].items() if k.startswith("throttling")}
 
 
-def test_deploy_twice_then_remove(sls, packages, moto_endpoint, tmp_path):
-    from tests.adapters.aws.moto_gaps import fill_gaps
-
-    fill_gaps()  # before the first stack: the resource types moto's CloudFormation lacks
-    service = copy_service(tmp_path / "service")
+def deployer(sls: str, service, moto_endpoint: str):
+    """``serverless(*args) -> output``: the CLI in ``service``, against moto, failing the test on an error."""
     env = sls_env(AWS_ENDPOINT_URL=moto_endpoint, **FAKE_CREDENTIALS)
 
     def serverless(*args) -> str:
         proc = subprocess.run([sls, *args], cwd=service, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         return proc.stdout + proc.stderr
+
+    return serverless
+
+
+def test_deploy_twice_then_remove(sls, packages, moto_endpoint, tmp_path):
+    from tests.adapters.aws.moto_gaps import fill_gaps
+
+    fill_gaps()  # before the first stack: the resource types moto's CloudFormation lacks
+    serverless = deployer(sls, copy_service(tmp_path / "service"), moto_endpoint)
 
     for name in ("rest", "py311"):
         deployment = next(r for r in template_resources(packages[name]).values() if r["Type"].endswith("Deployment"))
@@ -165,13 +171,7 @@ def test_a_bucket_kept_by_remove_can_be_deployed_onto_again(sls, packages, moto_
     # an empty account: the other test's removal kept this bucket
     urllib.request.urlopen(urllib.request.Request(moto_endpoint + "/moto-api/reset", method="POST"), timeout=30)
     fill_gaps()
-    service = copy_service(tmp_path / "service")
-    env = sls_env(AWS_ENDPOINT_URL=moto_endpoint, **FAKE_CREDENTIALS)
-
-    def serverless(*args) -> str:
-        proc = subprocess.run([sls, *args], cwd=service, env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return proc.stdout + proc.stderr
+    serverless = deployer(sls, copy_service(tmp_path / "service"), moto_endpoint)
 
     serverless("deploy", "--package", packages["py311"])
     apply_template_notifications(moto_endpoint, packages["py311"])
