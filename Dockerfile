@@ -2,7 +2,7 @@
 #   docker build -t clothing-classifier .
 #   docker run -p 8080:8080 clothing-classifier
 #   curl -XPOST localhost:8080/2015-03-31/functions/function/invocations -d '{"url": "https://..."}'
-# Deploy through ECR with serverless-container.yml (see README, "Container image").
+# Deploy through ECR with serverless-container.yml (docs/deploy/aws.md, "Container image").
 FROM public.ecr.aws/lambda/python:3.12
 
 COPY requirements.txt ${LAMBDA_TASK_ROOT}/

@@ -5,7 +5,7 @@ residual connection also needs unactivated, so the TF Lite converter cannot fuse
 keeps it as an op of its own. In a float model that costs nothing: XNNPACK runs RELU. In an int8 model it
 does not: LiteRT's XNNPACK delegate takes int8 ADD with a fused activation but no standalone int8 RELU, so
 each one splits the graph (Xception: 12 partitions) and runs in TF Lite's scalar reference kernel. Measured
-on the int8 Xception (BENCHMARKS.md): those 11 RELUs took a quarter to half of its inference time.
+on the int8 Xception (docs/performance.md): those 11 RELUs took a quarter to half of its inference time.
 
 RELU(ADD(a, b)) becomes ADD(a, b) with the activation fused, written straight into the RELU's output tensor
 (same quantization); the original ADD stays for its other consumers. The values are the same: one

@@ -12,7 +12,7 @@ from typing import Any
 
 BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "none")
 
-# Each network's own recipe (measured: model/README.md); an option given on the command line wins. The
+# Each network's own recipe (measured: lab/notebook.md); an option given on the command line wins. The
 # augmentation's rotation, zoom, shift and mixup have no option: they are fixed by the network.
 NETWORK_RECIPES: dict[str, dict[str, Any]] = {
     "pretrained": dict(

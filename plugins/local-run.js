@@ -1,9 +1,9 @@
 'use strict';
 
-// `serverless invoke local` and `serverless offline` as the README types them, with or without
+// `serverless invoke local` and `serverless offline` as docs/deploy/aws.md types them, with or without
 // `source .venv/bin/activate`:
 // - Both run the handler with the `python3` first on PATH (VIRTUAL_ENV/bin first when it is set). Without the
-//   virtualenv that is the system's, which lacks the function's requirements: the run ended in
+//   virtualenv that is the system's, which lacks the function's requirements: the run would end in
 //   ModuleNotFoundError and a Node.js stack trace. So the project's .venv is used when none is active, and a
 //   python3 that cannot import the requirements stops the command with what to do.
 // - API Gateway passes a body whose Content-Type matches provider.apiGateway.binaryMediaTypes (image/*) to the

@@ -204,9 +204,10 @@ def lambda_wheels(arch: str, out: Path) -> list[Path]:
 
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
 def test_every_library_for_lambda_loads_on_its_python312_runtime(packages, arch, tmp_path):
-    """Each shared object's glibc and libstdc++ versions against the runtime's (README, "arm64"): x86_64 (the zip
-    itself) runs on any AL2023 release; LiteRT's arm64 libraries need GCC 12's libstdc++ (3.4.30), which AL2023 has
-    had since its 2025 core-library update. A wheel that needs more fails here before it fails on Lambda."""
+    """Each shared object's glibc and libstdc++ versions against the runtime's (docs/deploy/aws.md, "arm64"):
+    x86_64 (the zip itself) runs on any AL2023 release; LiteRT's arm64 libraries need GCC 12's libstdc++ (3.4.30),
+    which AL2023 has had since its 2025 core-library update. A wheel that needs more fails here before it fails on
+    Lambda."""
     if arch == "x86_64":
         archives = [packages["rest"] / "clothing-classifier.zip"]
     else:
