@@ -63,7 +63,7 @@ def _top_ignoring_tag(service: Service, data: bytes) -> str:
     """What the book's stack answers: the stored pixels as keras_image_helper reads them, tag ignored."""
     clf = service.classifier
     with Image.open(io.BytesIO(data)) as img:
-        scores = clf.predict(clf._preprocessor.convert_to_tensor(img))
+        scores = clf.predict(clf.preprocess(img))  # the pixels as stored: no EXIF turn
     return clf.loaded_manifest().labels[int(np.argmax(scores))]
 
 

@@ -1,4 +1,4 @@
-"""Bytes -> a PIL image ready for keras_image_helper, with the limits a public endpoint needs.
+"""Bytes -> decoded pixels ready for preprocess.py (Keras' preparation), with the limits a public endpoint needs.
 
 A photo is turned upright by its EXIF Orientation tag (a phone stores a portrait photo sideways and tags it; the
 model saw upright garments in training, and a sideways one is misread about half the time). Keras' ``load_img``
@@ -13,11 +13,16 @@ import io
 import struct
 import warnings
 import zlib
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import jpeg
 from .errors import InvalidImage, PayloadTooLarge
+
+if TYPE_CHECKING:  # numpy is imported by what decodes (jpeg.py), never by the clients that only read headers
+    import numpy as np
 
 
 def _formats() -> tuple[tuple[str, ...], set[str]]:
@@ -38,6 +43,32 @@ FORMATS, IMAGE_SUFFIXES = _formats()
 ORIENTATION = 0x0112  # the EXIF tag: 1 upright, 2-8 mirrored and/or turned by 90, 180 or 270 degrees
 
 
+@dataclass
+class OpenedImage:
+    """A file whose header is read and checked, no pixel decoded yet. ``size`` (width, height) is the size it
+    decodes to. ``colorspace``: a JPEG libjpeg-turbo decodes directly (jpeg.py), scaled by the DCT when
+    ``at_least`` (width, height) is set; otherwise Pillow decodes ``header``."""
+
+    header: Image.Image
+    data: bytes
+    size: tuple[int, int]
+    stored_size: tuple[int, int]  # the file's own size, as its header says
+    colorspace: str | None = None
+    at_least: tuple[int, int] | None = None
+
+    @property
+    def scaled(self) -> bool:
+        """Whether it decodes smaller than the file's own size (by the DCT)."""
+        return self.size != self.stored_size and self.at_least is not None
+
+    @property
+    def holds(self) -> int:
+        """The pixels its decode holds at the peak, for the budget (memory.py). A progressive JPEG keeps every DCT
+        coefficient of the whole image until its last scan, whatever size it is decoded to."""
+        width, height = self.stored_size if self.header.info.get("progressive") else self.size
+        return width * height
+
+
 def decode_image(
     data: bytes, max_pixels: int, draft_size: tuple | None = None, draft_above_pixels: int | None = None
 ) -> Image.Image:
@@ -47,13 +78,12 @@ def decode_image(
 
 def open_image(
     data: bytes, max_pixels: int, draft_size: tuple | None = None, draft_above_pixels: int | None = None
-) -> Image.Image:
-    """Read the header, check the pixel limit, choose the decode scale; no pixel is decoded yet.
+) -> OpenedImage:
+    """Read the header, check the pixel limit, choose the decoder and the decode scale.
 
-    ``draft_size`` (width, height): JPEGs are decoded by the DCT at 1/2, 1/4 or 1/8 scale, never below that
-    size — far less memory and time for big photos, but the pixels differ slightly from Keras'. It applies to
-    every JPEG when ``draft_above_pixels`` is None (``JPEG_DRAFT=1``), else only to JPEGs with more pixels.
-    ``.size`` of the result is the size it will decode to."""
+    ``draft_size`` (width, height): JPEGs are decoded by the DCT at reduced scale, never below that size — far
+    less memory and time for big photos, but the pixels differ slightly from Keras'. It applies to JPEGs with
+    more than ``draft_above_pixels`` pixels (every JPEG when it is None)."""
     if not data:
         raise InvalidImage("the image is empty (0 bytes)")
     try:
@@ -69,8 +99,15 @@ def open_image(
             if img.format == "PNG":  # before decoding: a truncated PNG is refused without its pixels
                 _check_png_rows(data)
             img.seek(0)
+            at_least = None
             if draft_size and img.format == "JPEG" and width * height > (draft_above_pixels or 0):
-                img.draft("RGB", draft_size)
+                # Stored turned by 90 degrees (tags 5-8): the model's width is the stored image's height.
+                at_least = tuple(draft_size[::-1] if orientation(img) >= 5 else draft_size)
+            fast = _libjpeg_turbo(img, data, at_least) if img.format == "JPEG" else None
+            if fast:
+                return fast
+            if at_least:
+                img.draft("RGB", at_least)
     except (PayloadTooLarge, InvalidImage):
         raise
     except Image.DecompressionBombError:  # PIL's own check, which fires inside open() for some formats
@@ -84,7 +121,20 @@ def open_image(
         raise InvalidImage(f"not a decodable image (supported formats: {', '.join(FORMATS)})") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError, struct.error) as exc:
         raise InvalidImage(f"the image could not be decoded: {exc}") from None
-    return img
+    return OpenedImage(img, data, img.size, (width, height), at_least=at_least)
+
+
+def _libjpeg_turbo(img: Image.Image, data: bytes, at_least: tuple[int, int] | None) -> OpenedImage | None:
+    """The JPEG opened for jpeg.py's decode; None where Pillow decodes it (CMYK, or a header TurboJPEG cannot read,
+    such as an unusual chroma subsampling)."""
+    colorspace = jpeg.colorspace_for(img.mode)
+    if not colorspace:
+        return None
+    try:
+        size = jpeg.scaled_size(data, at_least) if at_least else img.size
+    except ValueError:
+        return None
+    return OpenedImage(img, data, size, img.size, colorspace, at_least)
 
 
 # The brands of an ISO base media file that hold HEIF images (an iPhone's .heic among them).
@@ -96,13 +146,34 @@ def is_heif(data: bytes) -> bool:
     return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
 
 
-def load_image(img: Image.Image) -> Image.Image:
+def load_image(opened: OpenedImage) -> Image.Image:
     """Decode an image from ``open_image``: upright, an RGB or L image, 16/32-bit greyscale scaled to 8 bits."""
+    pixels = load_pixels(opened)
+    if isinstance(pixels, Image.Image):
+        return pixels
+    import numpy
+
+    return Image.fromarray(numpy.ascontiguousarray(pixels))
+
+
+def load_pixels(opened: OpenedImage) -> Image.Image | np.ndarray:
+    """Decode as ``load_image`` does, but a JPEG libjpeg-turbo decoded stays the uint8 array (height, width[, 3])
+    it came as, turned upright as a view: serving samples it where it lies (preprocess.py)."""
+    if opened.colorspace:
+        try:
+            pixels = jpeg.decode(opened.data, opened.colorspace, opened.size if opened.scaled else None)
+        except ValueError:
+            # libjpeg-turbo's strict mode refuses what libjpeg only warns about (a few stray bytes before a marker,
+            # a damaged restart interval), which Pillow, and so Keras, decode: Pillow decides, as before.
+            if opened.at_least:
+                opened.header.draft("RGB", opened.at_least)
+        else:
+            return turned(pixels, orientation(opened.header))
     try:
-        img.load()
+        opened.header.load()
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise InvalidImage(f"the image could not be decoded: {exc}") from None
-    return _to_8bit(upright(img))
+    return _to_8bit(upright(opened.header))
 
 
 def orientation(img: Image.Image) -> int:
@@ -115,6 +186,25 @@ def orientation(img: Image.Image) -> int:
     except Exception:  # Pillow's EXIF parser raises many kinds of error on hostile input
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+# How each EXIF Orientation is undone on an array (rows, columns[, channels]): the turns and mirrors
+# ImageOps.exif_transpose makes, as views rather than copies.
+UNDO_ORIENTATION = {
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: a[::-1, ::-1],  # turned 180 degrees
+    4: lambda a: a[::-1],  # mirrored top-bottom
+    5: lambda a: a.swapaxes(0, 1),  # transposed
+    6: lambda a: a.swapaxes(0, 1)[:, ::-1],  # turned 90 degrees anticlockwise: turn clockwise
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # transversed
+    8: lambda a: a.swapaxes(0, 1)[::-1],  # turned 90 degrees clockwise: turn anticlockwise
+}
+
+
+def turned(pixels: np.ndarray, tag: int) -> np.ndarray:
+    """Pixels decoded without Pillow (jpeg.py) turned upright by the file's Orientation ``tag``."""
+    undo = UNDO_ORIENTATION.get(tag)
+    return undo(pixels) if undo else pixels
 
 
 def upright(img: Image.Image) -> Image.Image:

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keras_image_helper.helper import preprocessors as KNOWN_PREPROCESSING
-
 from .errors import ModelError
+from .preprocess import MODES as KNOWN_PREPROCESSING
 
 OUTPUT_KINDS = ("logits", "probabilities")
 
@@ -78,7 +77,7 @@ def load_manifest(path: str | Path) -> Manifest:
     if preprocessing not in KNOWN_PREPROCESSING:
         raise ModelError(
             f"model manifest {path}: unknown preprocessing '{preprocessing}' "
-            f"(keras_image_helper knows {', '.join(sorted(KNOWN_PREPROCESSING))})"
+            f"(known: {', '.join(sorted(KNOWN_PREPROCESSING))})"
         )
     output = need("output", str)
     if output not in OUTPUT_KINDS:

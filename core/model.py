@@ -7,23 +7,31 @@ is not thread-safe, so each thread gets its own interpreter over the same model 
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from keras_image_helper import create_preprocessor
 from PIL import Image
 
 from .errors import ModelError
-from .images import load_image, open_image
+from .images import load_pixels, open_image
 from .interpreter import find_runtime
 from .manifest import Manifest, load_manifest, sha256_of
 from .memory import PixelBudget, release_freed_memory
+from .preprocess import Preprocessor
 from .trace import Trace
 
 TRIM_AFTER_PIXELS = 4_000_000  # decodes this large hand their memory back to the system when done
+
+
+# A JPEG decoded at reduced DCT scale keeps at least this many times the model's input per side, and is then
+# averaged over whole blocks and sampled down to it (preprocess.py). Decoded down to the input itself, held-back
+# photos enlarged to 3 and 12 MP lost 7 and 8 answers their own files got right and gained none (686 photos); with
+# this margin, as many as a full decode (docs/performance.md, "Phone photos").
+SCALED_DECODE_MARGIN = 2
 
 
 class DecodeRules(NamedTuple):
@@ -33,6 +41,16 @@ class DecodeRules(NamedTuple):
     draft_size: tuple[int, int] | None = None  # (width, height): a JPEG is never decoded below it
     draft_above_pixels: int | None = None  # None: every JPEG at reduced scale (JPEG_DRAFT=1)
 
+    @classmethod
+    def for_input(
+        cls, input_size: tuple[int, int], max_pixels: int, exact_max_pixels: int | None, exact: bool = False
+    ) -> DecodeRules:
+        """Rules for a model of ``input_size`` (height, width): JPEGs over ``exact_max_pixels`` (every one when it
+        is None) decoded at reduced scale, none when ``exact``."""
+        height, width = input_size
+        draft = None if exact else (SCALED_DECODE_MARGIN * width, SCALED_DECODE_MARGIN * height)
+        return cls(max_pixels, draft, exact_max_pixels)
+
 
 class Classifier:
     def __init__(self, manifest_path: str | Path, threads: int = 1) -> None:
@@ -41,7 +59,7 @@ class Classifier:
         self.manifest: Manifest | None = None
         self.runtime: str | None = None
         self._interpreter_class: Any = None
-        self._preprocessor: Any = None
+        self._preprocessor: Preprocessor | None = None
         self._local = threading.local()
         self._load_lock = threading.Lock()
 
@@ -76,17 +94,19 @@ class Classifier:
             self._check_signature(manifest, interpreter)
             self._local.interpreter = interpreter
             height, width = manifest.input_size
-            # keras_image_helper hands target_size to PIL, which wants (width, height).
-            self._preprocessor = create_preprocessor(manifest.preprocessing, target_size=(width, height))
+            self._preprocessor = Preprocessor(manifest.preprocessing, target_size=(width, height))
             self.manifest = manifest
         return self
 
     def warm(self) -> Classifier:
-        """Load, and run one inference on a blank image: the interpreter's buffers and XNNPACK's packed weights
-        are then ready before the first request (on this thread; other threads build their own on first use)."""
+        """Load, and run one inference on a small blank JPEG: the decoders' imports (Pillow's file plugins,
+        libjpeg-turbo's module), the interpreter's buffers and XNNPACK's packed weights are then ready before the
+        first request, in the init phase that SnapStart snapshots (this thread; others build their own on first use)."""
         manifest = self.load().loaded_manifest()
         height, width = manifest.input_size
-        self.predict(np.zeros((1, height, width, 3), dtype=np.float32))
+        blank = io.BytesIO()
+        Image.new("RGB", (width, height)).save(blank, "JPEG")
+        self.predict(self.prepare(blank.getvalue(), DecodeRules(max_pixels=width * height)))
         return self
 
     def _new_interpreter(self, manifest: Manifest) -> Any:
@@ -149,13 +169,14 @@ class Classifier:
         ``budget`` (memory.py); a big decode hands its freed memory back to the system."""
         trace.image_bytes += len(data)
         t = time.perf_counter()
-        image = open_image(data, rules.max_pixels, rules.draft_size, rules.draft_above_pixels)
-        pixels = image.size[0] * image.size[1]
-        trace.image_size = list(image.size)  # as decoded
+        opened = open_image(data, rules.max_pixels, rules.draft_size, rules.draft_above_pixels)
+        pixels = opened.holds
+        trace.image_size = list(opened.size)  # as decoded
         with budget.hold(pixels):
-            image = load_image(image)
+            image, scaled = load_pixels(opened), opened.scaled
+            del opened
             t = trace.lap("decode", t)
-            batch = self.preprocess(image)
+            batch = self.preprocess(image, area=scaled)
             del image
         if pixels >= TRIM_AFTER_PIXELS:
             release_freed_memory()
@@ -165,10 +186,19 @@ class Classifier:
         return self.postprocess(scores, top_k, probabilities)
 
     # -- preprocess ---------------------------------------------------------------------------------
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        """A PIL image -> the float32 batch (1, H, W, 3) keras_image_helper makes for it."""
+    def preprocess(self, image: Image.Image | np.ndarray, area: bool = False) -> np.ndarray:
+        """A PIL image, or JPEG pixels as ``images.load_pixels`` gives them -> the float32 batch (1, H, W, 3)
+        keras_image_helper makes for it (preprocess.py); ``area``: resized by area averaging instead, for a decode
+        at reduced scale."""
         self.loaded_manifest()  # the preprocessor is made with the model, from its manifest
-        return self._preprocessor.convert_to_tensor(image)
+        assert self._preprocessor is not None
+        return self._preprocessor(image, area)
+
+    def prepare(self, data: bytes, rules: DecodeRules) -> np.ndarray:
+        """An image file's bytes -> the model's input, decoded and prepared as ``classify`` does (the lab's
+        measurements use it; ``classify`` also holds the decode budget and times each step)."""
+        opened = open_image(data, rules.max_pixels, rules.draft_size, rules.draft_above_pixels)
+        return self.preprocess(load_pixels(opened), area=opened.scaled)
 
     # -- predict ------------------------------------------------------------------------------------
     def predict(self, batch: np.ndarray) -> np.ndarray:

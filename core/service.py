@@ -215,12 +215,12 @@ class Service:
         )
 
     def _decode_rules(self) -> DecodeRules:
-        height, width = self.classifier.loaded_manifest().input_size
         settings = self.settings
-        return DecodeRules(
-            max_pixels=settings.max_image_pixels,
-            draft_size=(width, height),  # a JPEG is never decoded below the model's input size
-            draft_above_pixels=None if settings.jpeg_draft else settings.jpeg_exact_max_pixels,
+        return DecodeRules.for_input(
+            self.classifier.loaded_manifest().input_size,
+            settings.max_image_pixels,
+            exact_max_pixels=None if settings.jpeg_draft else settings.jpeg_exact_max_pixels,
+            exact=settings.jpeg_exact,
         )
 
 

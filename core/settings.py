@@ -22,6 +22,8 @@ from .addresses import IPNetwork
 from .cors import parse_origins
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "model" / "clothing-model.json"
+# JPEGs above this many pixels decode at reduced DCT scale by default; below it, Keras' exact pixels.
+JPEG_EXACT_MAX_PIXELS = 2_000_000
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -94,8 +96,11 @@ class Settings:
     model_threads: int = positive(1, "MODEL_THREADS")
     # Decoded pixels all threads may hold at once (~8 bytes each while decoding): the instance's image memory.
     decode_budget_pixels: int = positive(48_000_000, "DECODE_BUDGET_PIXELS")
-    # JPEGs up to this size decode at full size (pixels exactly as Keras'); larger ones at reduced DCT scale.
-    jpeg_exact_max_pixels: int = positive(16_000_000, "JPEG_EXACT_MAX_PIXELS")
+    # JPEGs up to this size decode at full size (pixels exactly as Keras'); larger ones at reduced DCT scale, the
+    # smallest that covers the model's input: the size chosen by accuracy at phone sizes (docs/performance.md).
+    jpeg_exact_max_pixels: int = positive(JPEG_EXACT_MAX_PIXELS, "JPEG_EXACT_MAX_PIXELS")
+    # Opt-in: decode every JPEG at full size, Keras' pixels at every size (slower on big photos).
+    jpeg_exact: bool = setting(False, "JPEG_EXACT", _flag)
     # Opt-in: decode every JPEG at reduced DCT scale (faster; pixels differ from keras_image_helper's).
     jpeg_draft: bool = setting(False, "JPEG_DRAFT", _flag)
     # Web pages on other sites allowed to call the API (core/cors.py): exact origins, comma-separated, or "*".
@@ -128,6 +133,8 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.jpeg_exact and self.jpeg_draft:
+            raise ValueError("environment variables JPEG_EXACT and JPEG_DRAFT are both on: they exclude each other")
         for spec in fields(self):
             rule, value = spec.metadata["rule"], getattr(self, spec.name)
             if rule is not None and not rule(value):

@@ -1,10 +1,17 @@
-"""The array fed to the model equals keras_image_helper's, byte for byte, for the same file."""
+"""The array fed to the model equals keras_image_helper's, byte for byte, for the same file (core/preprocess.py
+prepares it without importing the library)."""
+
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 from keras_image_helper import create_preprocessor
+from PIL import Image
 
 from core.images import decode_image
 from core.model import Classifier
+from core.preprocess import MODES, Preprocessor
 from tests.helpers import MANIFEST, ROOT, image_bytes
 
 
@@ -38,3 +45,75 @@ def test_xception_mode_scales_to_minus_one_one():
     clf = _classifier()
     batch = clf.preprocess(decode_image(image_bytes("PNG", color=(255, 0, 255)), max_pixels=10**8))
     assert batch.min() == -1.0 and batch.max() == 1.0
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("image_mode", ["RGB", "L", "P", "RGBA", "LA", "CMYK", "I;16"])
+def test_every_mode_matches_keras_image_helper_on_every_image_mode(mode, image_mode):
+    with Image.open(ROOT / "samples" / "pants.jpg") as img:
+        image = img.convert(image_mode) if image_mode != "I;16" else img.convert("L").convert("I;16")
+    target = (192, 160)  # (width, height): not square, so a swapped pair would show
+    ours = Preprocessor(mode, target)(image)
+    expected = create_preprocessor(mode, target_size=target).convert_to_tensor(image)
+    assert ours.dtype == expected.dtype == np.float32 and ours.shape == (1, 160, 192, 3)
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_an_unknown_mode_is_refused_when_made():
+    with pytest.raises(ValueError, match="unknown preprocessing 'torch'"):
+        Preprocessor("torch", (192, 192))
+
+
+def test_serving_imports_no_url_machinery_it_never_uses():
+    """keras_image_helper's urllib.request (with http.client and email) is cold-start CPU that serving never uses:
+    a warm classification through the Lambda handler imports none of it."""
+    script = (
+        "import base64, sys\n"
+        "from handlers.aws import lambda_handler\n"
+        f"image = base64.b64encode(open({str(ROOT / 'samples' / 'pants.jpg')!r}, 'rb').read()).decode()\n"
+        "answer = lambda_handler({'image': image}, None)\n"
+        "assert max(answer, key=answer.get) == 'pants', answer\n"
+        "print(sorted(m for m in ('keras_image_helper', 'urllib.request', 'http.client', 'email') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("size", [(400, 533), (641, 479), (1999, 1501), (3001, 3999)])
+@pytest.mark.parametrize("image_mode", ["RGB", "L"])
+def test_jpeg_pixels_sampled_where_they_lie_match_keras_image_helper(tmp_path, size, image_mode):
+    """Serving's JPEG path: libjpeg-turbo's array, never a Pillow image, sampled by Pillow's own indices."""
+    from core.images import load_pixels, open_image
+
+    clf = _classifier()
+    height, width = clf.manifest.input_size
+    with Image.open(ROOT / "samples" / "t-shirt.jpg") as img:
+        path = tmp_path / "photo.jpg"
+        img.convert(image_mode).resize(size, Image.Resampling.BICUBIC).save(path, quality=90)
+    pixels = load_pixels(open_image(path.read_bytes(), 10**8))
+    assert isinstance(pixels, np.ndarray)
+    reference = create_preprocessor(clf.manifest.preprocessing, target_size=(width, height))
+    np.testing.assert_array_equal(clf.preprocess(pixels), reference.from_path(str(path)))
+
+
+def test_a_reduced_decode_is_averaged_over_whole_blocks_then_sampled():
+    """JPEG pixels the DCT reduced to at least twice the input: 2x2 blocks averaged (400x533 over a 192x192 input),
+    then Keras' nearest-neighbour sampling; the same from an array or an image."""
+    with Image.open(ROOT / "samples" / "pants.jpg") as img:
+        rgb = img.convert("RGB")
+    prep = Preprocessor("xception", (192, 192))
+    from_array = prep(np.asarray(rgb), area=True)
+    np.testing.assert_array_equal(from_array, prep(rgb, area=True))
+    np.testing.assert_array_equal(from_array, prep(rgb.reduce(2)))
+    assert not np.array_equal(from_array, prep(rgb))  # not the nearest-neighbour sampling of full-size pixels
+    grey = rgb.convert("L")
+    np.testing.assert_array_equal(prep(np.asarray(grey), area=True), prep(grey.reduce(2)))
+
+
+def test_the_model_decodes_big_jpegs_to_at_least_twice_its_input():
+    from core.model import DecodeRules
+
+    rules = DecodeRules.for_input((192, 160), 10**8, exact_max_pixels=2_000_000)
+    assert rules.draft_size == (320, 384) and rules.draft_above_pixels == 2_000_000  # (width, height)
+    assert DecodeRules.for_input((192, 160), 10**8, 2_000_000, exact=True).draft_size is None

@@ -117,3 +117,25 @@ def test_media_types():
     with pytest.raises(UnsupportedMediaType) as info:
         check_media_type("application/xml")
     assert info.value.status == 415
+
+
+@pytest.mark.parametrize("spell", [base64.b64encode, base64.urlsafe_b64encode, base64.encodebytes])
+def test_clean_and_pasted_base64_decode_to_the_same_bytes(spell):
+    data = bytes(range(256)) * 2  # every byte value: '+', '/', '-' and '_' all occur in the encodings
+    assert parse({"image": spell(data).decode()}).sources[0].value == data
+
+
+@pytest.mark.parametrize("b64", ["QUJD\u00e9", "QU=JD", "Q"])
+def test_base64_neither_path_accepts_is_refused(b64):
+    with pytest.raises(BadRequest, match="not valid base64"):
+        parse({"image": b64})
+
+
+def test_pythons_without_binascii_strict_mode_take_the_lenient_path(monkeypatch):
+    import core.request
+
+    monkeypatch.setattr(core.request, "STRICT", {})  # Python 3.10: a2b_base64 takes no strict_mode
+    data = bytes(range(256)) * 2
+    assert parse({"image": base64.b64encode(data).decode()}).sources[0].value == data
+    with pytest.raises(BadRequest, match="not valid base64"):
+        parse({"image": "QU=JD"})

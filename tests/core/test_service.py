@@ -1,10 +1,13 @@
 """The service end to end: real model, real HTTP fetches from loopback, every error mapped to a JSON 4xx."""
 
 import base64
+import io
 import json
+import logging
 import math
 
 import pytest
+from PIL import Image
 
 from core.model import Classifier
 from tests.helpers import MANIFEST, ROOT, http, image_bytes
@@ -142,18 +145,36 @@ def test_cli_prints_json_for_a_local_file(pants_photo):
     assert missing.returncode == 1 and "cannot read" in missing.stderr
 
 
-def test_jpeg_draft_setting_reaches_the_decoder(loopback_settings, pants_photo):
+def test_the_jpeg_settings_choose_full_size_or_reduced_decodes(loopback_settings, pants_photo, caplog):
     from dataclasses import replace
 
     from core.service import Service
 
-    exact = Service(loopback_settings).handle(http("POST", pants_photo.read_bytes(), "image/jpeg"))
-    draft = Service(replace(loopback_settings, jpeg_draft=True)).handle(
-        http("POST", pants_photo.read_bytes(), "image/jpeg")
-    )
-    assert exact.status == draft.status == 200
-    assert draft.body != exact.body  # other pixels, other scores
-    assert max(draft.body, key=draft.body.get) == "pants"
+    def decoded(settings, photo: bytes) -> tuple[dict, list]:
+        """The answer, and the size the photo was decoded to (from the request's log line)."""
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="core"):
+            response = Service(settings).handle(http("POST", photo, "image/jpeg"))
+        assert response.status == 200, response.body
+        lines = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith("{")]
+        return response.body, lines[-1]["image_size"]
+
+    with Image.open(pants_photo) as img:  # 0.85 MP and 3.4 MP: under and over the 2 MP default
+        small, big = (jpeg_of(img.resize((img.width * k, img.height * k), Image.Resampling.LANCZOS)) for k in (2, 4))
+    assert decoded(loopback_settings, small)[1] == [800, 1066]  # full size: Keras' pixels
+    default_big, size = decoded(loopback_settings, big)
+    assert size == [400, 533]  # half the size: still twice the model's 192 pixels, then area-averaged
+    exact_big, size = decoded(replace(loopback_settings, jpeg_exact=True), big)
+    assert size == [1600, 2132] and exact_big != default_big  # other pixels, other scores
+    assert max(default_big, key=default_big.get) == max(exact_big, key=exact_big.get) == "pants"
+    assert decoded(replace(loopback_settings, jpeg_draft=True), small)[1] == [400, 533]  # every JPEG
+    assert decoded(replace(loopback_settings, jpeg_exact_max_pixels=4_000_000), big)[1] == [1600, 2132]
+
+
+def jpeg_of(img) -> bytes:
+    out = io.BytesIO()
+    img.convert("RGB").save(out, "JPEG", quality=90)
+    return out.getvalue()
 
 
 @pytest.mark.parametrize(

@@ -1,19 +1,33 @@
-"""`serverless package` for the AWS tests: each configuration the tests read, packaged once per test process
-(each ~30-100 s) whichever test file asks first, all at once, each from its own copy of the service (the
-requirements plugin keeps its work in the service's .serverless folder)."""
+"""`serverless package` for the AWS tests: each configuration the tests read, packaged (each ~30-100 s of CPU)
+once for every test process that reads it, whichever test file asks first, each from its own copy of the service
+(the requirements plugin keeps its work in the service's .serverless folder).
+
+The packages are kept in the system's temporary folder under a digest of what `serverless package` reads from the
+repository (the service's files, the npm lock that pins the CLI and its plugins, the parameters, the environment
+variables the configuration reads) and of the Python and Node.js versions, and each is built under a file lock: the
+suite's worker processes, and `make check`'s checkov run after them, share one build instead of making their own.
+A change to any of those is a new digest. Not in it: pip's choice of unpinned transitive wheels, fixed for the
+length of a cache (six hours unused)."""
 
 from __future__ import annotations
 
-import atexit
+import hashlib
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from tests.helpers import ROOT
-from tests.serverless import copy_service, run_serverless
+from tests.serverless import SERVICE, copy_service, run_serverless, sls_env
 
 # rest: the defaults. The others carry non-default options, to show that each reaches the template (url: the
 # backfill's state machine too); rest, py311 and existing are deployed one after the other against moto
@@ -45,6 +59,8 @@ PACKAGES = {
     "existing": ("--param=bucket=clothing-uploads-example", "--param=bucketExists=true"),
 }
 
+CACHE = Path(tempfile.gettempdir()) / "clothing-classifier-sls-packages"
+STALE_AFTER_S = 6 * 3600  # other digests' packages untouched this long are removed
 _built: dict[str, Path] = {}
 
 
@@ -56,15 +72,55 @@ def package(sls: str, out: Path, *params: str, cwd: Path = ROOT) -> Path:
     return out
 
 
+def inputs_digest() -> str:
+    """sha256 of what `serverless package` reads for the configurations of PACKAGES."""
+    digest = hashlib.sha256(json.dumps(PACKAGES, sort_keys=True).encode())
+    for entry in (*SERVICE, "package-lock.json"):
+        path = ROOT / entry
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for file in files:
+            if file.is_file() and not {"runs", "__pycache__"} & set(file.relative_to(ROOT).parts):  # as copy_service
+                digest.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes())
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+    digest.update(f"python {sys.version} node {node}".encode())
+    configuration = "".join(path.read_text() for path in [ROOT / "serverless.yml", *sorted(ROOT.glob("infra/*.yml"))])
+    env = sls_env()
+    for name in sorted(set(re.findall(r"\$\{env:(\w+)", configuration))):
+        digest.update(f"{name}={env.get(name, '')}".encode())
+    return digest.hexdigest()[:20]
+
+
+def _remove_stale(keep: Path) -> None:
+    """Other digests' packages unused for STALE_AFTER_S (each run touches its folder); another process may be
+    removing the same ones."""
+    os.utime(keep)
+    for other in CACHE.iterdir():
+        try:
+            if other != keep and other.is_dir() and time.time() - other.stat().st_mtime > STALE_AFTER_S:
+                shutil.rmtree(other, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def packages(sls: str) -> dict[str, Path]:
-    """{name in PACKAGES: the folder `serverless package` wrote}, built on the first call."""
+    """{name in PACKAGES: the folder `serverless package` wrote}, built on the first call unless another process
+    has built it from the same inputs."""
     if not _built:
-        root = Path(tempfile.mkdtemp(prefix="sls-packages-"))
-        atexit.register(shutil.rmtree, root, True)
+        root = CACHE / inputs_digest()
+        root.mkdir(parents=True, exist_ok=True)
+        _remove_stale(root)
 
         def build(name: str) -> tuple[str, Path]:
-            service = copy_service(root / name / "service")
-            return name, package(sls, root / name / "out", *PACKAGES[name], cwd=service)
+            out = root / name
+            with FileLock(root / f"{name}.lock"):
+                if not out.is_dir():  # renamed into place only when whole
+                    work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
+                    try:
+                        package(sls, work / "out", *PACKAGES[name], cwd=copy_service(work / "service"))
+                        (work / "out").rename(out)
+                    finally:
+                        shutil.rmtree(work, ignore_errors=True)
+            return name, out
 
         with ThreadPoolExecutor(max_workers=len(PACKAGES)) as pool:
             _built.update(pool.map(build, PACKAGES))

@@ -130,7 +130,7 @@ def test_zip_holds_the_function_and_nothing_else(packaged):
         names = zf.namelist()
         unzipped = sum(i.file_size for i in zf.infolist())
     tops = {n.split("/")[0] for n in names}
-    for needed in ("core", "handlers", "numpy", "PIL", "ai_edge_litert", "keras_image_helper", "urllib3"):
+    for needed in ("core", "handlers", "numpy", "PIL", "ai_edge_litert", "simplejpeg", "urllib3"):
         assert needed in tops, needed
     assert "model/clothing-model.tflite" in names and "model/clothing-model.json" in names
     assert "handlers/aws.py" in names and "core/service.py" in names
@@ -271,7 +271,7 @@ def test_npm_script_runs_the_function_without_an_active_virtualenv():
     """`npm run invoke:local` in a fresh shell: the project's .venv, not the system's python3 (which lacks the
     requirements: ModuleNotFoundError and a Node.js stack trace)."""
     env = without_virtualenv()
-    assert subprocess.run(["python3", "-c", "import keras_image_helper"], env=env, capture_output=True).returncode
+    assert subprocess.run(["python3", "-c", "import simplejpeg"], env=env, capture_output=True).returncode
     command = ["npm", "run", "--silent", "invoke:local", "--", "--path", "tests/events/direct-image.json"]
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
