@@ -140,3 +140,16 @@ def test_a_photo_stored_turned_is_scaled_for_the_model_input_it_will_fill_uprigh
     data = tagged_jpeg(photo((400, 1600)), 6)  # upright 400x1600; stored 1600x400
     img = decode_image(data, 10**8, draft_size=(160, 100))  # a wide model input: 160 wide, 100 high
     assert img.size[0] >= 160 and img.size[1] >= 100
+
+
+def test_a_big_cmyk_jpeg_is_scaled_by_pillow_and_prepared_like_the_others():
+    from core.model import Classifier, DecodeRules
+    from tests.helpers import MANIFEST
+
+    data = image_bytes("JPEG", size=(2400, 1800), mode="CMYK", color=(10, 200, 30, 40))
+    clf = Classifier(MANIFEST).load()
+    rules = DecodeRules.for_input(clf.loaded_manifest().input_size, 10**8, exact_max_pixels=2_000_000)
+    opened = open_image(data, rules.max_pixels, rules.draft_size, rules.draft_above_pixels)
+    assert opened.colorspace is None and opened.scaled and opened.size == (600, 450)  # Pillow's draft, 1/4
+    batch = clf.prepare(data, rules)
+    assert batch.shape == (1, 192, 192, 3) and batch.dtype == np.float32
