@@ -37,46 +37,45 @@ from typing import Any
 from bench import models
 from bench.common import DATA, LEGACY_PY, ROOT, VENV_PY, WORK, ImageServer, publish, summarize
 
-PHONE_PIXELS = {"3MP": 3e6, "12MP": 12e6}
-PAGE_LONG_SIDE = 1024  # core/page.html scales a photo to this long side before sending it
+PHONE_MEGAPIXELS = {"3MP": 3.0, "12MP": 12.0}
 OURS = {"ours-default": {}, "ours-exact": {"JPEG_EXACT": "1"}}  # the environment each of our workers adds
 
 
 def photos() -> dict[str, Path]:
-    """The 0.2 MP photo and its upscaled 3 and 12 MP proxies (made once into bench/results/tmp)."""
-    from PIL import Image
+    """The 0.2 MP photo, its upscaled 3 and 12 MP proxies and the 12 MP one as the page sends it, made as
+    lab.phone_sizes makes them (once, into bench/results/tmp)."""
+    from lab.phone_sizes import enlarged, page_upload
 
     source = models.photos()["0.2MP"]
     out = {"0.2MP": source}
-    with Image.open(source) as img:
-        for name, pixels in PHONE_PIXELS.items():
-            path = out[name] = WORK / f"phone-{name.lower()}-lanczos.jpg"
-            if not path.exists():
-                height = round((pixels * img.height / img.width) ** 0.5)
-                resized = img.convert("RGB").resize((round(pixels / height), height), Image.Resampling.LANCZOS)
-                resized.save(path.with_suffix(".part"), "JPEG", quality=90)  # never a half-written cache
-                path.with_suffix(".part").replace(path)
-    page = out["12MP-page"] = WORK / "phone-12mp-page.jpg"
-    if not page.exists():
-        with Image.open(out["12MP"]) as img:
-            scale = PAGE_LONG_SIDE / max(img.size)
-            small = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS)
-            small.save(page.with_suffix(".part"), "JPEG", quality=85)
-            page.with_suffix(".part").replace(page)
+    for name, megapixels in PHONE_MEGAPIXELS.items():
+        out[name] = _cached(
+            WORK / f"phone-{name.lower()}-lanczos.jpg", lambda m=megapixels: enlarged(source.read_bytes(), m)
+        )
+    out["12MP-page"] = _cached(WORK / "phone-12mp-page.jpg", lambda: page_upload(out["12MP"].read_bytes()))
     return out
 
 
+def _cached(path: Path, make: Any) -> Path:
+    if not path.exists():
+        path.with_suffix(".part").write_bytes(make())
+        path.with_suffix(".part").replace(path)  # never a half-written cache
+    return path
+
+
 def formats_ms(twelve: Path) -> dict[str, float]:
-    """Decode + preprocess of the 12 MP photo in each format, through core (images.py, preprocess.py)."""
+    """Decode + preprocess of the 12 MP photo in each format, as the service prepares it (Classifier.prepare)."""
     import io
 
     from PIL import Image
 
-    from core.images import load_pixels, open_image
-    from core.model import Classifier
+    from core.model import Classifier, DecodeRules
+    from core.settings import JPEG_EXACT_MAX_PIXELS
 
     clf = Classifier(models.DEFAULT_INT8).load()
-    height, width = clf.loaded_manifest().input_size
+    input_size = clf.loaded_manifest().input_size
+    served = DecodeRules.for_input(input_size, 10**8, JPEG_EXACT_MAX_PIXELS)  # the service's defaults
+    exact = DecodeRules.for_input(input_size, 10**8, JPEG_EXACT_MAX_PIXELS, exact=True)
     files = {"JPEG": twelve.read_bytes()}
     with Image.open(twelve) as img:
         for fmt in ("PNG", "WEBP"):
@@ -84,17 +83,17 @@ def formats_ms(twelve: Path) -> dict[str, float]:
             img.save(out, fmt, quality=90)
             files[fmt] = out.getvalue()
     cases = {
-        "jpeg_scaled": (files["JPEG"], (width, height)),
-        "jpeg_exact": (files["JPEG"], None),
-        "png": (files["PNG"], None),
-        "webp": (files["WEBP"], None),
+        "jpeg_scaled": (files["JPEG"], served),
+        "jpeg_exact": (files["JPEG"], exact),
+        "png": (files["PNG"], served),
+        "webp": (files["WEBP"], served),
     }
     result = {}
-    for name, (data, draft) in cases.items():
+    for name, (data, rules) in cases.items():
         times = []
         for _ in range(7):
             started = time.perf_counter()
-            clf.preprocess(load_pixels(open_image(data, 10**8, draft, 0)))
+            clf.prepare(data, rules)
             times.append((time.perf_counter() - started) * 1000)
         result[name] = round(statistics.median(times), 2)
     return result

@@ -85,18 +85,16 @@ def answers(path: str) -> dict[str, int]:
 
     clf = _classifier
     input_size = clf.loaded_manifest().input_size
-    rules = {
-        "exact": DecodeRules.for_input(input_size, 10**8, None, exact=True),
-        "scaled": DecodeRules.for_input(input_size, 10**8, None),  # every JPEG, as the service does over 2 MP
-        "page": DecodeRules.for_input(input_size, 10**8, None, exact=True),
-    }
+    exact = DecodeRules.for_input(input_size, 10**8, None, exact=True)
+    scaled = DecodeRules.for_input(input_size, 10**8, None)  # every JPEG, as the service does over 2 MP
     original = Path(path).read_bytes()
     result = {}
     for size in ("native", *SIZES_MP):
         data = original if size == "native" else enlarged(original, float(size))
         for way in PATHS:
             sent = page_upload(data) if way == "page" else data
-            result[f"{size}/{way}"] = int(np.argmax(clf.predict(clf.prepare(sent, rules[way]))))
+            rules = scaled if way == "scaled" else exact
+            result[f"{size}/{way}"] = int(np.argmax(clf.predict(clf.prepare(sent, rules))))
     return result
 
 
