@@ -20,6 +20,13 @@ MANIFEST = ROOT / "model" / "clothing-model.json"
 SAMPLE = ROOT / "samples" / "pants.jpg"
 
 
+def jpeg_of(img: Image.Image, **save) -> bytes:
+    """An image (a photo's view, a resized photo) as a JPEG file's bytes; ``save``: Pillow's JPEG options."""
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", **save)
+    return buf.getvalue()
+
+
 def image_bytes(fmt="PNG", size=(64, 48), mode="RGB", color=(200, 30, 30), **save) -> bytes:
     img = Image.new(mode, size, color if mode in ("RGB", "RGBA", "CMYK") else 128)
     buf = io.BytesIO()

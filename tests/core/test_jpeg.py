@@ -12,7 +12,7 @@ from core import jpeg
 from core.errors import InvalidImage
 from core.images import decode_image, open_image
 from tests.camera import tagged_jpeg
-from tests.helpers import ROOT, image_bytes
+from tests.helpers import ROOT, image_bytes, jpeg_of
 
 SAMPLES = sorted((ROOT / "samples").glob("*.jpg"))
 
@@ -25,12 +25,6 @@ def pillow_pixels(data: bytes) -> np.ndarray:
 def photo(size=(640, 480)) -> Image.Image:
     with Image.open(SAMPLES[0]) as img:
         return img.convert("RGB").resize(size, Image.Resampling.BICUBIC)
-
-
-def jpeg_of(img: Image.Image, **save) -> bytes:
-    out = io.BytesIO()
-    img.save(out, "JPEG", **save)
-    return out.getvalue()
 
 
 def test_libjpeg_turbo_decodes_the_samples_as_pillow_does():

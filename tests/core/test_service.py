@@ -1,7 +1,6 @@
 """The service end to end: real model, real HTTP fetches from loopback, every error mapped to a JSON 4xx."""
 
 import base64
-import io
 import json
 import logging
 import math
@@ -10,7 +9,7 @@ import pytest
 from PIL import Image
 
 from core.model import Classifier
-from tests.helpers import MANIFEST, ROOT, http, image_bytes
+from tests.helpers import MANIFEST, ROOT, http, image_bytes, jpeg_of
 
 LABELS = list(Classifier(MANIFEST).load().manifest.labels)
 
@@ -160,7 +159,9 @@ def test_the_jpeg_settings_choose_full_size_or_reduced_decodes(loopback_settings
         return response.body, lines[-1]["image_size"]
 
     with Image.open(pants_photo) as img:  # 0.85 MP and 3.4 MP: under and over the 2 MP default
-        small, big = (jpeg_of(img.resize((img.width * k, img.height * k), Image.Resampling.LANCZOS)) for k in (2, 4))
+        small, big = (
+            jpeg_of(img.resize((img.width * k, img.height * k), Image.Resampling.LANCZOS), quality=90) for k in (2, 4)
+        )
     assert decoded(loopback_settings, small)[1] == [800, 1066]  # full size: Keras' pixels
     default_big, size = decoded(loopback_settings, big)
     assert size == [400, 533]  # half the size: still twice the model's 192 pixels, then area-averaged
@@ -169,12 +170,6 @@ def test_the_jpeg_settings_choose_full_size_or_reduced_decodes(loopback_settings
     assert max(default_big, key=default_big.get) == max(exact_big, key=exact_big.get) == "pants"
     assert decoded(replace(loopback_settings, jpeg_draft=True), small)[1] == [400, 533]  # every JPEG
     assert decoded(replace(loopback_settings, jpeg_exact_max_pixels=4_000_000), big)[1] == [1600, 2132]
-
-
-def jpeg_of(img) -> bytes:
-    out = io.BytesIO()
-    img.convert("RGB").save(out, "JPEG", quality=90)
-    return out.getvalue()
 
 
 @pytest.mark.parametrize(
