@@ -102,11 +102,8 @@ def _aws(args: argparse.Namespace, bucket: str, prefix: str) -> int:
     uploads, memory_gb = aws.function_settings(session.client("lambda", region_name=region), machine.function)
     aws.check_target(machine, bucket, prefix, uploads)
     execution = aws.start(sfn, arn, prefix, args.force)
-    print(f"started {execution}", file=sys.stderr, flush=True)
     watch = aws.watch_lines(execution, region)
-    if not args.wait:
-        print(execution)
-        print("\n".join(watch), file=sys.stderr)
+    if not _started(execution, execution, watch, args.wait):
         return 0
     started = time.monotonic()
     try:
@@ -125,16 +122,23 @@ def _aws(args: argparse.Namespace, bucket: str, prefix: str) -> int:
     return 0 if status == "SUCCEEDED" and not totals.failed and not unfinished else 1
 
 
+def _started(what: str, execution: str, watch: list[str], wait: bool) -> bool:
+    """Say the execution started; without --wait, print its id on stdout and how to watch and stop it: then the
+    command is done (False)."""
+    print(f"started {what}", file=sys.stderr, flush=True)
+    if not wait:
+        print(execution)
+        print("\n".join(watch), file=sys.stderr)
+    return wait
+
+
 def _job(args: argparse.Namespace, cloud: str, account: str, bucket: str, prefix: str) -> int:
     job = jobs.Job(cloud, args.job, "", bucket, prefix, args.force, args.tasks, args.results_prefix)
     read = _reader(args, job, account)
     jobs.require_tool(cloud)
     execution = jobs.start(job)
-    print(f"started {args.job} execution {execution}", file=sys.stderr, flush=True)
     watch = jobs.watch_lines(job, execution)
-    if not args.wait:
-        print(execution)
-        print("\n".join(watch), file=sys.stderr)
+    if not _started(f"{args.job} execution {execution}", execution, watch, args.wait):
         return 0
     started = time.monotonic()
     try:
