@@ -12,7 +12,7 @@ MODEL_VERSION ?= $(shell cat VERSION)
 RUN := lab/runs/final
 
 .PHONY: install install-python install-legacy install-checkov install-node install-browser check check-then-legacy test test-main \
-        test-legacy model cv calibrate package clean bundle-gcp bundle-azure serve-gcp bench bench-smoke
+        test-legacy model cv calibrate novelty package clean bundle-gcp bundle-azure serve-gcp bench bench-smoke
 
 install: install-python install-legacy install-checkov install-node install-browser
 
@@ -84,7 +84,7 @@ model:
 	    --parity-dir $(DATA)/validation --legacy-python $(LEGACY)/bin/python
 	cp $(RUN)/model.keras model/clothing-model.keras
 	$(PY) -m lab.evaluate model/clothing-model.json --split $(DATA)/validation --json model/metrics.json
-	if [ -f $(CV)/fold0/int8-r1000/serving.npz ]; then $(MAKE) calibrate; fi
+	if [ -f $(CV)/fold0/int8-r1000/serving.npz ]; then $(MAKE) calibrate novelty; fi
 
 # Cross-validation of the shipped recipe over train + validation: 5 folds of `python -m lab.train --fold I/5`
 # (about 2.5 hours on 2 cores), each keeping its out-of-fold logits, then each fold's int8 model served on the photos
@@ -101,6 +101,13 @@ cv:
 calibrate:
 	$(PY) -m lab.calibrate $(CV) --served --manifest model/clothing-model.json \
 	    --json model/calibration.json --write-manifest
+
+# The verdict of `details` answers: the not-clothing development set (cached outside the repository), then each
+# fold's statistics fitted in-fold and measured on its held-out photos, the thresholds written into the manifest
+# and the shipped model's statistics beside it (python -m lab.novelty; docs/verdict.md).
+novelty:
+	$(PY) -m lab.not_clothing
+	$(PY) -m lab.novelty $(CV) --data-dir $(DATA) --json lab/results/novelty.json --write
 
 package:
 	npx serverless package

@@ -1,5 +1,5 @@
 """Run the benchmarks: ``python -m bench.run [--smoke] [NAME...]``; the names, in order: latency coldstart size
-memory server_memory bulk cost quantization phone_photos phone_speed backfill.
+memory server_memory bulk cost quantization phone_photos phone_speed backfill novelty.
 
 Results go to bench/results/<name>.json and .png; docs/performance.md discusses them. ``--smoke`` runs tiny counts
 (CI runs it so the benchmarks cannot rot); it asserts nothing about timings.
@@ -25,6 +25,7 @@ ORDER = (
     "phone_photos",
     "phone_speed",
     "backfill",
+    "novelty",
 )  # cost reads latency's results
 
 

@@ -25,6 +25,7 @@ class Totals:
     ignored: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # a key, or a batch/task, -> why
     labels: Counter[str] = field(default_factory=Counter)
+    verdicts: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     workers: int = 0  # tallies read (Step Functions child executions, Cloud Run tasks, Azure shards)
     worker_seconds: float = 0.0  # their summed running time, where the engine reports it
@@ -42,6 +43,7 @@ class Totals:
         failed = tally.get("failed") or {}
         self.failed.update({str(k): str(v) for k, v in failed.items()} if isinstance(failed, dict) else {})
         self.labels.update({str(k): int(v) for k, v in (tally.get("labels") or {}).items()})
+        self.verdicts.update({str(k): int(v) for k, v in (tally.get("verdicts") or {}).items()})
         self.errors.update({str(k): int(v) for k, v in (tally.get("errors") or {}).items()})
         if seconds is not None:
             self.worker_seconds += seconds
@@ -57,6 +59,7 @@ class Totals:
             "ignored": self.ignored,
             "failed": self.failed,
             "labels": dict(self.labels.most_common()),
+            "verdicts": dict(self.verdicts.most_common()),
             "errors": dict(self.errors),
             "workers": self.workers,
             "notes": self.notes,
@@ -79,6 +82,8 @@ def lines(totals: Totals, status: str, seconds: float, cost: dict[str, Any]) -> 
     ]
     if totals.labels:
         out.append("labels: " + ", ".join(f"{label} {n}" for label, n in totals.labels.most_common()))
+    if totals.verdicts:
+        out.append("verdicts: " + ", ".join(f"{verdict} {n}" for verdict, n in totals.verdicts.most_common()))
     if totals.errors:
         out.append("photos answered with an error: " + ", ".join(f"{k} {n}" for k, n in totals.errors.most_common()))
     for key, why in list(totals.failed.items())[:10]:

@@ -1,7 +1,7 @@
-"""Classify one image from the command line: python -m cli PATH_OR_URL [--top-k N].
+"""Classify one image from the command line: python -m cli PATH_OR_URL [--top-k N] [--details].
 
-Prints the same JSON the HTTP endpoint answers; exits 1 (with the JSON error) when the request fails, 2 when the
-model or a setting cannot work.
+Prints the same JSON the HTTP endpoint answers (with --details, the answer with its verdict); exits 1 (with the
+JSON error) when the request fails, 2 when the model or a setting cannot work.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from core.settings import Settings
 
 from .quiet import log_level, runtime_notices_dropped
 
-USAGE = """python -m cli [-h] [--top-k N] [--probabilities] [--manifest FILE] [--verbose] PATH_OR_URL
+USAGE = """python -m cli [-h] [--top-k N] [--probabilities] [--details] [--manifest FILE] [--verbose] PATH_OR_URL
        python -m cli classify [-h] PATHS_OR_URLS... [--out FILE] [options]  (many photos)"""
 EPILOG = """\
 many photos: python -m cli classify folders, globs, URLs or a list (--from FILE) -> CSV or JSON Lines, with the
@@ -41,6 +41,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, metavar="N", help="only the N best labels, best first")
     p.add_argument("--probabilities", action="store_true", help="softmax the scores of a logits model")
     p.add_argument(
+        "--details",
+        action="store_true",
+        help="the answer with its verdict (clothing, not_sure, not_clothing), top label and clothing distance",
+    )
+    p.add_argument(
         "--manifest", type=Path, metavar="FILE", help="model manifest (default: MODEL_MANIFEST, else the bundled one)"
     )
     p.add_argument("--verbose", action="store_true", help="the service's JSON log line for the request, on stderr")
@@ -56,6 +61,8 @@ def main(argv: list[str]) -> int:
     if args.manifest:
         settings = dataclasses.replace(settings, manifest_path=args.manifest)
     payload: dict[str, Any] = {"probabilities": args.probabilities}
+    if args.details:  # only when asked: without it the answer is the flat {label: score} scripts read
+        payload["details"] = True
     if args.top_k is not None:
         payload["top_k"] = args.top_k
     if args.source.startswith(("http://", "https://")):

@@ -1,5 +1,7 @@
 """The bulk command's rows as bytes in its output file, and back: what a rerun reads to skip the images already
-answered. Reading is line by line: a line that is not a whole row of ours is dropped on its own, never the file."""
+answered. Reading is line by line: a line that is not a whole row of ours is dropped on its own, never the file.
+A file written before rows had a verdict (no ``verdict`` or ``clothing_distance``) is read too, its rows with
+neither: a rerun keeps their answers and rewrites the file with today's columns."""
 
 from __future__ import annotations
 
@@ -10,14 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from .rows import FIELDS, Row
+from .rows import FIELDS, OLD_FIELDS, Row, is_distance
 
 ENCODING, ERRORS = "utf-8", "surrogateescape"  # a file name that is not UTF-8 is its own bytes, both ways
 # A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection"): it gets a leading
 # apostrophe, which spreadsheets show as text. A cell that starts with an apostrophe of its own gets one too, so
 # reading back removes exactly one from any cell that has one: every value round-trips.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-TEXT_FIELDS = ("path", "label", "error")
+TEXT_FIELDS = ("path", "label", "verdict", "error")
 # top_k is "label:score;label:score": these characters in a label are percent-escaped, so no cell is ambiguous.
 TOP_K_ESCAPES = {"%": "%25", ";": "%3B", ":": "%3A"}
 
@@ -53,11 +55,17 @@ def render(rows: list[Row], jsonl: bool, header: bool = True) -> str:
 
 
 def csv_row(row: Row) -> Row:
+    """A row's cells as text; a verdict or distance the answer did not have (None) is an empty cell."""
+
     def escape(label: str) -> str:
         return "".join(TOP_K_ESCAPES.get(ch, ch) for ch in label)
 
+    def text(value: Any) -> str:
+        return "" if value is None else str(value)
+
     top_k = ";".join(f"{escape(label)}:{score}" for label, score in row["top_k"])
-    return dict(row, top_k=cell(top_k), **{name: cell(str(row[name])) for name in TEXT_FIELDS})
+    texts = {name: cell(text(row[name])) for name in TEXT_FIELDS}
+    return dict(row, top_k=cell(top_k), clothing_distance=text(row["clothing_distance"]), **texts)
 
 
 def read_rows(data: bytes, jsonl: bool) -> ReadBack:
@@ -77,7 +85,7 @@ def _read_jsonl(text: str) -> ReadBack:
     found = ReadBack()
     for number, line in enumerate(text.split("\n")[:-1], start=1):
         try:
-            row = json.loads(line)
+            row = upgraded(json.loads(line))
         except ValueError:
             row = None
         if is_row(row):
@@ -100,7 +108,7 @@ def _read_csv(text: str) -> ReadBack:
         header = []
     if header is None:
         return found
-    if header != list(FIELDS):
+    if header not in (list(FIELDS), list(OLD_FIELDS)):
         raise Foreign(f"its first line is not the header {','.join(FIELDS)}")
     while True:
         try:
@@ -110,28 +118,44 @@ def _read_csv(text: str) -> ReadBack:
         except csv.Error:  # the reader starts afresh on the next line
             found.dropped.append(reader.line_num)
             continue
-        row = from_csv_row(cells)
+        row = from_csv_row(cells, header)
         if row is not None and is_row(row):
             found.rows.append(row)
         elif cells:
             found.dropped.append(reader.line_num)
 
 
-def from_csv_row(cells: list[str]) -> Row | None:
-    """A CSV row as written by csv_row, or None when it is not one (missing or extra cells, a bad top_k)."""
-    if len(cells) != len(FIELDS):
+def from_csv_row(cells: list[str], header: list[str] | None = None) -> Row | None:
+    """A CSV row as written by csv_row under ``header`` (today's FIELDS unless said), or None when it is not one
+    (missing or extra cells, a bad top_k or distance)."""
+    header = header or list(FIELDS)
+    if len(cells) != len(header):
         return None
-    row: dict[str, Any] = dict(zip(FIELDS, cells, strict=True))
+    named = {"verdict": "", "clothing_distance": "", **dict(zip(header, cells, strict=True))}
+    row: dict[str, Any] = {name: uncell(named[name]) if name in TEXT_FIELDS else named[name] for name in FIELDS}
     try:
         pairs = [part.rsplit(":", 1) for part in uncell(row["top_k"]).split(";") if part]
         top_k = [[unquote(label), float(score)] for label, score in pairs]
+        distance = float(row["clothing_distance"]) if row["clothing_distance"] else None
     except ValueError:
         return None
-    return {**row, "top_k": top_k, **{name: uncell(row[name]) for name in TEXT_FIELDS}}
+    return {**row, "top_k": top_k, "verdict": row["verdict"] or None, "clothing_distance": distance}
+
+
+def upgraded(row: Any) -> Any:
+    """A JSON Lines row of a run before verdicts as today's row (verdict and distance unknown: None); any other
+    value as it is."""
+    if isinstance(row, dict) and set(row) == set(OLD_FIELDS):
+        return {name: row.get(name) for name in FIELDS}
+    return row
 
 
 def is_row(row: object) -> bool:
     if not isinstance(row, dict) or set(row) != set(FIELDS) or not isinstance(row["path"], str) or not row["path"]:
+        return False
+    if not (row["verdict"] is None or isinstance(row["verdict"], str)):
+        return False
+    if not (row["clothing_distance"] is None or is_distance(row["clothing_distance"])):
         return False
     if row["error"]:
         return isinstance(row["error"], str)

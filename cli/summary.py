@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Any
 
 from .evaluation import confusion_png, confusion_text, evaluate_rows
-from .rows import Row
+from .rows import VERDICTS, Row
 
 
 class Summary:
@@ -28,6 +28,7 @@ class Summary:
             "seconds": round(seconds, 2),
             "images_per_second": round(len(self.rows) / seconds, 1) if seconds else None,
             "per_label": dict(Counter(row["label"] for row in self.answered).most_common()),
+            "verdicts": verdict_counts(self.answered),
             "already_answered": len(self.earlier),
         }
         if self.empty:
@@ -59,9 +60,22 @@ class Summary:
             lines.append(f"{_count(len(self.earlier))} more answered by an earlier run, kept")
         if summary["per_label"]:
             lines.append("labels: " + ", ".join(f"{label} {n}" for label, n in summary["per_label"].items()))
+        if summary["verdicts"]:
+            lines.append("verdicts: " + ", ".join(f"{verdict} {n}" for verdict, n in summary["verdicts"].items()))
         if self.empty:
             lines.append("no images in: " + ", ".join(self.empty))
         return lines
+
+
+def verdict_counts(rows: list[Row]) -> dict[str, int]:
+    """How many answered rows got each verdict: the service's three always (a 0 says none was found, and a script
+    can read any of them), then any other an endpoint gave. Empty when no row has a verdict: a model with neither the
+    statistics nor a not-sure bar, an endpoint that answers flat scores."""
+    counts = Counter(row["verdict"] for row in rows if row["verdict"])
+    if not counts:
+        return {}
+    others = {verdict: n for verdict, n in counts.most_common() if verdict not in VERDICTS}
+    return {**{verdict: counts[verdict] for verdict in VERDICTS}, **others}
 
 
 def _count(images: int) -> str:

@@ -44,13 +44,14 @@ class ListedStore(ObjectStore, Protocol):
 
 @dataclass
 class Tally:
-    """What a worker did with its share: counted by outcome, the answered photos by their top label."""
+    """What a worker did with its share: counted by outcome, the answered photos by their top label and verdict."""
 
     classified: int = 0
     skipped: int = 0  # answered already for this model and this version of the photo
     ignored: int = 0  # not a photo to classify (outside the uploads prefix, a result, a folder marker)
     failed: dict[str, str] = field(default_factory=dict)  # key -> why; the engine retries these
     labels: Counter[str] = field(default_factory=Counter)
+    verdicts: Counter[str] = field(default_factory=Counter)  # clothing, not_sure, not_clothing (core/novelty.py)
     errors: Counter[str] = field(default_factory=Counter)  # a photo's own error results, by type
 
     def as_dict(self) -> dict[str, Any]:
@@ -60,6 +61,7 @@ class Tally:
             "ignored": self.ignored,
             "failed": self.failed,
             "labels": dict(self.labels),
+            "verdicts": dict(self.verdicts),
             "errors": dict(self.errors),
         }
 
@@ -123,8 +125,10 @@ def _count(tally: Tally, result: dict[str, Any] | None) -> None:
         return
     tally.classified += 1
     answer = result.get("answer")
-    if result.get("status") == 200 and isinstance(answer, dict) and answer:
-        tally.labels[max(answer, key=answer.__getitem__)] += 1
+    if result.get("status") == 200 and isinstance(answer, dict) and isinstance(answer.get("label"), str):
+        tally.labels[answer["label"]] += 1  # the details answer (storage.py)
+        if isinstance(answer.get("verdict"), str):
+            tally.verdicts[answer["verdict"]] += 1
     elif isinstance(answer, dict) and isinstance(answer.get("error"), dict):
         tally.errors[str(answer["error"].get("type"))] += 1
 

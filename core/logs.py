@@ -38,6 +38,9 @@ def log_request(
     }
     if trace.image_bytes:
         record["image_bytes"], record["image_size"] = trace.image_bytes, trace.image_size
+    # Every image's verdict, asked for or not: a rising "not_clothing" rate means the traffic changed.
+    if trace.verdicts:
+        record["verdicts"], record["clothing_distance"] = trace.verdicts, trace.clothing_distance
     if response.status >= 400:
         record["error"] = response.body["error"]["type"]
     # Lambda's JSON log format (AWS_LAMBDA_LOG_FORMAT=JSON) nests a dict message as an object in its own JSON

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
+from .novelty import NoveltyRule
 from .preprocess import MODES as KNOWN_PREPROCESSING
 
 OUTPUT_KINDS = ("logits", "probabilities")
@@ -33,10 +34,19 @@ class Manifest:
     # Logits are divided by it before the softmax of "probabilities" (temperature scaling, fitted by
     # lab/calibrate.py); 1.0: none. The default answer, the raw logits, never changes with it.
     temperature: float = 1.0
+    # The verdict of a ``details`` answer (novelty.py): the statistics that measure how unlike the training clothing
+    # a photo is, and the calibrated top probability below which an answer is "not_sure". Either may be absent (a
+    # third-party model): the verdict then uses what there is, and has no ``clothing_distance`` without the first.
+    novelty: NoveltyRule | None = None
+    not_sure_below: float | None = None
 
     @property
     def model_path(self) -> Path:
         return self.path.parent / self.model_file
+
+    @property
+    def statistics_path(self) -> Path | None:
+        return None if self.novelty is None else self.path.parent / self.novelty.statistics_file
 
 
 def sha256_of(path: Path) -> str:
@@ -98,7 +108,38 @@ def load_manifest(path: str | Path) -> Manifest:
         quantization=str(data.get("quantization", "none")),
         runtimes=dict(data.get("runtimes", {})),
         temperature=float(temperature),
+        novelty=_novelty(data.get("novelty"), path),
+        not_sure_below=_not_sure_below(data.get("not_sure_below"), path),
     )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _novelty(block: Any, path: Path) -> NoveltyRule | None:
+    if block is None:
+        return None
+    where = f"model manifest {path}: 'novelty'"
+    if not isinstance(block, dict):
+        raise ModelError(f"{where} must be an object")
+    if block.get("method") != "mahalanobis":
+        raise ModelError(f'{where}.method must be "mahalanobis" (the one this service computes)')
+    for key in ("statistics_file", "sha256"):
+        if not isinstance(block.get(key), str) or not block[key]:
+            raise ModelError(f"{where}.{key} is missing or not a string")
+    threshold: Any = block.get("threshold")
+    if not _number(threshold) or not threshold > 0:
+        raise ModelError(f"{where}.threshold must be a positive number")
+    return NoveltyRule("mahalanobis", block["statistics_file"], block["sha256"].lower(), float(threshold))
+
+
+def _not_sure_below(value: Any, path: Path) -> float | None:
+    if value is None:
+        return None
+    if not _number(value) or not 0 <= value <= 1:
+        raise ModelError(f"model manifest {path}: 'not_sure_below' must be a probability between 0 and 1")
+    return float(value)
 
 
 def write_manifest(path: str | Path, **fields: Any) -> Path:

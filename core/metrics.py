@@ -23,6 +23,8 @@ from typing import Any
 NAMESPACE = "ServerlessClassifier"
 # log line's "ms" step -> metric name (milliseconds)
 STAGES = {"fetch": "FetchTime", "decode": "DecodeTime", "preprocess": "PreprocessTime", "inference": "InferenceTime"}
+# verdict (novelty.py) -> metric counting the images that got it; NotClothing over Images is the drift alarm
+VERDICT_METRICS = {"clothing": "Clothing", "not_sure": "NotSure", "not_clothing": "NotClothing"}
 _write_lock = threading.Lock()
 
 
@@ -37,6 +39,9 @@ def emf_record(log_record: dict[str, Any], function: str | None = None) -> dict[
         "ServerErrors": (int(status >= 500), "Count"),
         "ColdStart": (int(bool(log_record["cold_start"])), "Count"),
     }
+    verdicts = log_record.get("verdicts", {})
+    if verdicts:
+        values.update({metric: (verdicts.get(v, 0), "Count") for v, metric in VERDICT_METRICS.items()})
     for step, ms in log_record["ms"].items():
         if step in STAGES:
             values[STAGES[step]] = (ms, "Milliseconds")

@@ -21,6 +21,7 @@ from .images import load_pixels, open_image
 from .interpreter import find_runtime
 from .manifest import Manifest, load_manifest, sha256_of
 from .memory import PixelBudget, release_freed_memory
+from .novelty import ClothingDistance, verdict
 from .preprocess import Preprocessor
 from .trace import Trace
 
@@ -52,6 +53,17 @@ class DecodeRules(NamedTuple):
         return cls(max_pixels, draft, exact_max_pixels)
 
 
+class Judgement(NamedTuple):
+    """What ``details`` adds to the scores: the top label, how sure the model is, and whether the photo looks like
+    the clothing it was trained on (novelty.py)."""
+
+    label: str
+    confidence: float  # the calibrated top probability
+    verdict: str | None  # novelty.VERDICTS, or None for a model whose manifest has no rule for it
+    distance: float | None  # clothing_distance; None without the statistics
+    threshold: float | None
+
+
 class Classifier:
     def __init__(self, manifest_path: str | Path, threads: int = 1) -> None:
         self.manifest_path = manifest_path
@@ -60,6 +72,7 @@ class Classifier:
         self.runtime: str | None = None
         self._interpreter_class: Any = None
         self._preprocessor: Preprocessor | None = None
+        self._distance: ClothingDistance | None = None
         self._local = threading.local()
         self._load_lock = threading.Lock()
 
@@ -90,8 +103,9 @@ class Classifier:
                     f"{manifest.model_path.name} does not load in {self.runtime}: its converter emitted "
                     f"operator versions this runtime lacks. Install ai-edge-litert (pip install ai-edge-litert)"
                 )
+            self._distance = _load_statistics(manifest)
             interpreter = self._new_interpreter(manifest)
-            self._check_signature(manifest, interpreter)
+            self._check_signature(manifest, interpreter, self._distance)
             self._local.interpreter = interpreter
             height, width = manifest.input_size
             self._preprocessor = Preprocessor(manifest.preprocessing, target_size=(width, height))
@@ -106,7 +120,7 @@ class Classifier:
         height, width = manifest.input_size
         blank = io.BytesIO()
         Image.new("RGB", (width, height)).save(blank, "JPEG")
-        self.predict(self.prepare(blank.getvalue(), DecodeRules(max_pixels=width * height)))
+        self.judge(*self.infer(self.prepare(blank.getvalue(), DecodeRules(max_pixels=width * height))))
         return self
 
     def _new_interpreter(self, manifest: Manifest) -> Any:
@@ -121,13 +135,26 @@ class Classifier:
         return interpreter
 
     @staticmethod
-    def _check_signature(manifest: Manifest, interpreter: Any) -> None:
+    def _check_signature(manifest: Manifest, interpreter: Any, distance: ClothingDistance | None) -> None:
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
+        wanted = 1 if distance is None else 1 + len(distance.layers)  # the scores, then what the statistics measure
+        if len(inputs) != 1 or len(outputs) != wanted:
             raise ModelError(
-                f"{manifest.model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                "an image classifier needs exactly one of each"
+                f"{manifest.model_path} has {len(inputs)} inputs and {len(outputs)} outputs; an image classifier "
+                + (
+                    "needs exactly one of each"
+                    if distance is None
+                    else "with novelty statistics needs one input "
+                    "and two outputs (the scores, then the pooled features)"
+                )
             )
+        if distance is not None:
+            channels = [int(out["shape"][-1]) for out in outputs[1:]]
+            if channels != distance.lengths:
+                raise ModelError(
+                    f"{manifest.model_path}'s extra outputs have {channels} channels, but "
+                    f"{manifest.statistics_path} measures {distance.lengths}"
+                )
         shape = tuple(int(v) for v in inputs[0]["shape"])
         if len(shape) != 4 or shape[1:3] != manifest.input_size or shape[3] != 3:
             raise ModelError(
@@ -164,9 +191,11 @@ class Classifier:
         rules: DecodeRules,
         budget: PixelBudget,
         trace: Trace,
-    ) -> dict[str, float]:
-        """An image file's bytes -> {label: score}. The decoded pixels exist only while they hold their share of
-        ``budget`` (memory.py); a big decode hands its freed memory back to the system."""
+        details: bool = False,
+    ) -> dict[str, Any]:
+        """An image file's bytes -> {label: score}, or with ``details`` the answer with its verdict (``describe``).
+        The decoded pixels exist only while they hold their share of ``budget`` (memory.py); a big decode hands its
+        freed memory back to the system."""
         trace.image_bytes += len(data)
         t = time.perf_counter()
         opened = open_image(data, rules.max_pixels, rules.draft_size, rules.draft_above_pixels)
@@ -181,8 +210,13 @@ class Classifier:
         if pixels >= TRIM_AFTER_PIXELS:
             release_freed_memory()
         t = trace.lap("preprocess", t)
-        scores = self.predict(batch)
-        trace.lap("inference", t)
+        scores, features = self.infer(batch)
+        t = trace.lap("inference", t)
+        judgement = self.judge(scores, features)
+        trace.judged(judgement.verdict, judgement.distance)
+        trace.lap("verdict", t)
+        if details:
+            return self.describe(scores, judgement, top_k, probabilities)
         return self.postprocess(scores, top_k, probabilities)
 
     # -- preprocess ---------------------------------------------------------------------------------
@@ -205,6 +239,11 @@ class Classifier:
         """Float batch (1, H, W, 3) -> float32 scores (num_labels,), (de)quantizing where the model is integer."""
         return run_interpreter(self._interpreter(), batch)
 
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """The scores, and the layers' activations where the manifest has statistics to measure them with."""
+        outputs = invoke(self._interpreter(), batch)
+        return outputs[0], outputs[1:] if self._distance is not None else None
+
     # -- postprocess --------------------------------------------------------------------------------
     def postprocess(
         self, scores: np.ndarray, top_k: int | None = None, probabilities: bool = False
@@ -219,16 +258,58 @@ class Classifier:
         order = np.argsort(-scores, kind="stable")[:top_k]
         return {labels[i]: float(scores[i]) for i in order}
 
+    def judge(self, scores: np.ndarray, features: list[np.ndarray] | None) -> Judgement:
+        """The top label, its calibrated probability, and the verdict by the manifest's rules (novelty.py)."""
+        manifest = self.loaded_manifest()
+        probabilities = softmax(scores / manifest.temperature) if manifest.output == "logits" else scores
+        top = int(np.argmax(probabilities))
+        confidence = float(probabilities[top])
+        distance = None if features is None or self._distance is None else self._distance(features)
+        threshold = manifest.novelty.threshold if manifest.novelty is not None and distance is not None else None
+        return Judgement(
+            manifest.labels[top],
+            confidence,
+            verdict(distance, threshold, confidence, manifest.not_sure_below),
+            distance,
+            threshold,
+        )
+
+    def describe(
+        self, scores: np.ndarray, judgement: Judgement, top_k: int | None = None, probabilities: bool = False
+    ) -> dict[str, Any]:
+        """The ``details`` answer: the flat scores under "scores", then the judgement; a key whose value the model
+        cannot give (no statistics: no distance) is left out rather than null."""
+        manifest = self.loaded_manifest()
+        answer: dict[str, Any] = {
+            "scores": self.postprocess(scores, top_k, probabilities),
+            "label": judgement.label,
+            "confidence": round(judgement.confidence, 6),
+        }
+        if judgement.verdict is not None:
+            answer["verdict"] = judgement.verdict
+        if judgement.distance is not None:
+            answer["clothing_distance"] = round(judgement.distance, 4)
+            answer["threshold"] = judgement.threshold
+        answer["model"] = {"name": manifest.name, "version": manifest.version}
+        return answer
+
 
 def run_interpreter(interpreter: Any, batch: np.ndarray) -> np.ndarray:
-    """One float batch through a TF Lite interpreter (any runtime) -> float32 scores.
+    """One float batch through a TF Lite interpreter (any runtime) -> float32 scores (its first output)."""
+    return invoke(interpreter, batch)[0]
 
-    The one place inputs are quantized and outputs dequantized, so that convert.py's parity checks and the
-    tflite-runtime check measure exactly what serving computes."""
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+def invoke(interpreter: Any, batch: np.ndarray) -> list[np.ndarray]:
+    """One float batch through a TF Lite interpreter -> each output as float32, flattened.
+
+    The one place inputs are quantized and outputs dequantized, so that convert.py's parity checks, the lab's
+    measurements and the tflite-runtime check measure exactly what serving computes."""
+    inp = interpreter.get_input_details()[0]
     interpreter.set_tensor(inp["index"], _quantize(batch, inp))
     interpreter.invoke()
-    return _dequantize(interpreter.get_tensor(out["index"]), out).reshape(-1)
+    return [
+        _dequantize(interpreter.get_tensor(out["index"]), out).reshape(-1) for out in interpreter.get_output_details()
+    ]
 
 
 def _quantize(batch: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
@@ -245,6 +326,21 @@ def _dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
         scale, zero_point = detail["quantization"]
         return (values.astype(np.float32) - zero_point) * scale
     return values.astype(np.float32, copy=False)
+
+
+def _load_statistics(manifest: Manifest) -> ClothingDistance | None:
+    """The novelty statistics the manifest names, checked against its sha256; None when it names none."""
+    path = manifest.statistics_path
+    if manifest.novelty is None or path is None:
+        return None
+    if not path.is_file():
+        raise ModelError(f"novelty statistics not found: {path} (named by {manifest.path})")
+    if sha256_of(path) != manifest.novelty.sha256:
+        raise ModelError(f"sha256 of {path} differs from {manifest.path}'s: the statistics belong to another model")
+    try:
+        return ClothingDistance.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{path} is not novelty statistics: {exc}") from None
 
 
 def softmax(x: np.ndarray) -> np.ndarray:

@@ -2,8 +2,8 @@
 is the one call, with the limits that apply (``ParseRules``); every parsing rule lives in this module.
 
 JSON fields: exactly one of ``url`` / ``image`` (base64 of the file) / ``urls`` / ``images`` (lists, for a
-batch); optional ``top_k`` (1..number of labels) and ``probabilities`` (bool), which may also come from
-the query string (JSON fields win). A raw body with ``Content-Type: image/*`` (or ``application/octet-stream``)
+batch); optional ``top_k`` (1..number of labels), ``probabilities`` and ``details`` (bools), which may also come
+from the query string (JSON fields win). A raw body with ``Content-Type: image/*`` (or ``application/octet-stream``)
 is one image; its options come from the query string.
 """
 
@@ -21,7 +21,8 @@ from .contract import Request
 from .errors import BadRequest, InvalidImage, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
 SOURCE_FIELDS = ("url", "image", "urls", "images")
-KNOWN_FIELDS = frozenset(SOURCE_FIELDS + ("top_k", "probabilities"))
+KNOWN_FIELDS = frozenset(SOURCE_FIELDS + ("top_k", "probabilities", "details"))
+FLAGS = ("probabilities", "details")  # the options that are true or false
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class PredictRequest:
     batch: bool
     top_k: int | None = None
     probabilities: bool = False
+    details: bool = False  # the answer with its verdict (model.py's ``Classifier.describe``), not the flat scores
 
     @property
     def input_kind(self) -> str:
@@ -168,7 +170,8 @@ def from_raw_image(body: bytes, query_options: Mapping[str, Any], rules: ParseRu
 
 
 def options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
-    """``top_k`` / ``probabilities`` from a query string, typed; validated with the JSON fields' rules."""
+    """``top_k`` / ``probabilities`` / ``details`` from a query string, typed; validated with the JSON fields'
+    rules."""
     options: dict[str, Any] = {}
     if "top_k" in query:
         value = query["top_k"]
@@ -176,11 +179,12 @@ def options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
         if not (isinstance(value, str) and value.isascii() and value.isdigit()):
             raise BadRequest("'top_k' must be an integer")
         options["top_k"] = int(value)
-    if "probabilities" in query:
-        flag = str(query["probabilities"]).lower()
-        if flag not in ("true", "false", "1", "0"):
-            raise BadRequest("'probabilities' must be true or false")
-        options["probabilities"] = flag in ("true", "1")
+    for name in FLAGS:
+        if name in query:
+            flag = str(query[name]).lower()
+            if flag not in ("true", "false", "1", "0"):
+                raise BadRequest(f"'{name}' must be true or false")
+            options[name] = flag in ("true", "1")
     return options
 
 
@@ -214,17 +218,18 @@ def check_media_type(kind: str) -> None:
         )
 
 
-def _options(payload: Mapping[str, Any], num_labels: int) -> tuple[int | None, bool]:
+def _options(payload: Mapping[str, Any], num_labels: int) -> tuple[int | None, bool, bool]:
     top_k = payload.get("top_k")
     if top_k is not None:
         if isinstance(top_k, bool) or not isinstance(top_k, int):
             raise BadRequest("'top_k' must be an integer")
         if not 1 <= top_k <= num_labels:
             raise BadRequest(f"'top_k' must be between 1 and {num_labels}")
-    probabilities = payload.get("probabilities", False)
-    if not isinstance(probabilities, bool):
-        raise BadRequest("'probabilities' must be true or false")
-    return top_k, probabilities
+    probabilities, details = (payload.get(name, False) for name in FLAGS)
+    for name, flag in zip(FLAGS, (probabilities, details), strict=True):
+        if not isinstance(flag, bool):
+            raise BadRequest(f"'{name}' must be true or false")
+    return top_k, probabilities, details
 
 
 def _url(value: object, name: str) -> str:

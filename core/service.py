@@ -36,7 +36,7 @@ from .trace import Trace
 log = logging.getLogger("core")
 ALLOW = "GET, HEAD, POST, OPTIONS"
 
-Scores = dict[str, float]  # {label: score}, the answer for one image
+Answer = dict[str, Any]  # {label: score}, or with ``details`` the answer with its verdict, for one image
 
 
 class Service:
@@ -138,7 +138,7 @@ class Service:
         manifest = self.classifier.loaded_manifest()
         return {
             "usage": 'POST JSON {"url": "https://..."} or {"image": "<base64>"} (batches: "urls" / '
-            '"images", options: "top_k", "probabilities"), or the image itself as image/*',
+            '"images", options: "top_k", "probabilities", "details"), or the image itself as image/*',
             "model": {
                 "name": manifest.name,
                 "version": manifest.version,
@@ -193,14 +193,15 @@ class Service:
         # The batch rule: a failed item is its error object, in its place; the request still succeeds.
         return Response.json(200, [r.to_dict() if isinstance(r, ServiceError) else r for r in results])
 
-    def _classify(self, data: Fetched, request: PredictRequest, trace: Trace) -> Scores | ServiceError:
-        """One image's bytes -> {label: score}, or the ServiceError it failed with."""
+    def _classify(self, data: Fetched, request: PredictRequest, trace: Trace) -> Answer | ServiceError:
+        """One image's bytes -> its answer, or the ServiceError it failed with."""
         if isinstance(data, ServiceError):
             return data
         try:
             return self.classifier.classify(
-                data, request.top_k, request.probabilities, self._decode_rules(), self.pixel_budget, trace
-            )
+                data, request.top_k, request.probabilities, self._decode_rules(), self.pixel_budget, trace,
+                details=request.details,
+            )  # fmt: skip
         except ServiceError as error:
             return error
 

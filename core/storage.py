@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-from .contract import Headers, Request
+from .contract import Headers, Query, Request
 from .errors import InvalidImage, NotFound, PayloadTooLarge, ServiceError
 from .images import IMAGE_SUFFIXES
 from .logs import log_event
@@ -195,11 +195,13 @@ def error_result(key: str, error: ServiceError) -> dict[str, Any]:
 
 
 def classify_object(service: Service, key: str, data: bytes, request_id: str | None, caller: str) -> dict[str, Any]:
-    """The API's answer for these bytes, as if they had been POSTed raw: the result object's content. A 5xx
-    raises RetryLater instead: it says nothing about the photo."""
+    """The API's answer for these bytes, as if they had been POSTed raw with ``?details=true`` (the scores, the top
+    label and the verdict): the result object's content. A 5xx raises RetryLater instead: it says nothing about
+    the photo."""
     request = Request(
         method="POST",
         headers=Headers({"Content-Type": "application/octet-stream"}),
+        query=Query({"details": "true"}),
         body=data,
         request_id=request_id,
         caller=caller,

@@ -29,20 +29,27 @@ class BundleError(Exception):
     """The model named by the manifest cannot be shipped (missing, or not the file the manifest describes)."""
 
 
-def model_file(manifest_path: Path) -> Path:
-    """The model file the manifest names, checked against the manifest's SHA-256 before it is shipped."""
+def model_files(manifest_path: Path) -> list[Path]:
+    """The model file the manifest names, and its novelty statistics where it names them, each checked against the
+    manifest's SHA-256 before it is shipped."""
     manifest = json.loads(manifest_path.read_text())
-    path = manifest_path.parent / manifest["model_file"]
-    if not path.is_file():
-        raise BundleError(f"{path}: the model file named by {manifest_path} does not exist")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if manifest.get("sha256") and digest != manifest["sha256"]:
-        raise BundleError(f"{path}: its SHA-256 is not the one {manifest_path} records")
-    return path
+    named = [(manifest["model_file"], manifest.get("sha256"))]
+    novelty = manifest.get("novelty")
+    if isinstance(novelty, dict):
+        named.append((novelty["statistics_file"], novelty.get("sha256")))
+    paths = []
+    for name, sha256 in named:
+        path = manifest_path.parent / name
+        if not path.is_file():
+            raise BundleError(f"{path}: the file named by {manifest_path} does not exist")
+        if sha256 and hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+            raise BundleError(f"{path}: its SHA-256 is not the one {manifest_path} records")
+        paths.append(path)
+    return paths
 
 
 def build(target: str, out: Path, manifest_path: Path = ROOT / "model" / "clothing-model.json") -> Path:
-    model = model_file(manifest_path)
+    shipped = model_files(manifest_path)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -51,7 +58,8 @@ def build(target: str, out: Path, manifest_path: Path = ROOT / "model" / "clothi
     shutil.copytree(ROOT / "core", out / "core", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (out / "model").mkdir()
     shutil.copy2(manifest_path, out / "model" / "clothing-model.json")
-    shutil.copy2(model, out / "model" / model.name)
+    for path in shipped:
+        shutil.copy2(path, out / "model" / path.name)
     requirements = [
         line
         for path in (ROOT / "requirements.txt", ROOT / target / "requirements.txt")

@@ -41,6 +41,7 @@ def fresh_venv(bundle: Path, where: Path) -> Path:
                 "core/service.py",
                 "model/clothing-model.json",
                 "model/clothing-model.tflite",
+                "model/clothing-model-novelty.npz",
             ],
         ),
         (
@@ -52,6 +53,7 @@ def fresh_venv(bundle: Path, where: Path) -> Path:
                 "core/service.py",
                 "model/clothing-model.json",
                 "model/clothing-model.tflite",
+                "model/clothing-model-novelty.npz",
             ],
         ),
     ],
@@ -137,7 +139,8 @@ def test_a_bare_python_builds_the_bundle(tmp_path):
     )
     assert proc.returncode == 0 and "built" in proc.stdout, proc.stderr
     model = tmp_path / "b" / "model"
-    assert (model / "clothing-model.tflite").read_bytes() == (ROOT / "model" / "clothing-model.tflite").read_bytes()
+    for name in ("clothing-model.tflite", "clothing-model-novelty.npz"):
+        assert (model / name).read_bytes() == (ROOT / "model" / name).read_bytes()
     assert (tmp_path / "b" / "function_app.py").is_file() and (tmp_path / "b" / "core" / "service.py").is_file()
 
 

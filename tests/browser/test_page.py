@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.cli.test_verdicts import cat_photo, details_of, two_garments
 from tests.helpers import ROOT, phone_photo
 from tests.serverless import offline_server
 
@@ -60,6 +61,47 @@ def test_a_chosen_photo_is_classified_with_bars_model_and_time(page):
     assert page.is_visible("#preview")
     assert "Answered in" in page.inner_text("#timing") and "clothing-model" in page.inner_text("#timing")
     assert not page.console_errors
+
+
+def test_a_clothing_photo_is_asked_with_details_and_shows_bars_under_no_verdict_line(page):
+    """The service's verdict for the sample is "clothing": the page shows the bars alone, as without details."""
+    bodies = []
+    page.on("request", lambda r: bodies.append(r.post_data_json) if r.method == "POST" else None)
+    page.set_input_files("#file", str(SAMPLE))
+    assert top_label(page) == "pants"
+    assert [body["details"] for body in bodies] == [True]
+    assert details_of(SAMPLE)["verdict"] == "clothing"
+    assert page.inner_text("#verdict") == "" and not page.is_visible("#verdict")
+    assert page.locator("#bars .bar").count() == 5
+
+
+def test_a_photo_of_a_cat_is_said_not_to_be_clothing_and_gets_no_bars(page, tmp_path):
+    """A photo unlike any clothing: the page says so in words, names the nearest label only in a muted line, and
+    draws no bars that would present that label as an answer; the next photo clears it."""
+    cat = cat_photo(tmp_path / "cat.jpg")
+    answer = details_of(cat)
+    assert answer["verdict"] == "not_clothing", answer
+    page.set_input_files("#file", str(cat))
+    page.wait_for_selector("#verdict:visible", timeout=30_000)
+    assert page.inner_text("#verdict") == "This doesn't look like clothing"
+    assert page.locator("#bars .bar").count() == 0
+    assert f"“{answer['label']}”" in page.inner_text("#bars .muted") and "Answered in" in page.inner_text("#timing")
+    page.set_input_files("#file", str(SAMPLE))
+    assert top_label(page) == "pants" and not page.is_visible("#verdict")
+    assert not page.console_errors
+
+
+def test_a_photo_of_two_garments_is_not_sure_between_its_two_likeliest_labels(page, tmp_path):
+    """Pants and a t-shirt side by side: clothing, but below the model's bar for one label. The page names the two
+    likeliest, in the service's order, above the bars."""
+    photo = two_garments(tmp_path / "both.jpg")
+    answer = details_of(photo)
+    assert answer["verdict"] == "not_sure", answer
+    first, second = list(answer["scores"])[:2]
+    page.set_input_files("#file", str(photo))
+    assert top_label(page) == first
+    assert page.inner_text("#verdict") == f"Not sure: {first} or {second}?"
+    assert {first, second} == {"pants", "t-shirt"} and page.locator("#bars .bar").count() == 5
 
 
 def test_a_file_that_is_not_an_image_is_a_clear_message(page, tmp_path):

@@ -150,6 +150,7 @@ def test_a_backfill_classifies_every_photo_and_a_rerun_skips_them_all(moto, caps
     summary = json.loads(err[err.index("{\n") : err.rindex("}") + 1])
     assert (summary["classified"], summary["skipped"], summary["ignored"], summary["failed"]) == (PHOTOS, 0, 1, {})
     assert sum(summary["labels"].values()) == PHOTOS and summary["labels"]["pants"] >= PHOTOS * 0.9
+    assert sum(summary["verdicts"].values()) == PHOTOS and summary["verdicts"].get("clothing", 0) >= PHOTOS * 0.8
     assert summary["status"] == "succeeded" and summary["workers"] == PHOTOS + 1
     cost = summary["cost_estimate"]
     assert set(cost["items"]) == {"step functions", "lambda", "s3 requests"} and 0 < cost["total"] < 0.01

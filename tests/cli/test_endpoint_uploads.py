@@ -121,22 +121,38 @@ def test_credentials_never_follow_a_redirect_to_another_host(status, tmp_path):
 
 def test_csv_cells_never_start_a_formula_and_read_back_exactly(tmp_path):
     """OWASP's CSV-injection advice: cells a spreadsheet would run get a leading apostrophe; resuming reads the
-    original values back, labels holding the top_k separators included."""
+    original values back, labels holding the top_k separators and an endpoint's verdict included."""
     from cli.output import Output
+    from cli.rows import error_row
 
     out = tmp_path / "out.csv"
     rows = [
-        {"path": name, "label": "pants", "score": 0.9, "top_k": [["pants", 0.9], ["a;b:c%", 0.1]], "error": ""}
-        for name in ('=HYPERLINK("http://x")', "+1.jpg", "-2.jpg", "@SUM(A1).jpg", "\tx.jpg", "plain.jpg")
+        {
+            "path": name,
+            "label": "pants",
+            "score": 0.9,
+            "top_k": [["pants", 0.9], ["a;b:c%", 0.1]],
+            "verdict": verdict,
+            "clothing_distance": 1.25,
+            "error": "",
+        }
+        for name, verdict in [
+            ('=HYPERLINK("http://x")', "clothing"),
+            ("+1.jpg", "=1+1"),
+            ("-2.jpg", None),
+            ("@SUM(A1).jpg", "clothing"),
+            ("\tx.jpg", "clothing"),
+            ("plain.jpg", "not_sure"),
+        ]
     ]
-    rows.append({"path": "=bad.jpg", "label": "", "score": "", "top_k": [], "error": "=cmd|' /C calc'!A0"})
+    rows.append(error_row("=bad.jpg", "=cmd|' /C calc'!A0"))
     output = Output(str(out))
     for row in rows:
         output.write(row)
     output.close()
     cells = [cell for line in csv.reader(out.open(newline="")) for cell in line]
     assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t"))], cells
-    assert '\'=HYPERLINK("http://x")' in cells and "pants:0.9;a%3Bb%3Ac%25:0.1" in cells
+    assert '\'=HYPERLINK("http://x")' in cells and "pants:0.9;a%3Bb%3Ac%25:0.1" in cells and "'=1+1" in cells
     resumed = Output(str(out))  # keeps the answered rows, exactly as they were
     resumed.close()
     assert resumed.done == {row["path"]: {**row, "score": str(row["score"])} for row in rows[:-1]}

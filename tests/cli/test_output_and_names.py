@@ -18,7 +18,7 @@ from tests.cli.test_classify_command import classify, summary_of
 from tests.cli.test_endpoint_uploads import Recorder
 from tests.helpers import ROOT, SAMPLE
 
-HEADER = "path,label,score,top_k,error"
+HEADER = "path,label,score,top_k,verdict,clothing_distance,error"
 
 
 def rows_of(path) -> list[dict]:

@@ -70,6 +70,16 @@ CASES = [
         200,
     ),
     ("raw image", "POST", lambda p, u: p, "image/jpeg", {"top_k": "2"}, 200),
+    ("details", "POST", lambda p, u: json.dumps({"url": u, "details": True}).encode(), "application/json", None, 200),
+    ("details raw image", "POST", lambda p, u: p, "image/jpeg", {"details": "true", "top_k": "3"}, 200),
+    (
+        "details batch with a bad item",
+        "POST",
+        lambda p, u: json.dumps({"images": [b64(p), "aGk="], "details": True, "probabilities": True}).encode(),
+        "application/json",
+        None,
+        200,
+    ),
     (
         "batch with a bad item",
         "POST",
@@ -113,6 +123,7 @@ CASES = [
     ("options", "OPTIONS", lambda p, u: b"", "application/json", None, 204),
     ("delete", "DELETE", lambda p, u: b"", "application/json", None, 405),
 ] + [(*case[:3], case[3] or "application/json", *case[4:]) for case in ORIENTATIONS]
+DETAILS_KEYS = ("scores", "label", "confidence", "verdict", "clothing_distance", "threshold", "model")
 SHOP, ELSEWHERE = "https://shop.example", "https://elsewhere.example"  # an allowed origin, and another
 CORS = [
     # name, method, body, request headers, status, the answer's Access-Control-Allow-Origin (None: not sent)
@@ -256,6 +267,13 @@ def test_same_answer_on_every_cloud(
     assert all(answer == bodies["aws"] for answer in bodies.values()), bodies
     if status >= 400:
         assert bodies["aws"]["error"]["type"] and bodies["aws"]["error"]["message"]
+    if name.startswith("details"):  # the details shape on every door; a failed batch item stays its error
+        answer = bodies["aws"][0] if isinstance(bodies["aws"], list) else bodies["aws"]
+        assert list(answer) == [*DETAILS_KEYS], answer
+        assert answer["label"] == "pants" and answer["verdict"] == "clothing", answer
+        assert answer["clothing_distance"] <= answer["threshold"] and 0 < answer["confidence"] <= 1, answer
+        if isinstance(bodies["aws"], list):
+            assert bodies["aws"][1]["error"]["type"] == "invalid_image", bodies["aws"]
     if name.startswith("orientation"):  # every orientation, mirrored ones included, gives the upright answer
         answers = bodies["aws"] if isinstance(bodies["aws"], list) else [bodies["aws"]]
         assert [list(answer) for answer in answers] == [["pants"]] * len(answers), answers

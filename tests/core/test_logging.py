@@ -26,7 +26,8 @@ def test_one_json_line_per_request_with_timings(loopback_settings, image_server,
     first, second = records(caplog)
     assert first["request_id"] == "r-1" and first["caller"] == "gcp" and first["input"] == "url"
     assert first["status"] == 200 and first["cold_start"] is True
-    assert set(first["ms"]) == {"fetch", "decode", "preprocess", "inference"}
+    assert set(first["ms"]) == {"fetch", "decode", "preprocess", "inference", "verdict"}
+    assert first["verdicts"] == {"clothing": 1} and 0 < first["clothing_distance"] < 2  # asked for or not
     assert first["image_bytes"] == len(pants_photo.read_bytes()) and len(first["image_size"]) == 2
     assert second["status"] == 400 and second["error"] == "bad_request" and second["cold_start"] is False
 

@@ -30,6 +30,7 @@ def test_committed_manifest_matches_model():
 def copied(tmp_path):
     shutil.copy(MANIFEST, tmp_path / MANIFEST.name)
     shutil.copy(MANIFEST.parent / load_manifest(MANIFEST).model_file, tmp_path)
+    shutil.copy(load_manifest(MANIFEST).statistics_path, tmp_path)
     path = tmp_path / MANIFEST.name
     return path, json.loads(path.read_text())
 

@@ -34,7 +34,8 @@ def test_batch_of_images_with_options():
     b64 = base64.b64encode(PNG).decode()
     req = parse({"images": [b64, b64], "top_k": 3, "probabilities": True})
     assert req.batch and len(req.sources) == 2 and req.sources[0].value == PNG
-    assert req.top_k == 3 and req.probabilities is True
+    assert req.top_k == 3 and req.probabilities is True and req.details is False
+    assert parse({"images": [b64], "details": True}).details is True
 
 
 @pytest.mark.parametrize(
@@ -67,6 +68,7 @@ def test_base64_spellings(b64):
         ({"url": "http://a/b", "top_k": "3"}, "integer"),
         ({"url": "http://a/b", "top_k": True}, "integer"),
         ({"url": "http://a/b", "probabilities": "yes"}, "true or false"),
+        ({"url": "http://a/b", "details": 1}, "'details' must be true or false"),
         ({"url": "http://a/b", "colour": "red"}, "unknown field"),
         (["http://a/b"], "JSON object"),
     ],
@@ -99,7 +101,10 @@ def test_bad_json_bodies(body, message):
 
 def test_raw_image_options_from_query():
     req = from_raw_image(PNG, options_from_query({"top_k": "2", "probabilities": "true"}), rules())
-    assert req.top_k == 2 and req.probabilities and req.sources[0].value == PNG
+    assert req.top_k == 2 and req.probabilities and req.sources[0].value == PNG and not req.details
+    assert from_raw_image(PNG, options_from_query({"details": "1"}), rules()).details
+    with pytest.raises(BadRequest, match="'details' must be true or false"):
+        options_from_query({"details": "yes"})
     with pytest.raises(BadRequest):
         options_from_query({"top_k": "two"})
     with pytest.raises(BadRequest):

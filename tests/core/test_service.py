@@ -106,7 +106,7 @@ def test_unexpected_failure_is_500_with_request_id(loopback_settings, pants_phot
     from core.service import Service
 
     class Exploding(Classifier):
-        def predict(self, batch):
+        def infer(self, batch):
             raise RuntimeError("secret internal detail")
 
     service = Service(loopback_settings, Exploding(MANIFEST))

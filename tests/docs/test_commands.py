@@ -37,10 +37,19 @@ def test_sample_output_is_current(doc, args, shown):
         [sys.executable, "-m", "cli", *shlex.split(args)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    actual, expected = json.loads(proc.stdout), json.loads(shown)
-    assert list(actual) == list(expected), f"labels or their order changed: update {doc}"
-    for label, score in expected.items():
-        assert actual[label] == pytest.approx(score, abs=1e-5), f"{label}: {doc} {score}, model {actual[label]}"
+    assert_same(json.loads(proc.stdout), json.loads(shown), doc)
+
+
+def assert_same(actual, expected, doc: str, where: str = "") -> None:
+    """The answer as shown: the same keys in the same order, numbers within 1e-5, everything else equal."""
+    if isinstance(expected, dict):
+        assert list(actual) == list(expected), f"keys or their order changed{where}: update {doc}"
+        for key, value in expected.items():
+            assert_same(actual[key], value, doc, f"{where}.{key}")
+    elif isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        assert actual == pytest.approx(expected, abs=1e-5), f"{where}: {doc} {expected}, model {actual}"
+    else:
+        assert actual == expected, f"{where}: {doc} {expected}, model {actual}"
 
 
 def _make_targets() -> set[str]:

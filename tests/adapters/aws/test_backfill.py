@@ -187,7 +187,7 @@ def test_a_batch_with_a_transient_failure_fails_and_its_retry_does_only_the_rest
     tally = lambda_handler(batch_event(keys, s3), context)
     assert (tally["classified"], tally["skipped"], tally["failed"]) == (1, 5, {})
     forced = lambda_handler(batch_event(keys, s3, force=True), context)
-    assert forced["classified"] == 6 and forced["labels"] == {"pants": 6}
+    assert forced["classified"] == 6 and forced["labels"] == {"pants": 6} and sum(forced["verdicts"].values()) == 6
     s3.put_object(Bucket=BUCKET, Key=keys[1], Body=(ROOT / "samples" / "t-shirt.jpg").read_bytes())  # replaced
     again = lambda_handler(batch_event(keys, s3), context)  # its listed ETag is not the one its result names
     assert (again["classified"], again["skipped"], again["labels"]) == (1, 5, {"t-shirt": 1})

@@ -157,6 +157,7 @@ def test_a_successful_request_reports_its_stages_and_the_first_one_its_cold_star
     assert_valid_emf(emf)
     assert emf["Images"] == 1 and emf["ClientErrors"] == 0 and emf["ColdStart"] == 0  # not the first request
     assert emf["InferenceTime"] > 0 and emf["DecodeTime"] > 0 and emf["Latency"] >= emf["InferenceTime"]
+    assert emf["Clothing"] + emf["NotSure"] + emf["NotClothing"] == emf["Images"]  # each image's verdict: drift
     first = [json.loads(line) for line in log.read_text().splitlines() if line.startswith('{"_aws"')][0]
     assert first["ColdStart"] == 1  # the instance's first request
 

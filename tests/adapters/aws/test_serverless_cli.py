@@ -133,6 +133,7 @@ def test_zip_holds_the_function_and_nothing_else(packaged):
     for needed in ("core", "handlers", "numpy", "PIL", "ai_edge_litert", "simplejpeg", "urllib3"):
         assert needed in tops, needed
     assert "model/clothing-model.tflite" in names and "model/clothing-model.json" in names
+    assert "model/clothing-model-novelty.npz" in names  # the verdict's statistics (core/novelty.py)
     assert "handlers/aws.py" in names and "core/service.py" in names
     for unwanted in (
         "node_modules",

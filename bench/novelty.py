@@ -1,0 +1,133 @@
+"""What the verdict of ``details`` answers costs and does: the shipped model with its novelty statistics against
+the same model without them (its scores alone), on one machine.
+
+1. Time: warm ``Classifier.classify`` of dataset photos by both, interleaved in rounds (order reversed every other
+   round); the extra milliseconds per request (every request computes the verdict, for the log line and the
+   drift metric, asked for or not) and the verdict step alone (pooling and the layers' matrix-vector products).
+2. Size: the statistics file and the model file, raw and deflated as a deployment zip stores them.
+3. What it does: the shipped model's verdicts on the not-clothing development set (``python -m lab.not_clothing``)
+   by group, and the cross-validated operating point (held-back clothing, shifted clothing, the development set)
+   as ``python -m lab.novelty`` measured it (lab/results/novelty.json): the shipped model trained on every
+   clothing photo, so only the folds can say how it treats clothing it never saw.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+from bench.common import DATA, ROOT, publish, summarize
+
+MANIFEST = ROOT / "model" / "clothing-model.json"
+NOVELTY_REPORT = ROOT / "lab" / "results" / "novelty.json"
+
+
+def without_statistics(folder: Path) -> Path:
+    """A copy of the shipped model as a converter writes it (the scores alone), and a manifest without the rules."""
+    from core.manifest import sha256_of
+    from lab.novelty_fit import FeatureReader
+
+    manifest = json.loads(MANIFEST.read_text())
+    model = folder / manifest["model_file"]
+    model.write_bytes(FeatureReader._scores_only((ROOT / "model" / manifest["model_file"]).read_bytes()))
+    manifest["sha256"] = sha256_of(model)
+    for key in ("novelty", "not_sure_below"):
+        manifest.pop(key, None)
+    path = folder / MANIFEST.name
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def timings(photos: list[bytes], rounds: int) -> dict[str, Any]:
+    from core.memory import PixelBudget
+    from core.model import Classifier, DecodeRules
+    from core.trace import Trace
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stacks = {
+            "with_verdict": Classifier(MANIFEST).warm(),
+            "scores_only": Classifier(without_statistics(Path(tmp))).warm(),
+        }
+        rules, budget = DecodeRules(max_pixels=10**8), PixelBudget(10**9)
+        medians: dict[str, list[float]] = {name: [] for name in stacks}
+        verdict_ms: list[float] = []
+        for r in range(rounds):
+            for name in sorted(stacks, reverse=bool(r % 2)):
+                samples = []
+                for data in photos:
+                    trace = Trace()
+                    started = time.perf_counter()
+                    stacks[name].classify(data, None, False, rules, budget, trace, details=True)
+                    samples.append((time.perf_counter() - started) * 1000)
+                    if name == "with_verdict":
+                        verdict_ms.append(trace.ms["verdict"])
+                medians[name].append(statistics.median(samples))
+    extra = [a - b for a, b in zip(medians["with_verdict"], medians["scores_only"], strict=True)]
+    return {
+        "request_ms": {name: summarize(values) for name, values in medians.items()},
+        "extra_ms_per_request": round(statistics.median(extra), 3),
+        "verdict_step_ms": summarize(verdict_ms),
+    }
+
+
+def sizes() -> dict[str, Any]:
+    from core.manifest import load_manifest
+
+    manifest = load_manifest(MANIFEST)
+    out = {}
+    for name, path in (("statistics", manifest.statistics_path), ("model", manifest.model_path)):
+        assert path is not None
+        data = path.read_bytes()
+        out[name] = {"bytes": len(data), "zipped_bytes": len(zlib.compress(data, 6))}
+    return out
+
+
+def development_set(smoke: bool) -> dict[str, Any] | str:
+    from core.memory import PixelBudget
+    from core.model import Classifier, DecodeRules
+    from core.trace import Trace
+    from lab.not_clothing import DEFAULT_CACHE, PEOPLE_GROUPS, photo_groups
+
+    groups = photo_groups(DEFAULT_CACHE.expanduser())
+    if not groups:
+        return f"skipped: no development set in {DEFAULT_CACHE} (python -m lab.not_clothing)"
+    classifier = Classifier(MANIFEST)
+    rules, budget = DecodeRules(max_pixels=10**8), PixelBudget(10**9)
+    by_group: dict[str, dict[str, int]] = {}
+    for group, paths in sorted(groups.items()):
+        counts = by_group.setdefault(group, {})
+        for path in paths[:2] if smoke else paths:
+            answer = classifier.classify(path.read_bytes(), None, False, rules, budget, Trace(), details=True)
+            counts[answer["verdict"]] = counts.get(answer["verdict"], 0) + 1
+    objects = [c for g, c in by_group.items() if g not in PEOPLE_GROUPS]
+    flagged = sum(c.get("not_clothing", 0) for c in objects) / sum(sum(c.values()) for c in objects)
+    return {"by_group": by_group, "not_clothing_share_without_people": round(flagged, 4)}
+
+
+def run(smoke: bool = False):
+    if not (DATA / "validation").is_dir():
+        print(f"novelty: skipped, it needs the dataset at {DATA}")
+        return None
+    rounds, count = (1, 3) if smoke else (9, 40)
+    photos = [p.read_bytes() for p in sorted((DATA / "validation").rglob("*.jpg"))[:: 341 // count or 1][:count]]
+    result: dict[str, Any] = {
+        "design": f"{rounds} rounds x {len(photos)} validation photos per stack, details=true",
+        **timings(photos, rounds),
+        "size": sizes(),
+        "development_set": development_set(smoke),
+        "cross_validated": json.loads(NOVELTY_REPORT.read_text()) if NOVELTY_REPORT.is_file() else None,
+    }
+    times = result["request_ms"]
+    return publish(
+        "novelty",
+        result,
+        "Warm classify, with and without the verdict (median of round medians)",
+        list(times),
+        [times[name]["median"] for name in times],
+        "ms",
+    )

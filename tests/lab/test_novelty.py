@@ -1,0 +1,73 @@
+"""The lab side of the verdict: exposing a model's features leaves its scores as they were, and the measures that
+choose the signal and the thresholds."""
+
+import numpy as np
+import pytest
+
+from core.interpreter import find_runtime
+from core.manifest import load_manifest
+from core.model import invoke
+from lab.cv_serving import CrossValidationError
+from lab.feature_output import FeatureOutputError, expose_features
+from lab.novelty import auroc, not_sure_bar
+from lab.novelty_fit import LAYERS
+from lab.tflite_graph import read, write
+from tests.helpers import MANIFEST
+
+
+def single_output_model() -> bytes:
+    """The shipped model as a converter writes it: the scores alone."""
+    model = read(load_manifest(MANIFEST).model_path.read_bytes())
+    model.subgraphs[0].outputs = model.subgraphs[0].outputs[:1]
+    return write(model)
+
+
+def outputs_of(model_bytes: bytes, batch: np.ndarray) -> list[np.ndarray]:
+    interpreter = find_runtime()[1](model_content=model_bytes)
+    interpreter.allocate_tensors()
+    return invoke(interpreter, batch)
+
+
+def test_exposing_activations_leaves_the_scores_bit_for_bit():
+    plain = single_output_model()
+    exposed, lengths = expose_features(plain, LAYERS)
+    assert lengths == [672, 192, 320] and expose_features(exposed, LAYERS) == (exposed, lengths)
+    batch = np.random.default_rng(0).uniform(-1, 1, (1, 192, 192, 3)).astype(np.float32)
+    (before,), (after, *activations) = outputs_of(plain, batch), outputs_of(exposed, batch)
+    assert np.array_equal(before, after)
+    assert [a.size for a in activations] == [6 * 6 * 672, 6 * 6 * 192, 6 * 6 * 320]
+    assert activations[0].min() >= 0  # after a ReLU6
+
+
+def test_the_shipped_model_is_the_converted_one_with_its_activations_exposed():
+    shipped = load_manifest(MANIFEST).model_path.read_bytes()
+    assert expose_features(single_output_model(), LAYERS)[0] == shipped
+
+
+def test_a_model_not_ending_in_a_dense_layer_is_refused():
+    model = read(single_output_model())
+    graph = model.subgraphs[0]
+    graph.outputs = [graph.operators[-2].outputs[0]]  # the pooling's output: no dense layer makes it
+    with pytest.raises(FeatureOutputError, match="not made by a dense"):
+        expose_features(write(model), ["pooled"])
+    with pytest.raises(FeatureOutputError, match="no layer named 'block99_add'"):
+        expose_features(single_output_model(), ["block99_add"])
+
+
+def test_auroc():
+    assert auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 1.0
+    assert auroc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 0.0
+    assert auroc(np.array([1.0, 3.0]), np.array([2.0, 3.0])) == 0.625  # 2 beats 1; 3 beats 1, ties 3
+
+
+def test_not_sure_bar_keeps_the_most_photos_at_the_precision():
+    # 10 photos, most sure first: the 4th and 8th wrong. 7 of the top 8 right is 87.5%; of the top 3, 100%.
+    sure = np.linspace(4.0, 0.5, 10)
+    logits = np.stack([sure, np.zeros(10)], axis=1)
+    labels = np.array([0, 0, 0, 1, 0, 0, 0, 1, 0, 0])
+    clothing = np.ones(10, dtype=bool)
+    p = np.exp(sure) / (np.exp(sure) + 1)
+    assert not_sure_bar(logits, labels, clothing, 1.0, 0.85) == round(p[6], 3)  # 6 of the top 7 right: 85.7%
+    assert not_sure_bar(logits, labels, clothing, 1.0, 1.0) == round(p[2], 3)
+    with pytest.raises(CrossValidationError):
+        not_sure_bar(logits, 1 - np.zeros(10, dtype=int), clothing, 1.0, 0.9)
