@@ -1,13 +1,11 @@
 """The verdict of a ``details`` answer: the distance the statistics measure, the rules that turn it into a verdict,
 the shipped model's answers for clothing and for photos of no clothing, and a model without statistics."""
 
-import io
 import json
 import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from core.errors import ModelError
 from core.manifest import load_manifest, sha256_of
@@ -18,7 +16,7 @@ from core.trace import Trace
 from lab.novelty_fit import LAYERS, distance_of, fit_layer, fit_statistics, save_statistics
 from tests.helpers import MANIFEST, ROOT
 
-SKIMAGE_DATA = __import__("skimage").data_dir  # photos of no clothing that ship with scikit-image
+CAT = ROOT / "samples" / "cat.jpg"  # scikit-image's chelsea: no clothing
 
 
 def test_distance_is_mahalanobis_to_the_nearest_label_over_its_median():
@@ -76,13 +74,6 @@ def details_of(classifier, data: bytes, **options):
     return classifier.classify(data, None, False, rules, PixelBudget(10**9), Trace(), details=True, **options)
 
 
-def png_of(path) -> bytes:
-    out = io.BytesIO()
-    with Image.open(path) as img:
-        img.convert("RGB").save(out, "PNG")
-    return out.getvalue()
-
-
 def test_shipped_model_answers_clothing_for_the_pants_photo(pants_photo):
     classifier = Classifier(MANIFEST)
     answer = details_of(classifier, pants_photo.read_bytes())
@@ -95,9 +86,8 @@ def test_shipped_model_answers_clothing_for_the_pants_photo(pants_photo):
     assert answer["scores"] == flat  # the flat answer, unchanged, under "scores"
 
 
-@pytest.mark.parametrize("name", ["chelsea.png", "coffee.png", "rocket.jpg"])
-def test_shipped_model_answers_not_clothing_for_a_cat_a_coffee_and_a_rocket(name):
-    answer = details_of(Classifier(MANIFEST), png_of(f"{SKIMAGE_DATA}/{name}"))
+def test_shipped_model_answers_not_clothing_for_a_cat():
+    answer = details_of(Classifier(MANIFEST), CAT.read_bytes())
     assert answer["verdict"] == "not_clothing", answer
     assert answer["clothing_distance"] > answer["threshold"]
     assert answer["label"] in load_manifest(MANIFEST).labels  # still there, for a client that shows it
@@ -113,6 +103,10 @@ def copied(tmp_path):
 
 
 def test_a_model_without_statistics_answers_details_with_what_it_has(copied, pants_photo):
+    import os
+
+    if os.environ.get("EXPECT_TFLITE_RUNTIME") == "tflite_runtime":
+        pytest.skip("the book's stack (.venv-tflite) has no TensorFlow to cut the model's outputs with")
     from lab.tflite_graph import read, write
 
     path, data = copied

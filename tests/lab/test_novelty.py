@@ -71,3 +71,23 @@ def test_not_sure_bar_keeps_the_most_photos_at_the_precision():
     assert not_sure_bar(logits, labels, clothing, 1.0, 1.0) == round(p[2], 3)
     with pytest.raises(CrossValidationError):
         not_sure_bar(logits, 1 - np.zeros(10, dtype=int), clothing, 1.0, 0.9)
+
+
+@pytest.mark.parametrize("name", ["coffee.png", "rocket.jpg", "coins.png", "horse.png"])
+def test_shipped_model_answers_not_clothing_for_photos_that_ship_with_scikit_image(name):
+    import io
+
+    import skimage
+    from PIL import Image
+
+    from core.memory import PixelBudget
+    from core.model import Classifier, DecodeRules
+    from core.trace import Trace
+
+    out = io.BytesIO()
+    with Image.open(f"{skimage.data_dir}/{name}") as img:
+        img.convert("RGB").save(out, "PNG")
+    answer = Classifier(MANIFEST).classify(
+        out.getvalue(), None, False, DecodeRules(10**8), PixelBudget(10**9), Trace(), details=True
+    )
+    assert answer["verdict"] == "not_clothing" and answer["clothing_distance"] > answer["threshold"], answer
