@@ -3,7 +3,8 @@ the same model without them (its scores alone), on one machine.
 
 1. Time: warm ``Classifier.classify`` of dataset photos by both, interleaved in rounds (order reversed every other
    round); the extra milliseconds per request (every request computes the verdict, for the log line and the
-   drift metric, asked for or not) and the verdict step alone (pooling and the layers' matrix-vector products).
+   drift metric, asked for or not), the verdict step as the request's trace times it, and the verdict alone on
+   outputs computed once (pooling and the layers' matrix-vector products).
 2. Size: the statistics file and the model file, raw and deflated as a deployment zip stores them.
 3. What it does: the shipped model's verdicts on the not-clothing development set (``python -m lab.not_clothing``)
    by group, and the cross-validated operating point (held-back clothing, shifted clothing, the development set)
@@ -67,12 +68,29 @@ def timings(photos: list[bytes], rounds: int) -> dict[str, Any]:
                     if name == "with_verdict":
                         verdict_ms.append(trace.ms["verdict"])
                 medians[name].append(statistics.median(samples))
+        alone = judged_alone(stacks["with_verdict"], photos)
     extra = [a - b for a, b in zip(medians["with_verdict"], medians["scores_only"], strict=True)]
     return {
         "request_ms": {name: summarize(values) for name, values in medians.items()},
         "extra_ms_per_request": round(statistics.median(extra), 3),
         "verdict_step_ms": summarize(verdict_ms),
+        "verdict_alone_ms": alone,
     }
+
+
+def judged_alone(classifier: Any, photos: list[bytes], repeats: int = 200) -> dict[str, float]:
+    """``Classifier.judge`` (the softmax, pooling and the layers' distances) on each photo's outputs, computed
+    once: the verdict's own cost, without the request's noise around it (median per photo of ``repeats``)."""
+    from core.model import DecodeRules
+
+    per_photo = []
+    for data in photos:
+        scores, activations = classifier.infer(classifier.prepare(data, DecodeRules(max_pixels=10**8)))
+        started = time.perf_counter()
+        for _ in range(repeats):
+            classifier.judge(scores, activations)
+        per_photo.append((time.perf_counter() - started) * 1000 / repeats)
+    return summarize(per_photo)
 
 
 def sizes() -> dict[str, Any]:

@@ -95,6 +95,9 @@ class Endpoint:
     # platform's (core/limits.py).
     max_image_bytes: int = SMALLEST.max_json_image_bytes
     sign: Signer | None = None  # --aws-sign: SigV4 on every try (signing.py)
+    # Ask for the verdict (``details``) unless the endpoint's usage lists its options without it: a deployment
+    # from before the verdict refuses the unknown field, and its rows then simply have no verdict.
+    details: bool = True
 
     def headers_for(self, method: str, body: bytes) -> dict[str, str]:
         return self.sign(method, self.url, body, dict(self.headers)) if self.sign else self.headers
@@ -125,10 +128,14 @@ class Endpoint:
         return usage if isinstance(usage, dict) else None
 
     def learn_limits(self, usage: dict[str, Any] | None) -> None:
-        """Keep the largest image the endpoint's front door lets through, as its usage says (else the default)."""
+        """Keep the largest image the endpoint's front door lets through, as its usage says (else the default),
+        and whether it knows ``details``."""
         limit = dig(usage, "limits", "max_image_bytes", "base64_json")
         if type(limit) is int and limit >= MIN_BELIEVED_IMAGE_BYTES:  # not a bool, a float or a string
             self.max_image_bytes = limit
+        options = dig(usage, "usage")
+        if isinstance(options, str) and "options" in options:
+            self.details = '"details"' in options
 
     def pool(self) -> urllib3.PoolManager:
         from core.deadline import watched_pool_manager
@@ -139,7 +146,7 @@ class Endpoint:
         """One image through the endpoint: retried on 429/5xx, timeouts and dropped connections (never on other
         4xx), with backoff or the endpoint's Retry-After (at most MAX_RETRY_AFTER seconds)."""
         try:
-            payload = json.dumps(payload_for(item, top_k, self.max_image_bytes)).encode()
+            payload = json.dumps(payload_for(item, top_k, self.max_image_bytes, self.details)).encode()
         except OSError as exc:
             return error_row(item, f"file_error: {exc.strerror}")
         failure, wait_seconds = "", 0.0

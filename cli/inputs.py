@@ -140,11 +140,11 @@ def _is_regular_file(path: str) -> bool:
         return False
 
 
-def payload_for(item: str, top_k: int, max_image_bytes: int | None = None) -> dict[str, Any]:
+def payload_for(item: str, top_k: int, max_image_bytes: int | None = None, details: bool = True) -> dict[str, Any]:
     """The API request for one input (raises OSError for an unreadable file). A file over ``max_image_bytes`` is
     sent turned upright and scaled down (``fit_for_upload``), so the platform never refuses the request."""
     if is_url(item):
-        return {"url": item, **_options(top_k)}
+        return {"url": item, **_options(top_k, details)}
     if "\0" in item:  # the system's calls refuse such a name (ValueError); it is this item's error row
         raise OSError(0, "a file name cannot hold a NUL byte")
     if not stat.S_ISREG(os.stat(item).st_mode):  # reading a FIFO or a device would wait forever
@@ -152,13 +152,13 @@ def payload_for(item: str, top_k: int, max_image_bytes: int | None = None) -> di
     data = Path(item).read_bytes()
     if max_image_bytes is not None and len(data) > max_image_bytes:
         data = fit_for_upload(data, max_image_bytes)
-    return {"image": base64.b64encode(data).decode("ascii"), **_options(top_k)}
+    return {"image": base64.b64encode(data).decode("ascii"), **_options(top_k, details)}
 
 
-def _options(top_k: int) -> dict[str, Any]:
+def _options(top_k: int, details: bool) -> dict[str, Any]:
     """Probabilities, so that a row's score means the same on every model; details, for each row's verdict and
     clothing distance (rows.py reads the scores out of that answer)."""
-    return {"top_k": top_k, "probabilities": True, "details": True}
+    return {"top_k": top_k, "probabilities": True, **({"details": True} if details else {})}
 
 
 def fit_for_upload(data: bytes, max_bytes: int) -> bytes:

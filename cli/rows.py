@@ -37,8 +37,14 @@ def is_scores(body: object) -> bool:
 
 
 def is_distance(value: object) -> TypeGuard[float]:
-    """A clothing_distance as a row keeps it: a finite number (JSON Lines cannot hold NaN or infinity)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A clothing_distance as a row keeps it: a finite number (JSON Lines cannot hold NaN or infinity; an integer
+    of hundreds of digits from a hostile endpoint is no distance either)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def scores_of(body: object) -> tuple[Any, str | None, float | None]:

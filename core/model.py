@@ -137,24 +137,19 @@ class Classifier:
     @staticmethod
     def _check_signature(manifest: Manifest, interpreter: Any, distance: ClothingDistance | None) -> None:
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-        wanted = 1 if distance is None else 1 + len(distance.layers)  # the scores, then what the statistics measure
-        if len(inputs) != 1 or len(outputs) != wanted:
+        # The scores are the first output. Any after them are activations for the novelty statistics, read only when
+        # the manifest names statistics (a manifest without them serves the same file, its scores alone).
+        if len(inputs) != 1 or not outputs:
             raise ModelError(
                 f"{manifest.model_path} has {len(inputs)} inputs and {len(outputs)} outputs; an image classifier "
-                + (
-                    "needs exactly one of each"
-                    if distance is None
-                    else "with novelty statistics needs one input "
-                    "and two outputs (the scores, then the pooled features)"
-                )
+                "needs one input, and its scores as its first output"
             )
-        if distance is not None:
-            channels = [int(out["shape"][-1]) for out in outputs[1:]]
-            if channels != distance.lengths:
-                raise ModelError(
-                    f"{manifest.model_path}'s extra outputs have {channels} channels, but "
-                    f"{manifest.statistics_path} measures {distance.lengths}"
-                )
+        channels = [int(out["shape"][-1]) for out in outputs[1:]]
+        if distance is not None and channels != distance.lengths:
+            raise ModelError(
+                f"{manifest.model_path}'s outputs after the scores have {channels} channels, but "
+                f"{manifest.statistics_path} measures {distance.lengths}"
+            )
         shape = tuple(int(v) for v in inputs[0]["shape"])
         if len(shape) != 4 or shape[1:3] != manifest.input_size or shape[3] != 3:
             raise ModelError(

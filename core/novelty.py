@@ -1,10 +1,10 @@
 """Does a photo look like the clothing the model was trained on? The answer behind ``details``' verdict.
 
-A classifier answers one of its labels for anything: a cat gets "dress 0.85". Its softmax cannot tell, because it
-was trained only to choose between labels. How far the photo's activations are from those of the training photos
-can: a few layers' activations are extra outputs of the model, averaged over their positions, and measured on
-held-out folds against photos of no clothing they separate them far better than the top score or the energy of
-the logits (docs/model-card.md, lab/results/novelty.json).
+A classifier answers one of its labels for anything: the sample photo of a cat gets "shoes". Its softmax cannot
+tell, because it was trained only to choose between labels. How far the photo's activations are from those of the
+training photos can: a few layers' activations are extra outputs of the model, averaged over their positions, and
+measured on held-out folds against photos of no clothing they separate them far better than the top score or the
+energy of the logits (docs/verdict.md, lab/results/novelty.json).
 
 Each layer's distance is Mahalanobis with one covariance for every label (shrunk towards its mean variance, so that
 its inverse is stable), to the nearest label, divided by that label's median distance over its own training

@@ -225,11 +225,10 @@ def _options(payload: Mapping[str, Any], num_labels: int) -> tuple[int | None, b
             raise BadRequest("'top_k' must be an integer")
         if not 1 <= top_k <= num_labels:
             raise BadRequest(f"'top_k' must be between 1 and {num_labels}")
-    probabilities, details = (payload.get(name, False) for name in FLAGS)
-    for name, flag in zip(FLAGS, (probabilities, details), strict=True):
-        if not isinstance(flag, bool):
+    for name in FLAGS:
+        if not isinstance(payload.get(name, False), bool):
             raise BadRequest(f"'{name}' must be true or false")
-    return top_k, probabilities, details
+    return top_k, payload.get("probabilities", False), payload.get("details", False)
 
 
 def _url(value: object, name: str) -> str:

@@ -7,16 +7,17 @@
 The shipped model trained on every photo, so its own distances of those photos are optimistic. Each
 cross-validation fold (``lab.train --fold``, converted to int8 by ``lab.cv_serving``) is used instead:
 
-1. its statistics are fitted on its training photos' pooled features only, and its held-out photos measured;
-   so is a *shifted* clothing set (each label's held-out photos scored by statistics fitted without that label:
-   clothing the model has never seen) and the not-clothing development set (``python -m lab.not_clothing``);
+1. its statistics are fitted on its training photos' pooled activations only, and its held-out photos measured;
+   so are two sets of clothing it never saw in that form (the held-out photos shrunk to half size on their border's
+   colour, which should stay clothing; and each label's held-out photos scored by statistics fitted without that
+   label, "near" novelty) and the not-clothing development set (``python -m lab.not_clothing``);
 2. the signals compared by AUROC (held-out clothing against the development set, people apart): the top softmax
    probability, the energy of the logits, the Mahalanobis distance;
 3. the threshold: the distance that ``--flag`` of the pooled held-out photos exceed; the "not_sure" bar: the least
    calibrated top probability above which the "clothing" answers are right at least ``--precision`` of the time.
 
-With ``--write``, the shipped model's statistics are fitted on all its training photos, its features exposed as a
-second output (lab/feature_output.py: the logits are unchanged), and the manifest given both rules.
+With ``--write``, the shipped model's statistics are fitted on all its training photos, its layers' activations
+exposed as extra outputs (lab/feature_output.py: the logits are unchanged), and the manifest given both rules.
 """
 
 from __future__ import annotations

@@ -224,3 +224,28 @@ def test_one_photo_with_details_prints_the_details_answer(photos):
     assert answer == details_of(photos / "cat.jpg")
     assert answer["verdict"] == "not_clothing" and answer["clothing_distance"] > answer["threshold"]
     assert one(cat, "--probabilities", "--top-k", "3") == answer["scores"]  # without --details: the flat answer
+
+
+def test_an_endpoint_whose_usage_lists_no_details_is_not_asked_for_them():
+    """A deployment from before the verdict refuses the unknown field: its usage (GET) lists the options it knows."""
+    from cli.backends import Endpoint
+    from cli.inputs import payload_for
+    from core.service import Service
+
+    current = Endpoint("http://127.0.0.1:9/", {}, 5.0, 0)
+    current.learn_limits(Service().usage())
+    assert current.details and payload_for(str(SAMPLE), 3, details=current.details)["details"] is True
+    older = Endpoint("http://127.0.0.1:9/", {}, 5.0, 0)
+    older.learn_limits({"usage": 'POST JSON {"url": "https://..."} (options: "top_k", "probabilities")'})
+    assert not older.details and "details" not in payload_for(str(SAMPLE), 3, details=older.details)
+    unknown = Endpoint("http://127.0.0.1:9/", {}, 5.0, 0)
+    unknown.learn_limits(None)  # no usage to go by: ask, and a refusal is each row's error
+    assert unknown.details
+
+
+def test_a_distance_that_is_no_number_is_left_out():
+    from cli.rows import row_for
+
+    for distance in (10**400, float("nan"), "1.2", True):
+        row = row_for("x.jpg", 200, {"scores": {"pants": 1.0}, "verdict": "clothing", "clothing_distance": distance})
+        assert row["clothing_distance"] is None and row["verdict"] == "clothing" and row["label"] == "pants"

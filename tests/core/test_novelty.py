@@ -145,6 +145,17 @@ def test_broken_novelty_in_a_manifest_fails_at_load_clearly(copied, change, mess
         Classifier(path).load()
 
 
+def test_the_verdict_can_be_turned_off_by_the_manifest_alone(copied, pants_photo):
+    """The shipped file with a manifest that names no statistics: the scores, no verdict, the same flat answer."""
+    path, data = copied
+    del data["novelty"], data["not_sure_below"]
+    path.write_text(json.dumps(data))
+    classifier = Classifier(path)
+    answer = details_of(classifier, pants_photo.read_bytes())
+    assert list(answer) == ["scores", "label", "confidence", "model"] and answer["label"] == "pants"
+    assert answer["scores"] == details_of(Classifier(MANIFEST), pants_photo.read_bytes())["scores"]
+
+
 def test_statistics_for_other_features_are_refused(copied):
     path, data = copied
     stats = path.parent / data["novelty"]["statistics_file"]
@@ -153,7 +164,7 @@ def test_statistics_for_other_features_are_refused(copied):
     save_statistics(stats, fit_statistics(wrong, rng.integers(0, 10, 200)), LAYERS)
     data["novelty"]["sha256"] = sha256_of(stats)
     path.write_text(json.dumps(data))
-    with pytest.raises(ModelError, match=r"extra outputs have \[672, 192, 320\] channels"):
+    with pytest.raises(ModelError, match=r"outputs after the scores have \[672, 192, 320\] channels"):
         Classifier(path).load()
 
 
@@ -167,7 +178,7 @@ def test_statistics_load_refuses_a_wrong_file(tmp_path):
         LayerDistance(np.eye(3), np.zeros((2, 4)), np.array([1.0, 1.0]))
 
 
-def test_shipped_statistics_are_small(tmp_path):
+def test_shipped_statistics_are_small():
     statistics = load_manifest(MANIFEST).statistics_path
     assert statistics.stat().st_size < 4 * 1024 * 1024
     assert statistics.parent == ROOT / "model"
