@@ -87,12 +87,14 @@ model:
 	if [ -f $(CV)/fold0/int8-r1000/serving.npz ]; then $(MAKE) calibrate novelty; fi
 
 # Cross-validation of the shipped recipe over train + validation: 5 folds of `python -m lab.train --fold I/5`
-# (about 2.5 hours on 2 cores), each keeping its out-of-fold logits, then each fold's int8 model served on the photos
-# it held out (`python -m lab.cv_serving`, about 15 minutes): the recipe's accuracy and confusion matrix on photos it
-# never saw, as served, in lab/results/. Not part of `make model` (90 minutes).
+# (about an hour each on 2 cores; a fold that has its summary.json is kept, so an interrupted run resumes), each
+# keeping its out-of-fold logits, then each fold's int8 model served on the photos it held out
+# (`python -m lab.cv_serving`, about 15 minutes): the recipe's accuracy and confusion matrix on photos it never saw,
+# as served, in lab/results/. Not part of `make model` (90 minutes).
 CV := lab/runs/cv-nocrop
 cv:
-	for i in 0 1 2 3 4; do $(PY) -m lab.train --data-dir $(DATA) --out $(CV)/fold$$i --fold $$i/5 || exit 1; done
+	for i in 0 1 2 3 4; do [ -f $(CV)/fold$$i/summary.json ] || \
+	    $(PY) -m lab.train --data-dir $(DATA) --out $(CV)/fold$$i --fold $$i/5 || exit 1; done
 	$(PY) -m lab.cv_serving $(CV) --data-dir $(DATA) --json lab/results/cv-serving.json \
 	    --confusion-png lab/results/confusion-matrix.png
 
