@@ -23,7 +23,8 @@ from typing import Any
 NAMESPACE = "ServerlessClassifier"
 # log line's "ms" step -> metric name (milliseconds)
 STAGES = {"fetch": "FetchTime", "decode": "DecodeTime", "preprocess": "PreprocessTime", "inference": "InferenceTime"}
-# verdict (novelty.py) -> metric counting the images that got it; NotClothing over Images is the drift alarm
+# verdict (novelty.py) -> metric counting the images that got it; NotClothing's share of the three is the drift
+# alarm (docs/observability.md)
 VERDICT_METRICS = {"clothing": "Clothing", "not_sure": "NotSure", "not_clothing": "NotClothing"}
 _write_lock = threading.Lock()
 
