@@ -31,11 +31,11 @@ NOVELTY_REPORT = ROOT / "lab" / "results" / "novelty.json"
 def without_statistics(folder: Path) -> Path:
     """A copy of the shipped model as a converter writes it (the scores alone), and a manifest without the rules."""
     from core.manifest import sha256_of
-    from lab.novelty_fit import FeatureReader
+    from lab.feature_output import scores_only
 
     manifest = json.loads(MANIFEST.read_text())
     model = folder / manifest["model_file"]
-    model.write_bytes(FeatureReader._scores_only((ROOT / "model" / manifest["model_file"]).read_bytes()))
+    model.write_bytes(scores_only((ROOT / "model" / manifest["model_file"]).read_bytes()))
     manifest["sha256"] = sha256_of(model)
     for key in ("novelty", "not_sure_below"):
         manifest.pop(key, None)

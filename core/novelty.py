@@ -48,6 +48,7 @@ class LayerDistance:
             raise ValueError(f"whitening {self.whitening.shape} and centres {self.centres.shape} do not match")
         if self.scale.shape != (self.centres.shape[0],) or not np.all(self.scale > 0):
             raise ValueError("scale must hold one positive number per label")
+        self._centre_norms = np.square(self.centres).sum(axis=1)  # |c|^2 of |Wx - c|^2, once, not per photo
 
     @property
     def length(self) -> int:
@@ -55,17 +56,13 @@ class LayerDistance:
         return int(self.whitening.shape[1])
 
     def __call__(self, pooled: np.ndarray) -> float:
-        whitened = self.whitening @ pooled
-        return float((np.sqrt(np.square(whitened - self.centres).sum(axis=1)) / self.scale).min())
+        """One photo's distance: ``batch`` of one row, so serving computes exactly what the lab measured."""
+        return float(self.batch(np.asarray(pooled).reshape(1, -1))[0])
 
     def batch(self, pooled: np.ndarray) -> np.ndarray:
-        """The distance of each row of ``pooled`` (N, D), for the lab's measurements."""
+        """The distance of each row of ``pooled`` (N, D)."""
         whitened = np.asarray(pooled, dtype=np.float32) @ self.whitening.T
-        squared = (
-            np.square(whitened).sum(axis=1, keepdims=True)
-            - 2 * whitened @ self.centres.T
-            + np.square(self.centres).sum(axis=1)
-        )
+        squared = np.square(whitened).sum(axis=1, keepdims=True) - 2 * whitened @ self.centres.T + self._centre_norms
         return np.asarray((np.sqrt(np.maximum(squared, 0)) / self.scale).min(axis=1))
 
 

@@ -37,6 +37,15 @@ def expose_features(model_bytes: bytes, layers: Sequence[str]) -> tuple[bytes, l
     return tflite_graph.write(model), [_channels(graph, t) for t in wanted]
 
 
+def scores_only(model_bytes: bytes) -> bytes:
+    """The model with its scores as its only output, as a converter writes it (the extra outputs dropped)."""
+    from lab import tflite_graph
+
+    model = tflite_graph.read(model_bytes)
+    model.subgraphs[0].outputs = model.subgraphs[0].outputs[:1]
+    return tflite_graph.write(model)
+
+
 def _find(model: Any, graph: Any, layer: str, scores: int) -> int:
     """The activation a layer outputs: the last op output whose name holds the layer's Keras name."""
     from lab import tflite_graph

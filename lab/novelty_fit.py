@@ -70,21 +70,13 @@ class FeatureReader:
     def __init__(self, manifest: Path, layers: Sequence[str] = LAYERS) -> None:
         from core.interpreter import find_runtime
         from core.model import Classifier
-        from lab.feature_output import expose_features
+        from lab.feature_output import expose_features, scores_only
 
         self.classifier = Classifier(manifest, threads=1)
-        single = self._scores_only(self.classifier.loaded_manifest().model_path.read_bytes())
+        single = scores_only(self.classifier.loaded_manifest().model_path.read_bytes())
         exposed, self.lengths = expose_features(single, layers)
         self.interpreter = find_runtime()[1](model_content=exposed, num_threads=1)
         self.interpreter.allocate_tensors()
-
-    @staticmethod
-    def _scores_only(model_bytes: bytes) -> bytes:
-        from lab import tflite_graph
-
-        model = tflite_graph.read(model_bytes)
-        model.subgraphs[0].outputs = model.subgraphs[0].outputs[:1]
-        return tflite_graph.write(model)
 
     def read(
         self, paths: Iterable[Path], transform: Callable[[bytes], bytes] | None = None

@@ -175,12 +175,10 @@ def manifest_without_statistics(folder: Path, not_sure_below: float | None) -> P
     """A third-party model as the service sees one: the shipped model cut to its scores output (no pooled features)
     under a manifest with no novelty statistics, and a not-sure bar only when given."""
     from core.manifest import sha256_of
-    from lab.tflite_graph import read, write
+    from lab.feature_output import scores_only
 
     manifest = json.loads(MANIFEST.read_text())
-    model = read((MANIFEST.parent / manifest["model_file"]).read_bytes())
-    model.subgraphs[0].outputs = model.subgraphs[0].outputs[:1]
-    (folder / manifest["model_file"]).write_bytes(write(model))
+    (folder / manifest["model_file"]).write_bytes(scores_only((MANIFEST.parent / manifest["model_file"]).read_bytes()))
     manifest["sha256"] = sha256_of(folder / manifest["model_file"])
     del manifest["novelty"]
     manifest.pop("not_sure_below", None)

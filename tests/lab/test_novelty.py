@@ -8,7 +8,7 @@ from core.interpreter import find_runtime
 from core.manifest import load_manifest
 from core.model import invoke
 from lab.cv_serving import CrossValidationError
-from lab.feature_output import FeatureOutputError, expose_features
+from lab.feature_output import FeatureOutputError, expose_features, scores_only
 from lab.novelty import auroc, not_sure_bar
 from lab.novelty_fit import LAYERS
 from lab.tflite_graph import read, write
@@ -17,9 +17,7 @@ from tests.helpers import MANIFEST
 
 def single_output_model() -> bytes:
     """The shipped model as a converter writes it: the scores alone."""
-    model = read(load_manifest(MANIFEST).model_path.read_bytes())
-    model.subgraphs[0].outputs = model.subgraphs[0].outputs[:1]
-    return write(model)
+    return scores_only(load_manifest(MANIFEST).model_path.read_bytes())
 
 
 def outputs_of(model_bytes: bytes, batch: np.ndarray) -> list[np.ndarray]:
