@@ -1,7 +1,6 @@
 """The committed manifest matches the committed model; broken manifests fail at load, clearly."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -26,15 +25,6 @@ def test_committed_manifest_matches_model():
     assert manifest.model_path.stat().st_size <= 10 * 1024 * 1024
 
 
-@pytest.fixture
-def copied(tmp_path):
-    shutil.copy(MANIFEST, tmp_path / MANIFEST.name)
-    shutil.copy(MANIFEST.parent / load_manifest(MANIFEST).model_file, tmp_path)
-    shutil.copy(load_manifest(MANIFEST).statistics_path, tmp_path)
-    path = tmp_path / MANIFEST.name
-    return path, json.loads(path.read_text())
-
-
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -45,6 +35,15 @@ def copied(tmp_path):
         (lambda m: m.update(preprocessing="nonsense"), "unknown preprocessing"),
         (lambda m: m.update(output="maybe"), "'output'"),
         (lambda m: m.pop("labels"), "'labels' is missing"),
+        # the verdict's rules (core/novelty.py)
+        (lambda m: m["novelty"].update(method="knn"), 'must be "mahalanobis"'),
+        (lambda m: m["novelty"].update(threshold=-1), "threshold must be a positive number"),
+        (lambda m: m["novelty"].update(threshold=True), "threshold must be a positive number"),
+        (lambda m: m["novelty"].pop("sha256"), "sha256 is missing"),
+        (lambda m: m["novelty"].update(sha256="0" * 64), "belong to another model"),
+        (lambda m: m["novelty"].update(statistics_file="gone.npz"), "novelty statistics not found"),
+        (lambda m: m.update(not_sure_below=1.5), "'not_sure_below' must be a probability"),
+        (lambda m: m.update(novelty="yes"), "'novelty' must be an object"),
     ],
 )
 def test_mismatches_fail_at_load(copied, change, message):
