@@ -29,6 +29,7 @@ import numpy as np
 
 from core.model import softmax  # the one serving applies to "probabilities"
 from lab.cv_serving import CrossValidationError
+from lab.report import show_report
 
 TEMPERATURES = np.arange(0.30, 3.0, 0.005)
 BINS = 10
@@ -157,9 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrossValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    show_report(result, args.json)
     if args.write_manifest:
         data = json.loads(args.manifest.read_text())
         data["temperature"] = result["temperature"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from core.model import softmax
 from lab.calibrate import load_folds
 from lab.cv_serving import CrossValidationError
+from lab.report import show_report
 
 
 def aligned_folds(runs: list[Path], served: str | None) -> list[list[dict[str, Any]]]:
@@ -108,9 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrossValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    show_report(result, args.json)
     if args.shared_mistakes:
         labels = next(args.runs[0].glob("fold*/labels.txt")).read_text().split()
         write_shared_mistakes(args.shared_mistakes, shared, args.runs, labels)

@@ -22,7 +22,6 @@ temperature on the int8 logits as served.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from lab.dataset import list_split
+from lab.report import show_report
 from lab.scoring import confusion_png, score
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,10 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrossValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    show_report(summary, args.json)
     if args.confusion_png:
         pooled = summary["pooled_int8_served"]
         title = f"out of fold, int8 as served: {pooled['images']} photos, accuracy {pooled['accuracy']:.1%}"

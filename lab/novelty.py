@@ -35,6 +35,7 @@ import numpy as np
 from core.model import softmax
 from lab.cv_serving import CrossValidationError, fold_photos
 from lab.novelty_fit import LAYERS, FeatureReader, cached_features, distance_of, fit_statistics
+from lab.report import show_report
 
 SERVED = "int8-r1000"  # lab.cv_serving's int8 conversion of each fold
 
@@ -225,7 +226,7 @@ def ship(
     """The shipped model's statistics on all its photos, its activations exposed, and both rules in its manifest."""
     from core.manifest import sha256_of
     from lab.dataset import list_split
-    from lab.feature_output import expose_features
+    from lab.feature_output import expose_features, scores_only
     from lab.novelty_fit import save_statistics
 
     manifest = json.loads(manifest_path.read_text())
@@ -239,7 +240,7 @@ def ship(
     stats_path = manifest_path.with_name(manifest_path.stem + "-novelty.npz")
     save_statistics(stats_path, statistics, LAYERS)
     model_path = manifest_path.with_name(manifest["model_file"])
-    model_path.write_bytes(expose_features(FeatureReader._scores_only(model_path.read_bytes()), LAYERS)[0])
+    model_path.write_bytes(expose_features(scores_only(model_path.read_bytes()), LAYERS)[0])
     manifest["sha256"] = sha256_of(model_path)
     manifest["novelty"] = {
         "method": "mahalanobis",
@@ -295,10 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CrossValidationError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    show_report(report, args.json)
     return 0
 
 
