@@ -22,6 +22,12 @@ def image_dir(tmp_path_factory):
     return folder
 
 
+# A two-stage network trained from scratch (5,606 weights): for tests of what a training run writes and how its
+# model is served, where the network is beside the point. Tracing the pretrained EfficientNet-Lite0 for one step
+# takes longer than training this one; the tests that need Lite0 itself say so.
+SMALL_NETWORK = ("--backbone", "none", "--widths", "8,16", "--blocks", "1,1")
+
+
 def run_tool(module: str, *args, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python -m <module> ARGS...`` from the repository's root, as a user runs it: exit code, stdout and stderr
     as text."""

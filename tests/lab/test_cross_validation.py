@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.lab.conftest import run_tool
+from tests.lab.conftest import SMALL_NETWORK, run_tool
 
 pytest.importorskip("tensorflow", reason="TensorFlow (requirements-model.txt) is needed to train")
 
-TINY = ("--limit", 48, "--epochs", 1, "--image-size", 32, "--warmup-epochs", 0, "--batch-size", 16)
+TINY = ("--limit", 48, "--epochs", 1, "--image-size", 32, "--warmup-epochs", 0, "--batch-size", 16, *SMALL_NETWORK)
 
 
 def test_fold_photos_partition_train_and_validation(dataset):
@@ -70,8 +70,8 @@ def test_the_final_fit_trains_on_every_photo_and_keeps_the_last_epoch(dataset, t
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_epoch"] == 1 and summary["val_accuracy"] is None and summary["args"]["all_photos"]
     assert not (out / "best.keras").exists()
-    # The shipped file is the network alone: much smaller than the checkpoint with its optimizer state.
-    assert 0 < (out / "model.keras").stat().st_size < (out / "last.keras").stat().st_size / 2
+    # The shipped file is the network alone: smaller than the checkpoint with its optimizer state.
+    assert 0 < (out / "model.keras").stat().st_size < (out / "last.keras").stat().st_size
     with zipfile.ZipFile(out / "model.keras") as archive:
         assert not json.loads(archive.read("config.json")).get("compile_config")  # no optimizer
     rows = list(csv.DictReader((out / "history.csv").open()))

@@ -129,6 +129,9 @@ def test_fine_tuning_on_a_dataset_of_ones_own_labels_serves_those_labels(tmp_pat
     assert "efficientnet-lite0 ImageNet weights check: chelsea ->" in proc.stdout
     assert "3 labels (blue-jeans, green-cap, red-shirt)" in proc.stdout
     assert (run_dir / "labels.txt").read_text().split() == ["blue-jeans", "green-cap", "red-shirt"]
+    assert json.loads((run_dir / "summary.json").read_text())["args"]["backbone"] == "efficientnet-lite0"
+    # The shipped file is the network alone: much smaller than the checkpoint with its optimizer state.
+    assert 0 < (run_dir / "model.keras").stat().st_size < (run_dir / "best.keras").stat().st_size / 2
     trained = keras.saving.load_model(run_dir / "model.keras", compile=False)
     imagenet = {layer.name: layer for layer in imagenet_lite0.layers}
     norms = [layer for layer in trained.layers if isinstance(layer, keras.layers.BatchNormalization)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import run_tool
+from tests.lab.conftest import SMALL_NETWORK, run_tool
 
 pytest.importorskip("tensorflow", reason="TensorFlow (requirements-model.txt) is needed to train")
 
@@ -16,24 +16,25 @@ from lab.recipe import TrainingError, parse_recipe
 from lab.train import main, train
 
 
-@pytest.mark.parametrize("backbone", ["efficientnet-lite0", "none"])
-def test_tiny_training_run_writes_model_history_and_summary(dataset, tmp_path, backbone):
-    """Both networks: the pretrained EfficientNet-Lite0 (the default) and the small CNN trained from scratch."""
+def test_tiny_training_run_writes_model_history_and_summary(dataset, tmp_path):
+    """What a run writes, on a small network trained from scratch; the pretrained EfficientNet-Lite0 (the default)
+    trains end to end in test_pretrained.py."""
     out = tmp_path / "run"
     proc = run_tool(
         "lab.train", "--data-dir", dataset, "--out", out, "--limit", 64, "--epochs", 2, "--image-size", 32,
-        "--warmup-epochs", 1, "--batch-size", 16, "--backbone", backbone,
+        "--warmup-epochs", 1, "--batch-size", 16, *SMALL_NETWORK,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Epoch 2/2" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["labels"][4] == "pants" and 0 <= summary["val_accuracy"] <= 1
-    assert summary["args"]["backbone"] == backbone and summary["args"]["image_size"] == 32
+    assert summary["args"]["backbone"] == "none" and summary["args"]["image_size"] == 32
+    assert summary["args"]["widths"] == [8, 16] and summary["params"] < 10_000
     assert summary["command"].startswith("python -m lab.train --data-dir ")
     assert (out / "labels.txt").read_text().split() == summary["labels"]
     assert (out / "best.keras").stat().st_size > 0
     # The shipped file is the network alone: much smaller than the checkpoint with its optimizer state.
-    assert 0 < (out / "model.keras").stat().st_size < (out / "best.keras").stat().st_size / 2
+    assert 0 < (out / "model.keras").stat().st_size < (out / "best.keras").stat().st_size
     assert len((out / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
 
 

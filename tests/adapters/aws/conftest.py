@@ -1,4 +1,5 @@
 import json
+import urllib.request
 
 import pytest
 
@@ -23,7 +24,11 @@ def moto_endpoint():
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    yield f"http://127.0.0.1:{port}"
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto keeps its accounts in the process, not in the server: without a reset, a module would meet the buckets
+    # and stacks an earlier module on the same test worker left (S3 bucket names are global: BucketAlreadyExists)
+    urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST"), timeout=30).close()
+    yield endpoint
     server.stop()
 
 
