@@ -1,13 +1,13 @@
-"""`serverless package` for the AWS tests: each configuration the tests read, packaged (each ~30-100 s of CPU)
-once for every test process that reads it, whichever test file asks first, each from its own copy of the service
-(the requirements plugin keeps its work in the service's .serverless folder).
+"""`serverless package` for the AWS tests: each configuration the tests read, packaged (~60 s of CPU with the
+requirements, ~10 s without) once for every test process that reads it, whichever test file asks first, each from
+its own copy of the service (the requirements plugin keeps its work in the service's .serverless folder).
 
 The packages are kept in the system's temporary folder under a digest of what `serverless package` reads from the
-repository (the service's files, the npm lock that pins the CLI and its plugins, the parameters, the environment
-variables the configuration reads) and of the Python and Node.js versions, and each is built under a file lock: the
-suite's worker processes, and `make check`'s checkov run after them, share one build instead of making their own.
-A change to any of those is a new digest. Not in it: pip's choice of unpinned transitive wheels, fixed for the
-length of a cache (six hours unused)."""
+repository (the service's files, the npm lock that pins the CLI and its plugins, the parameters, which packages
+carry the requirements, the environment variables the configuration reads) and of the Python and Node.js versions,
+and each is built under a file lock: the suite's worker processes, and `make check`'s checkov run after them, share
+one build instead of making their own. A change to any of those is a new digest. Not in it: pip's choice of
+unpinned transitive wheels, fixed for the length of a cache (six hours unused)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ PACKAGES = {
     # the same bucket, kept by the removed py311 stack, used as it is
     "existing": ("--param=bucket=clothing-uploads-example", "--param=bucketExists=true"),
 }
+# The packages whose zip the tests open (what the function runs). The others are read for their templates alone,
+# so they are packaged without the requirements: the same template but for the code's hash, in 10 s instead of 60
+# (the requirements plugin compresses the ~100 MB of wheels at zlib level 9 in JavaScript).
+WITH_REQUIREMENTS = {"rest", "py311"}
 
 CACHE = Path(tempfile.gettempdir()) / "clothing-classifier-sls-packages"
 STALE_AFTER_S = 6 * 3600  # other digests' packages untouched this long are removed
@@ -74,7 +78,7 @@ def package(sls: str, out: Path, *params: str, cwd: Path = ROOT) -> Path:
 
 def inputs_digest() -> str:
     """sha256 of what `serverless package` reads for the configurations of PACKAGES."""
-    digest = hashlib.sha256(json.dumps(PACKAGES, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps([PACKAGES, sorted(WITH_REQUIREMENTS)], sort_keys=True).encode())
     for entry in (*SERVICE, "package-lock.json"):
         path = ROOT / entry
         files = sorted(path.rglob("*")) if path.is_dir() else [path]
@@ -116,7 +120,10 @@ def packages(sls: str) -> dict[str, Path]:
                 if not out.is_dir():  # renamed into place only when whole
                     work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
                     try:
-                        package(sls, work / "out", *PACKAGES[name], cwd=copy_service(work / "service"))
+                        service = copy_service(work / "service")
+                        if name not in WITH_REQUIREMENTS:
+                            (service / "requirements.txt").write_text("")
+                        package(sls, work / "out", *PACKAGES[name], cwd=service)
                         (work / "out").rename(out)
                     finally:
                         shutil.rmtree(work, ignore_errors=True)
