@@ -33,7 +33,8 @@ def test_tiny_training_run_writes_model_history_and_summary(dataset, tmp_path):
     assert summary["command"].startswith("python -m lab.train --data-dir ")
     assert (out / "labels.txt").read_text().split() == summary["labels"]
     assert (out / "best.keras").stat().st_size > 0
-    # The shipped file is the network alone: much smaller than the checkpoint with its optimizer state.
+    # The shipped file is the network alone: smaller than the checkpoint with its optimizer state (much smaller for
+    # Lite0, test_pretrained.py; here the file's own overhead weighs as much as the 5,606 weights).
     assert 0 < (out / "model.keras").stat().st_size < (out / "best.keras").stat().st_size
     assert len((out / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
 
