@@ -128,9 +128,16 @@ def not_sure_bar(
 
 
 def operating_point(
-    data: dict[str, np.ndarray], groups: np.ndarray, people: set[str], temperature: float, flag: float, precision: float
+    data: dict[str, np.ndarray],
+    groups: np.ndarray,
+    people: set[str],
+    temperature: float,
+    flag: float,
+    precision: float,
+    folds: int = 1,
 ) -> dict[str, Any]:
-    """The two rules fitted on the pooled held-out photos, and what they do to each set."""
+    """The two rules fitted on the pooled held-out photos, and what they do to each set. ``groups``: the group of
+    each pooled development-set distance (the set once for each of the ``folds``)."""
     threshold = round(float(np.quantile(data["held_distances"], 1 - flag)), 3)
     clothing = data["held_distances"] <= threshold
     bar = not_sure_bar(data["held_logits"], data["held_labels"], clothing, temperature, precision)
@@ -153,7 +160,7 @@ def operating_point(
         "left_out_label_not_clothing": round(float((data["left_out_distances"] > threshold).mean()), 4),
         "not_clothing_by_group": {
             str(g): {
-                "photos": int((groups == g).sum()),
+                "photos": int((groups == g).sum()) // folds,
                 "not_clothing": round(float(flagged_dev[groups == g].mean()), 4),
             }
             for g in sorted(set(groups.tolist()))
@@ -281,12 +288,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{fold.name}: features and in-fold statistics ...", flush=True)
             measured.append(measure_fold(fold, args.data_dir, labels, dev))
         data = pooled(measured)
-        point = operating_point(data, groups, set(PEOPLE_GROUPS), temperature, args.flag, args.precision)
+        dev_groups = np.tile(groups, len(measured))  # each fold's model measures the whole development set
+        point = operating_point(
+            data, dev_groups, set(PEOPLE_GROUPS), temperature, args.flag, args.precision, folds=len(measured)
+        )
         report = {
             "folds": [f.name for f in folds],
             "flag": args.flag,
             "precision": args.precision,
-            "auroc": compare_signals(data, groups, set(PEOPLE_GROUPS), temperature),
+            "auroc": compare_signals(data, dev_groups, set(PEOPLE_GROUPS), temperature),
             **point,
             "per_label": per_label(data, labels, point["threshold"]),
             "cross_fitted_on_halves": cross_fitted(data, temperature, args.flag, args.precision),

@@ -9,7 +9,7 @@ from core.manifest import load_manifest
 from core.model import invoke
 from lab.cv_serving import CrossValidationError
 from lab.feature_output import FeatureOutputError, expose_features, scores_only
-from lab.novelty import auroc, not_sure_bar
+from lab.novelty import auroc, not_sure_bar, operating_point, pooled
 from lab.novelty_fit import LAYERS
 from lab.tflite_graph import read, write
 from tests.helpers import MANIFEST
@@ -69,6 +69,33 @@ def test_not_sure_bar_keeps_the_most_photos_at_the_precision():
     assert not_sure_bar(logits, labels, clothing, 1.0, 1.0) == round(p[2], 3)
     with pytest.raises(CrossValidationError):
         not_sure_bar(logits, 1 - np.zeros(10, dtype=int), clothing, 1.0, 0.9)
+
+
+def test_the_operating_point_pools_the_development_set_once_per_fold():
+    """Each fold's model measures the whole development set: pooled, its distances come once per fold, and each
+    group's rate is taken over all of them while its photo count stays the set's."""
+    rng = np.random.default_rng(0)
+
+    def fold(dev_distances: np.ndarray) -> dict[str, np.ndarray]:
+        labels = np.arange(100) % 2
+        return {
+            "held_distances": rng.uniform(0.5, 1.5, 100),
+            "held_logits": np.stack([4.0 * (labels == 0), 4.0 * (labels == 1)], axis=1),
+            "held_labels": labels,
+            "small_distances": rng.uniform(0.5, 1.5, 10),
+            "left_out_distances": rng.uniform(0.5, 1.5, 10),
+            "dev_distances": dev_distances,
+        }
+
+    groups = np.array(["animals"] * 3 + ["people"])
+    # fold 0 flags every animal, fold 1 none of them; the person is never flagged
+    data = pooled([fold(np.array([9.0, 9.0, 9.0, 0.1])), fold(np.array([0.1, 0.1, 0.1, 0.1]))])
+    point = operating_point(data, np.tile(groups, 2), {"people"}, 1.0, 0.01, 0.9, folds=2)
+    assert point["not_clothing_by_group"] == {
+        "animals": {"photos": 3, "not_clothing": 0.5},
+        "people": {"photos": 1, "not_clothing": 0.0},
+    }
+    assert point["development_set_not_clothing"] == 0.5 and point["held_out"]["photos"] == 200
 
 
 @pytest.mark.parametrize("name", ["coffee.png", "rocket.jpg", "coins.png", "horse.png"])
