@@ -6,6 +6,10 @@ endpoint client (which must not import the SSRF rules it does not apply).
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
+import os
 import socket
 import threading
 import time
@@ -28,16 +32,14 @@ class Watchdog:
         self.sock: socket.socket | None = None
         self.deadline = deadline
         self.fired = False
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
-        self._timer.daemon = True
 
     def __enter__(self) -> Watchdog:
         _WATCHED.watchdog = self
-        self._timer.start()
+        _alarm.arm(self)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._timer.cancel()
+        _alarm.disarm(self)
         _WATCHED.watchdog = None
 
     @staticmethod
@@ -45,7 +47,7 @@ class Watchdog:
         """The watchdog of the request running on this thread, if any."""
         return getattr(_WATCHED, "watchdog", None)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         self.fired = True
         sock = self.sock or getattr(self.connection, "sock", None)
         if sock is not None:
@@ -53,6 +55,56 @@ class Watchdog:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class _Alarm:
+    """One thread that fires every armed watchdog whose deadline has passed. A thread started per request (a
+    ``threading.Timer``) cost each URL fetch 0.3-0.4 ms, most of it in handing the GIL to the new thread
+    (docs/performance.md). This one starts once and sleeps at most ``IDLE_WAKE_SECONDS``, so arming a watchdog
+    wakes it only when its deadline comes sooner than that."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._armed: list[tuple[float, int, Watchdog]] = []  # a heap, soonest deadline first
+        self._order = itertools.count()  # ties broken by arrival: watchdogs themselves do not compare
+        self._wakes_at = 0.0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, watchdog: Watchdog) -> None:
+        with self._changed:
+            heapq.heappush(self._armed, (watchdog.deadline, next(self._order), watchdog))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
+                self._thread.start()
+            elif watchdog.deadline < self._wakes_at:
+                self._changed.notify()
+
+    def disarm(self, watchdog: Watchdog) -> None:
+        with self._changed:
+            self._armed = [entry for entry in self._armed if entry[2] is not watchdog]
+            heapq.heapify(self._armed)
+
+    def _run(self) -> None:
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                while self._armed and self._armed[0][0] <= now:
+                    heapq.heappop(self._armed)[2].fire()
+                soonest = self._armed[0][0] if self._armed else math.inf
+                self._wakes_at = min(soonest, now + IDLE_WAKE_SECONDS)
+                self._changed.wait(self._wakes_at - now)
+
+
+IDLE_WAKE_SECONDS = 1.0
+_alarm = _Alarm()
+
+
+def _new_alarm_after_fork() -> None:
+    global _alarm
+    _alarm = _Alarm()  # a forked child has none of its parent's threads, and perhaps its lock held
+
+
+os.register_at_fork(after_in_child=_new_alarm_after_fork)
 
 
 def _watched(connection_class: Any) -> Any:

@@ -4,7 +4,7 @@ Pillow decodes a JPEG with the same library, but through its own row-by-row copi
 takes about twice as long for the very same pixels (docs/performance.md, "Phone photos"). simplejpeg returns them
 as one numpy array. At full size the pixels are identical to Pillow's (tests/core/test_jpeg.py holds it to that),
 so Keras parity is kept. Scaled, libjpeg-turbo decodes at 1/2, 1/4 or 1/8 of the size, the smallest that still
-covers the size asked for (twice the model's input: model.py): a 12 MP photo becomes 1000x750 pixels without ever
+covers the size asked for (the model's input: model.py): a 12 MP photo becomes 500x375 pixels without ever
 existing at full size.
 
 Greyscale and YCbCr/RGB JPEGs only: CMYK and YCCK ones (print files) stay with Pillow, whose conversion to RGB

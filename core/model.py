@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,11 +29,9 @@ from .trace import Trace
 TRIM_AFTER_PIXELS = 4_000_000  # decodes this large hand their memory back to the system when done
 
 
-# A JPEG decoded at reduced DCT scale keeps at least this many times the model's input per side, and is then
-# averaged over whole blocks and sampled down to it (preprocess.py). Decoded down to the input itself, held-back
-# photos enlarged to 3 and 12 MP lost 7 and 8 answers their own files got right and gained none (686 photos); with
-# this margin, as many as a full decode (docs/performance.md, "Phone photos").
-SCALED_DECODE_MARGIN = 2
+# A JPEG decoded at reduced DCT scale keeps at least the model's input on each side and is then box-filtered down
+# to it (each input pixel the mean of the decoded pixels it covers: preprocess.py). Held-back photos enlarged to 3
+# and 12 MP get as many answers right this way as from a full decode (docs/performance.md, "Phone photos").
 
 
 class DecodeRules(NamedTuple):
@@ -49,7 +48,7 @@ class DecodeRules(NamedTuple):
         """Rules for a model of ``input_size`` (height, width): JPEGs over ``exact_max_pixels`` (every one when it
         is None) decoded at reduced scale, none when ``exact``."""
         height, width = input_size
-        draft = None if exact else (SCALED_DECODE_MARGIN * width, SCALED_DECODE_MARGIN * height)
+        draft = None if exact else (width, height)
         return cls(max_pixels, draft, exact_max_pixels)
 
 
@@ -72,6 +71,7 @@ class Classifier:
         self.runtime: str | None = None
         self._interpreter_class: Any = None
         self._preprocessor: Preprocessor | None = None
+        self._quantized_input: Callable[[np.ndarray], np.ndarray] | None = None  # integer models: preprocess.lookup
         self._distance: ClothingDistance | None = None
         self._local = threading.local()
         self._load_lock = threading.Lock()
@@ -109,6 +109,9 @@ class Classifier:
             self._local.interpreter = interpreter
             height, width = manifest.input_size
             self._preprocessor = Preprocessor(manifest.preprocessing, target_size=(width, height))
+            inp = interpreter.get_input_details()[0]
+            if np.issubdtype(inp["dtype"], np.integer):
+                self._quantized_input = self._preprocessor.lookup(lambda batch: _quantize(batch, inp))
             self.manifest = manifest
         return self
 
@@ -200,7 +203,7 @@ class Classifier:
             image, scaled = load_pixels(opened), opened.scaled
             del opened
             t = trace.lap("decode", t)
-            batch = self.preprocess(image, area=scaled)
+            batch = self.model_input(image, area=scaled)
             del image
         if pixels >= TRIM_AFTER_PIXELS:
             release_freed_memory()
@@ -222,6 +225,15 @@ class Classifier:
         self.loaded_manifest()  # the preprocessor is made with the model, from its manifest
         assert self._preprocessor is not None
         return self._preprocessor(image, area)
+
+    def model_input(self, image: Image.Image | np.ndarray, area: bool = False) -> np.ndarray:
+        """The batch the interpreter takes: ``preprocess``' for a float model; for an integer one, the very values
+        quantizing it gives, looked up from the sampled pixels (preprocess.py), which skips two float arrays."""
+        self.loaded_manifest()
+        assert self._preprocessor is not None
+        if self._quantized_input is None:
+            return self._preprocessor(image, area)
+        return self._quantized_input(self._preprocessor.sample(image, area))
 
     def prepare(self, data: bytes, rules: DecodeRules) -> np.ndarray:
         """An image file's bytes -> the model's input, decoded and prepared as ``classify`` does (the lab's
@@ -309,6 +321,8 @@ def invoke(interpreter: Any, batch: np.ndarray) -> list[np.ndarray]:
 
 def _quantize(batch: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     dtype = detail["dtype"]
+    if batch.dtype == dtype:  # float for a float model; quantized already by Classifier.model_input
+        return batch
     if np.issubdtype(dtype, np.integer):
         scale, zero_point = detail["quantization"]
         info = np.iinfo(dtype)

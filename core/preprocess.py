@@ -13,6 +13,7 @@ nearest-neighbour resize takes, found by Pillow itself (``nearest_indices``), so
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -39,19 +40,25 @@ class Preprocessor:
         width, height = self.target_size
         if isinstance(image, Image.Image):
             return np.asarray(image.resize(self.target_size, Image.Resampling.NEAREST).convert("RGB"))
-        sampled = image[nearest_indices(image.shape[0], height)][:, nearest_indices(image.shape[1], width)]
+        # take() along each axis: about half the time of fancy indexing on an (H, W, 3) array
+        sampled = image.take(nearest_indices(image.shape[0], height), 0).take(nearest_indices(image.shape[1], width), 1)
         return sampled if sampled.ndim == 3 else np.repeat(sampled[:, :, np.newaxis], 3, axis=2)  # L -> RGB
 
     def area_resize(self, image: Image.Image | np.ndarray) -> np.ndarray:
-        """uint8 RGB at the target size for pixels the DCT reduced to at least twice it: averaged over blocks of
-        k x k pixels (the largest whole k that stays at or above the target), then sampled as ``resize`` samples."""
+        """uint8 RGB at the target size for pixels the DCT already reduced: each output pixel the mean of the
+        pixels it covers (Pillow's box filter), so that no detail is skipped as nearest-neighbour sampling skips
+        it."""
         if isinstance(image, np.ndarray):
             image = Image.fromarray(np.ascontiguousarray(image))
-        k = max(1, min(image.width // self.target_size[0], image.height // self.target_size[1]))
-        return self.resize(image.reduce(k) if k > 1 else image)
+        return np.asarray(image.resize(self.target_size, Image.Resampling.BOX).convert("RGB"))
 
-    def __call__(self, image: Image.Image | np.ndarray, area: bool = False) -> np.ndarray:
-        x = (self.area_resize(image) if area else self.resize(image)).astype(np.float32)[np.newaxis]
+    def sample(self, image: Image.Image | np.ndarray, area: bool = False) -> np.ndarray:
+        """uint8 RGB (height, width, 3) at the target size: ``resize``, or ``area_resize`` for a reduced decode."""
+        return self.area_resize(image) if area else self.resize(image)
+
+    def scale(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 RGB (height, width, 3) -> the mode's float32 batch of one."""
+        x = pixels.astype(np.float32)[np.newaxis]
         if self.mode in TF_MODES:
             x /= 127.5
             x -= 1.0
@@ -60,6 +67,28 @@ class Preprocessor:
         for channel, mean in enumerate(CAFFE_MEANS):
             x[..., channel] -= mean
         return x
+
+    def __call__(self, image: Image.Image | np.ndarray, area: bool = False) -> np.ndarray:
+        return self.scale(self.sample(image, area))
+
+    def lookup(self, quantize: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+        """For an integer model: sampled pixels -> ``quantize(scale(pixels))`` by table lookup. Each value depends
+        only on its pixel's value and channel, so a table of the 256 values per channel, made by ``scale`` and
+        ``quantize`` themselves, gives the same batch without the float arrays in between (4x faster)."""
+        ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, np.newaxis, np.newaxis], 3, axis=2)  # (256, 1, 3)
+        table = quantize(self.scale(ramp))[0, :, 0, :]  # (256 values, 3 output channels)
+        if self.mode in TF_MODES:  # the same scaling for every channel: one lookup
+            single = np.ascontiguousarray(table[:, 0])
+            return lambda pixels: np.take(single, pixels)[np.newaxis]
+        columns = [np.ascontiguousarray(table[:, c]) for c in range(3)]
+
+        def per_channel(pixels: np.ndarray) -> np.ndarray:
+            out = np.empty((1, *pixels.shape), table.dtype)
+            for c, column in enumerate(columns):  # output channel c is input channel 2 - c (RGB -> BGR)
+                np.take(column, pixels[..., 2 - c], out=out[0, ..., c])
+            return out
+
+        return per_channel
 
 
 @functools.lru_cache(maxsize=256)

@@ -7,8 +7,8 @@
 Each held-out photo (a fold's, with that fold's int8 model from ``python -m lab.cv_serving``; or any folder-per-label
 ``--split`` with a model that never saw it) is enlarged with Lanczos to each size and saved as a JPEG (quality 90),
 then prepared by the serving code (``Classifier.prepare``) three ways: ``exact`` (decoded at full size: Keras'
-pixels, then its nearest-neighbour resize), ``scaled`` (libjpeg-turbo's DCT scale, the smallest that keeps twice
-the model's input, then area-averaged to it, as the service decodes big JPEGs) and ``page`` (reduced first to a
+pixels, then its nearest-neighbour resize), ``scaled`` (libjpeg-turbo's DCT scale, the smallest that keeps the
+model's input, then box-filtered to it, as the service decodes big JPEGs) and ``page`` (reduced first to a
 1,024-pixel long side with Lanczos and sent as a JPEG of quality 85, as the page and the bulk command do, then
 decoded exactly). Its own file is measured too. Each row counts the photos its answer gets wrong that the photo's
 own file gets right, and the other way round: the differences between rows are a few photos, so say which.

@@ -145,6 +145,39 @@ def test_slow_drip_is_cut_at_the_total_deadline(image_server):
     assert time.monotonic() - started < 2.0
 
 
+def test_deadlines_sooner_than_the_watchdogs_idle_wake_are_kept_side_by_side(image_server):
+    """One watchdog thread serves every request and sleeps up to IDLE_WAKE_SECONDS: a sooner deadline wakes it,
+    and each of several requests at once is cut at its own deadline, not at another's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.deadline import IDLE_WAKE_SECONDS
+
+    base, routes = image_server
+
+    def drip(handler):  # a header line every 50 ms: no read times out and no body loop checks the clock
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(90):
+            handler.wfile.write(b"X-Padding: 1\r\n")
+            handler.wfile.flush()
+            time.sleep(0.05)
+
+    routes["/drip-headers"] = drip
+
+    def cut_after(seconds: float) -> float:
+        started = time.monotonic()
+        with pytest.raises(FetchTimeout):
+            fetch_image_bytes(base + "/drip-headers", fetch_settings(fetch_total_timeout=seconds))
+        return time.monotonic() - started
+
+    assert IDLE_WAKE_SECONDS >= 1.0
+    time.sleep(0.2)  # the watchdog thread, if it exists, is asleep for its idle wait
+    assert 0.25 <= cut_after(0.25) < 0.6
+    with ThreadPoolExecutor(3) as pool:
+        took = list(pool.map(cut_after, (0.9, 0.3, 0.6)))
+    for deadline, seconds in zip((0.9, 0.3, 0.6), took, strict=True):
+        assert deadline <= seconds < deadline + 0.35
+
+
 def test_hanging_server_times_out(image_server):
     base, routes = image_server
     routes["/hang"] = lambda handler: time.sleep(3)

@@ -144,6 +144,6 @@ def test_a_big_cmyk_jpeg_is_scaled_by_pillow_and_prepared_like_the_others():
     clf = Classifier(MANIFEST).load()
     rules = DecodeRules.for_input(clf.loaded_manifest().input_size, 10**8, exact_max_pixels=2_000_000)
     opened = open_image(data, rules.max_pixels, rules.draft_size, rules.draft_above_pixels)
-    assert opened.colorspace is None and opened.scaled and opened.size == (600, 450)  # Pillow's draft, 1/4
+    assert opened.colorspace is None and opened.scaled and opened.size == (300, 225)  # Pillow's draft, 1/8
     batch = clf.prepare(data, rules)
     assert batch.shape == (1, 192, 192, 3) and batch.dtype == np.float32

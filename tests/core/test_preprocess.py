@@ -97,23 +97,55 @@ def test_jpeg_pixels_sampled_where_they_lie_match_keras_image_helper(tmp_path, s
     np.testing.assert_array_equal(clf.preprocess(pixels), reference.from_path(str(path)))
 
 
-def test_a_reduced_decode_is_averaged_over_whole_blocks_then_sampled():
-    """JPEG pixels the DCT reduced to at least twice the input: 2x2 blocks averaged (400x533 over a 192x192 input),
-    then Keras' nearest-neighbour sampling; the same from an array or an image."""
+def test_a_reduced_decode_is_box_filtered_to_the_input():
+    """JPEG pixels the DCT reduced: each input pixel the mean of the pixels it covers (Pillow's box filter), the
+    same from an array or an image, RGB or greyscale."""
     with Image.open(ROOT / "samples" / "pants.jpg") as img:
         rgb = img.convert("RGB")
     prep = Preprocessor("xception", (192, 192))
     from_array = prep(np.asarray(rgb), area=True)
     np.testing.assert_array_equal(from_array, prep(rgb, area=True))
-    np.testing.assert_array_equal(from_array, prep(rgb.reduce(2)))
-    assert not np.array_equal(from_array, prep(rgb))  # not the nearest-neighbour sampling of full-size pixels
+    box = np.asarray(rgb.resize((192, 192), Image.Resampling.BOX), dtype=np.float32)[np.newaxis] / 127.5 - 1.0
+    np.testing.assert_allclose(from_array, box, atol=1e-6)
+    assert not np.array_equal(from_array, prep(rgb))  # not the nearest-neighbour sampling of the same pixels
     grey = rgb.convert("L")
-    np.testing.assert_array_equal(prep(np.asarray(grey), area=True), prep(grey.reduce(2)))
+    np.testing.assert_array_equal(prep(np.asarray(grey), area=True), prep(grey.convert("RGB"), area=True))
 
 
-def test_the_model_decodes_big_jpegs_to_at_least_twice_its_input():
+def test_the_model_decodes_big_jpegs_to_at_least_its_input():
     from core.model import DecodeRules
 
     rules = DecodeRules.for_input((192, 160), 10**8, exact_max_pixels=2_000_000)
-    assert rules.draft_size == (320, 384) and rules.draft_above_pixels == 2_000_000  # (width, height)
+    assert rules.draft_size == (160, 192) and rules.draft_above_pixels == 2_000_000  # (width, height)
     assert DecodeRules.for_input((192, 160), 10**8, 2_000_000, exact=True).draft_size is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("quantization", [(np.int8, (2 / 255, -1)), (np.uint8, (0.9, 3)), (np.int8, (0.5, 10))])
+def test_the_lookup_table_gives_the_quantized_batch_of_the_float_one(mode, quantization):
+    from core.model import _quantize
+
+    dtype, scale_zero = quantization
+    detail = {"dtype": dtype, "quantization": scale_zero}
+    prep = Preprocessor(mode, (192, 160))
+    quantized = prep.lookup(lambda batch: _quantize(batch, detail))
+    for seed in range(3):  # every pixel value in every channel, many times over
+        pixels = np.random.default_rng(seed).integers(0, 256, (160, 192, 3), dtype=np.uint8)
+        expected = _quantize(prep.scale(pixels), detail)
+        assert expected.dtype == dtype
+        np.testing.assert_array_equal(quantized(pixels), expected)
+
+
+def test_an_integer_model_is_fed_the_batch_quantizing_the_reference_gives():
+    from core.model import _quantize
+
+    clf = _classifier()
+    detail = clf._interpreter().get_input_details()[0]
+    assert np.issubdtype(detail["dtype"], np.integer)  # the shipped model is int8
+    with Image.open(ROOT / "samples" / "pants.jpg") as img:
+        rgb = img.convert("RGB")
+    for image, area in ((rgb, False), (np.asarray(rgb), False), (np.asarray(rgb), True)):
+        batch = clf.model_input(image, area)
+        assert batch.dtype == detail["dtype"]
+        np.testing.assert_array_equal(batch, _quantize(clf.preprocess(image, area), detail))
+        np.testing.assert_array_equal(clf.predict(batch), clf.predict(clf.preprocess(image, area)))

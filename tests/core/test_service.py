@@ -164,11 +164,11 @@ def test_the_jpeg_settings_choose_full_size_or_reduced_decodes(loopback_settings
         )
     assert decoded(loopback_settings, small)[1] == [800, 1066]  # full size: Keras' pixels
     default_big, size = decoded(loopback_settings, big)
-    assert size == [400, 533]  # half the size: still twice the model's 192 pixels, then area-averaged
+    assert size == [200, 267]  # an eighth of the size, still over the model's 192 pixels, then box-filtered
     exact_big, size = decoded(replace(loopback_settings, jpeg_exact=True), big)
     assert size == [1600, 2132] and exact_big != default_big  # other pixels, other scores
     assert max(default_big, key=default_big.get) == max(exact_big, key=exact_big.get) == "pants"
-    assert decoded(replace(loopback_settings, jpeg_draft=True), small)[1] == [400, 533]  # every JPEG
+    assert decoded(replace(loopback_settings, jpeg_draft=True), small)[1] == [200, 267]  # every JPEG
     assert decoded(replace(loopback_settings, jpeg_exact_max_pixels=4_000_000), big)[1] == [1600, 2132]
 
 
