@@ -7,16 +7,17 @@
 The shipped model trained on every photo, so its own distances of those photos are optimistic. Each
 cross-validation fold (``lab.train --fold``, converted to int8 by ``lab.cv_serving``) is used instead:
 
-1. its statistics are fitted on its training photos' pooled activations only, and its held-out photos measured;
-   so are two sets of clothing it never saw in that form (the held-out photos shrunk to half size on their border's
-   colour, which should stay clothing; and each label's held-out photos scored by statistics fitted without that
-   label, "near" novelty) and the not-clothing development set (``python -m lab.not_clothing``);
+1. its statistics are fitted on its training photos' pooled activations only, as they are and shrunk to half size
+   on their border's colour (two centres per label: lab/novelty_fit.py), and its held-out photos measured, as they
+   are and shrunk (which should stay clothing); so are each label's held-out photos scored by statistics fitted
+   without that label ("near" novelty) and the not-clothing development set (``python -m lab.not_clothing``);
 2. the signals compared by AUROC (held-out clothing against the development set, people apart): the top softmax
    probability, the energy of the logits, the Mahalanobis distance;
 3. the threshold: the distance that ``--flag`` of the pooled held-out photos exceed; the "not_sure" bar: the least
    calibrated top probability above which the "clothing" answers are right at least ``--precision`` of the time.
 
-With ``--write``, the shipped model's statistics are fitted on all its training photos, its layers' activations
+With ``--write``, the shipped model's statistics are fitted on all its training photos (and their shrunk views), its
+layers' activations
 exposed as extra outputs (lab/feature_output.py: the logits are unchanged), and the manifest given both rules.
 """
 
@@ -34,7 +35,7 @@ import numpy as np
 
 from core.model import softmax
 from lab.cv_serving import CrossValidationError, fold_photos
-from lab.novelty_fit import LAYERS, FeatureReader, cached_features, distance_of, fit_statistics
+from lab.novelty_fit import LAYERS, FeatureReader, cached_features, distance_of, fit_with_small_views
 from lab.report import show_report
 
 SERVED = "int8-r1000"  # lab.cv_serving's int8 conversion of each fold
@@ -71,15 +72,19 @@ def measure_fold(fold: Path, data_dir: Path, labels: list[str], dev: list[Path])
     logits, features = cached_features(served / "features.npz", lambda: reader().read(train + held), train + held)
     dev_logits, dev_features = cached_features(served / "not-clothing-features.npz", lambda: reader().read(dev), dev)
     _, small = cached_features(served / "small-features.npz", lambda: reader().read(held, small_garment_of), held)
+    _, small_train = cached_features(
+        served / "small-train-features.npz", lambda: reader().read(train, small_garment_of), train
+    )
     ids = {label: i for i, label in enumerate(labels)}
     train_ids = np.array([ids[labels_of[p]] for p in train])
     held_ids = np.array([ids[labels_of[p]] for p in held])
     fitted, held_features = [f[: len(train)] for f in features], [f[len(train) :] for f in features]
-    distance = distance_of(fit_statistics(fitted, train_ids))
+    distance = distance_of(fit_with_small_views(fitted, small_train, train_ids, len(labels)))
     left_out = np.empty(len(held))
     for k in range(len(labels)):  # clothing the statistics never saw: the label left out of them
         keep, mine = train_ids != k, held_ids == k
-        unseen = distance_of(fit_statistics([f[keep] for f in fitted], train_ids[keep]))
+        kept = [f[keep] for f in fitted], [f[keep] for f in small_train]
+        unseen = distance_of(fit_with_small_views(*kept, train_ids[keep], len(labels)))
         left_out[mine] = unseen.batch([f[mine] for f in held_features])
     return {
         "held_logits": logits[len(train) :],
@@ -243,7 +248,8 @@ def ship(
         split_paths, split_ids = list_split(data_dir / split, manifest["labels"])
         paths, ids = paths + split_paths, ids + list(split_ids)
     reader = FeatureReader(manifest_path)
-    statistics = fit_statistics(reader.read(paths)[1], np.array(ids))
+    plain, small = reader.read(paths)[1], reader.read(paths, small_garment_of)[1]
+    statistics = fit_with_small_views(plain, small, np.array(ids), len(manifest["labels"]))
     stats_path = manifest_path.with_name(manifest_path.stem + "-novelty.npz")
     save_statistics(stats_path, statistics, LAYERS)
     model_path = manifest_path.with_name(manifest["model_file"])

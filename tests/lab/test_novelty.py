@@ -10,7 +10,7 @@ from core.model import invoke
 from lab.cv_serving import CrossValidationError
 from lab.feature_output import FeatureOutputError, expose_features, scores_only
 from lab.novelty import auroc, not_sure_bar, operating_point, pooled
-from lab.novelty_fit import LAYERS
+from lab.novelty_fit import LAYERS, distance_of, fit_statistics, fit_with_small_views
 from lab.tflite_graph import read, write
 from tests.helpers import MANIFEST
 
@@ -50,6 +50,23 @@ def test_a_model_not_ending_in_a_dense_layer_is_refused():
         expose_features(write(model), ["pooled"])
     with pytest.raises(FeatureOutputError, match="no layer named 'block99_add'"):
         expose_features(single_output_model(), ["block99_add"])
+
+
+def test_small_views_get_centres_of_their_own_and_leave_the_rest_as_far():
+    """Two labels whose photos, shrunk, land elsewhere in feature space: fitted with their shrunk views as centres of
+    their own, a new shrunk photo is typical (about 1) while it is an outlier for the photos alone; a point far
+    from both stays far."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 300)
+    plain = rng.normal(0, 1, (600, 8)) + labels[:, None] * 6.0
+    small = plain * 0.3 + np.array([0, 0, 0, 0, 9, 9, 9, 9])  # shrunk: contracted and shifted
+    new_small = rng.normal(0, 1, (50, 8)) * 0.3 + np.array([0, 0, 0, 0, 9, 9, 9, 9])
+    alone = distance_of(fit_statistics([plain], labels))
+    both = distance_of(fit_with_small_views([plain], [small], labels, label_count=2))
+    assert both.layers[0].centres.shape == (4, 8)  # two labels, each as it is and shrunk
+    assert np.median(both.batch([new_small])) < 1.5 < 3 < np.median(alone.batch([new_small]))
+    far = np.full((1, 8), 40.0)
+    assert both.batch([far])[0] > 5 and np.median(both.batch([plain[:50]])) < 1.5
 
 
 def test_auroc():
