@@ -6,12 +6,13 @@ training photos can: a few layers' activations are extra outputs of the model, a
 measured on held-out folds against photos of no clothing they separate them far better than the top score or the
 energy of the logits (docs/verdict.md, lab/results/novelty.json).
 
-Each layer's distance is Mahalanobis with one covariance for every label (shrunk towards its mean variance, so that
-its inverse is stable), to the nearest label, divided by that label's median distance over its own training
-photos: 1.0 is a typical photo. ``clothing_distance`` is the mean over the layers, and the manifest's threshold was
-chosen on photos the model never saw. The statistics ship beside the model (``*.npz``): per layer a whitening
-matrix W (W^T W = the inverse covariance) and the labels' means already whitened, so a request costs one
-matrix-vector product per layer.
+Each layer's distance is Mahalanobis with one covariance for every centre (shrunk towards its mean variance, so that
+its inverse is stable), to the nearest centre, divided by that centre's median distance over its own training
+photos: 1.0 is a typical photo. The lab gives each label two centres, its photos as they are and shrunk onto a
+plain background (lab/novelty_fit.py); serving only takes the nearest. ``clothing_distance`` is the mean over the
+layers, and the manifest's threshold was chosen on photos the model never saw. The statistics ship beside the
+model (``*.npz``): per layer a whitening matrix W (W^T W = the inverse covariance) and the centres already
+whitened, so a request costs one matrix-vector product per layer.
 """
 
 from __future__ import annotations
@@ -37,17 +38,17 @@ class NoveltyRule:
 
 
 class LayerDistance:
-    """One layer's pooled activation -> its distance from the nearest label's training photos (1.0: a typical one)."""
+    """One layer's pooled activation -> its distance from the nearest centre of training photos (1.0: a typical one)."""
 
     def __init__(self, whitening: np.ndarray, centres: np.ndarray, scale: np.ndarray) -> None:
         self.whitening = np.ascontiguousarray(whitening, dtype=np.float32)  # (D, D)
-        self.centres = np.ascontiguousarray(centres, dtype=np.float32)  # (labels, D), whitened means
-        self.scale = np.asarray(scale, dtype=np.float32)  # (labels,), each label's median training distance
+        self.centres = np.ascontiguousarray(centres, dtype=np.float32)  # (centres, D), whitened means
+        self.scale = np.asarray(scale, dtype=np.float32)  # (centres,), each centre's median training distance
         length = self.whitening.shape[1]
         if self.whitening.shape != (length, length) or self.centres.shape[1:] != (length,):
             raise ValueError(f"whitening {self.whitening.shape} and centres {self.centres.shape} do not match")
         if self.scale.shape != (self.centres.shape[0],) or not np.all(self.scale > 0):
-            raise ValueError("scale must hold one positive number per label")
+            raise ValueError("scale must hold one positive number per centre")
         self._centre_norms = np.square(self.centres).sum(axis=1)  # |c|^2 of |Wx - c|^2, once, not per photo
 
     @property
