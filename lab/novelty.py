@@ -16,9 +16,9 @@ cross-validation fold (``lab.train --fold``, converted to int8 by ``lab.cv_servi
 3. the threshold: the distance that ``--flag`` of the pooled held-out photos exceed; the "not_sure" bar: the least
    calibrated top probability above which the "clothing" answers are right at least ``--precision`` of the time.
 
-With ``--write``, the shipped model's statistics are fitted on all its training photos (and their shrunk views), its
-layers' activations
-exposed as extra outputs (lab/feature_output.py: the logits are unchanged), and the manifest given both rules.
+With ``--write``, the shipped model's statistics are fitted on all its training photos and their shrunk views, its
+layers' activations exposed as extra outputs (lab/feature_output.py: the logits are unchanged), and the manifest
+given both rules.
 """
 
 from __future__ import annotations
