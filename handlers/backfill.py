@@ -17,7 +17,7 @@ from typing import Any
 from core.backfill import Listed, classify_listed
 from core.service import Service
 
-from .s3_uploads import S3Bucket
+from .s3_uploads import S3Bucket, s3_client
 
 
 class BatchFailed(RuntimeError):
@@ -35,14 +35,12 @@ class BackfillBatch:
 
     def process(self, event: dict[str, Any], service: Service, context: Any) -> dict[str, Any]:
         """The batch's tally: {"classified", "skipped", "ignored", "failed", "labels", "errors"}."""
-        import boto3
-
         given = event.get("BatchInput")
         batch_input: dict[str, Any] = given if isinstance(given, dict) else {}
         bucket = str(batch_input.get("bucket") or service.settings.storage_bucket)
         items = event["Items"] if isinstance(event.get("Items"), list) else [event]
         listed = [Listed(str(i["Key"]), i.get("ETag"), i.get("Size")) for i in items]
-        store = S3Bucket(boto3.client("s3"), bucket, {}, lambda key: True)
+        store = S3Bucket(s3_client(), bucket, {}, lambda key: True)
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         time_left = (lambda: remaining() / 1000) if callable(remaining) else None
         request_id = getattr(context, "aws_request_id", None)

@@ -135,6 +135,24 @@ def test_the_same_event_twice_writes_the_same_result(s3):
     assert s3.get_object(Bucket=BUCKET, Key="results/uploads/pants.jpg.json")["Body"].read() == first
 
 
+def test_warm_invocations_share_one_client_made_for_the_environment(s3, moto_endpoint, monkeypatch):
+    """A client per invocation cost ~5 ms of CPU each; one is kept for as long as what boto3 reads from the
+    environment stays the same, as it does for a Lambda container's life."""
+    import boto3
+
+    made, real_client = [], boto3.client
+    monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: made.append(args) or real_client(*args, **kwargs))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)  # an environment no earlier client was made for
+    s3.put_object(Bucket=BUCKET, Key="uploads/pants.jpg", Body=PANTS)
+    for _ in range(3):
+        invoke(event_for(("uploads/pants.jpg", len(PANTS))))
+    assert made == [("s3",)]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")  # another endpoint: never the old client
+    with pytest.raises(RuntimeError, match="Could not connect|EndpointConnectionError"):
+        invoke(event_for(("uploads/pants.jpg", len(PANTS))))
+    assert made == [("s3",), ("s3",)]
+
+
 def test_a_platform_failure_raises_so_lambda_retries_it(s3):
     event = event_for(("uploads/pants.jpg", len(PANTS)))
     event["Records"][0]["s3"]["bucket"]["name"] = "no-such-bucket"
