@@ -74,9 +74,11 @@ def offline_server(*params: str, **env):
         text=True,
         start_new_session=True,
     )
+    stdout = proc.stdout
+    assert stdout is not None  # stdout=PIPE
     output, deadline, line = [], time.monotonic() + 120, ""
     while time.monotonic() < deadline:
-        line = proc.stdout.readline()
+        line = stdout.readline()
         output.append(line)
         if "Server ready" in line or (not line and proc.poll() is not None):
             break
@@ -84,7 +86,7 @@ def offline_server(*params: str, **env):
         os.killpg(proc.pid, 9)
         raise AssertionError("serverless offline did not start:\n" + "".join(output)[-3000:])
     # keep reading: an unread pipe fills up with the function's log lines and blocks the server
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    threading.Thread(target=lambda: [None for _ in stdout], daemon=True).start()
     try:
         yield f"http://127.0.0.1:{http_port}/dev", "".join(output)
     finally:

@@ -155,15 +155,15 @@ def test_label_count_mismatch_is_refused(keras_file, tmp_path, capsys):
     assert code == 1 and "outputs 10 scores but 3 labels" in err
 
 
-def test_cli_exits_nonzero_when_float32_parity_fails_and_keeps_the_served_model(keras_file, tmp_path):
+def test_cli_exits_nonzero_when_float32_parity_fails_and_keeps_the_served_model(keras_file, tmp_path, capsys):
     """A tolerance of 0 cannot be met by a real conversion on random inputs: the command must fail (exit 2) and
     leave the model already at --out, and its manifest, as they were."""
     served, manifest = tmp_path / "x.tflite", tmp_path / "x.json"
     served.write_bytes(b"the model being served")
     manifest.write_text('{"name": "served"}')
-    proc = run_tool("lab.convert", keras_file, "--out", served, "--tolerance", "0", timeout=300)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "differs from Keras" in proc.stderr and "was not written" in proc.stderr
+    code, out, err = run(capsys, keras_file, "--out", served, "--tolerance", "0")
+    assert code == 2, out + err
+    assert "differs from Keras" in err and "was not written" in err
     assert served.read_bytes() == b"the model being served" and manifest.read_text() == '{"name": "served"}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json", "x.tflite"]  # no staging leftovers
 

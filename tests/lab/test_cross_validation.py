@@ -1,5 +1,6 @@
 """Cross-validation to the shipped model: a fold's int8 model served on the photos it held out
-(python -m lab.cv_serving), and the final fit on every photo (python -m lab.train --all-photos), on tiny budgets."""
+(python -m lab.cv_serving), and the final fit on every photo (lab.train --all-photos, in this process), on tiny
+budgets."""
 
 import csv
 import json
@@ -62,11 +63,14 @@ def test_a_fold_model_is_served_int8_on_the_photos_it_held_out(dataset, tmp_path
     assert manifest["quantization"] == "int8" and manifest["input_size"] == [32, 32]
 
 
-def test_the_final_fit_trains_on_every_photo_and_keeps_the_last_epoch(dataset, tmp_path):
+def test_the_final_fit_trains_on_every_photo_and_keeps_the_last_epoch(dataset, tmp_path, capsys):
+    from lab.train import main
+
     out = tmp_path / "final"
-    proc = run_tool("lab.train", "--data-dir", dataset, "--out", out, "--all-photos", *TINY)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "loaded 48 train / 0 validation images" in proc.stdout
+    code = main([str(a) for a in ("--data-dir", dataset, "--out", out, "--all-photos", *TINY)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err[-3000:]
+    assert "loaded 48 train / 0 validation images" in printed.out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_epoch"] == 1 and summary["val_accuracy"] is None and summary["args"]["all_photos"]
     assert not (out / "best.keras").exists()

@@ -106,10 +106,10 @@ def _remove_stale(keep: Path) -> None:
             continue
 
 
-def packages(sls: str) -> dict[str, Path]:
-    """{name in PACKAGES: the folder `serverless package` wrote}, built on the first call unless another process
+def packages(sls: str, names: tuple[str, ...] = tuple(PACKAGES)) -> dict[str, Path]:
+    """{name in names: the folder `serverless package` wrote}, built on the first call unless another process
     has built it from the same inputs."""
-    if not _built:
+    if not set(names) <= set(_built):
         root = CACHE / inputs_digest()
         root.mkdir(parents=True, exist_ok=True)
         _remove_stale(root)
@@ -129,9 +129,9 @@ def packages(sls: str) -> dict[str, Path]:
                         shutil.rmtree(work, ignore_errors=True)
             return name, out
 
-        with ThreadPoolExecutor(max_workers=len(PACKAGES)) as pool:
-            _built.update(pool.map(build, PACKAGES))
-    return _built
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            _built.update(pool.map(build, names))
+    return {name: _built[name] for name in names}
 
 
 def template(out: Path) -> dict[str, Any]:

@@ -14,6 +14,9 @@ from tests.serverless import copy_service, sls_env
 # failed so), so the template each deploy sent is checked too.
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION}
+# osls waits this long before each look at a change set or a stack's events (5 s by default, sized for
+# CloudFormation): moto answers at once, so a deploy would spend most of its time asleep.
+POLL = {"SLS_AWS_MONITORING_FREQUENCY": "200"}
 
 
 def aws_client(endpoint: str, name: str):
@@ -32,7 +35,7 @@ def stage_throttle(endpoint: str) -> dict:
 
 def deployer(sls: str, service, moto_endpoint: str):
     """``serverless(*args) -> output``: the CLI in ``service``, against moto, failing the test on an error."""
-    env = sls_env(AWS_ENDPOINT_URL=moto_endpoint, **FAKE_CREDENTIALS)
+    env = sls_env(AWS_ENDPOINT_URL=moto_endpoint, **FAKE_CREDENTIALS, **POLL)
 
     def serverless(*args) -> str:
         proc = subprocess.run([sls, *args], cwd=service, env=env, capture_output=True, text=True, timeout=600)
