@@ -1,6 +1,6 @@
 """Cross-validation to the shipped model: a fold's int8 model served on the photos it held out
-(python -m lab.cv_serving), and the final fit on every photo (lab.train --all-photos, in this process), on tiny
-budgets."""
+(python -m lab.cv_serving), and the final fit on every photo (lab.train --all-photos), on tiny budgets. Training
+runs in this process (Keras is loaded already); `python -m lab.train` itself is tests/lab/test_train.py's."""
 
 import csv
 import json
@@ -39,10 +39,12 @@ def test_a_photo_outside_the_dataset_is_refused(dataset, tmp_path):
         fold_photos(dataset, ["dress", "hat"], [str(stray)])
 
 
-def test_a_fold_model_is_served_int8_on_the_photos_it_held_out(dataset, tmp_path):
+def test_a_fold_model_is_served_int8_on_the_photos_it_held_out(dataset, tmp_path, capsys):
+    from lab.train import main
+
     run = tmp_path / "cv"
-    trained = run_tool("lab.train", "--data-dir", dataset, "--out", run / "fold3", "--fold", "3/5", *TINY)
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    code = main([str(a) for a in ("--data-dir", dataset, "--out", run / "fold3", "--fold", "3/5", *TINY)])
+    assert code == 0, capsys.readouterr().err[-3000:]
     proc = run_tool("lab.cv_serving", run, "--data-dir", dataset, "--representative-count", 8, "--min-agreement", 0,
         "--json", run / "serving.json", "--confusion-png", run / "confusion.png",
     )  # fmt: skip
