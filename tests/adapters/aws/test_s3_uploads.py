@@ -136,8 +136,8 @@ def test_the_same_event_twice_writes_the_same_result(s3):
 
 
 def test_warm_invocations_share_one_client_made_for_the_environment(s3, moto_endpoint, monkeypatch):
-    """A client per invocation cost ~5 ms of CPU each; one is kept for as long as what boto3 reads from the
-    environment stays the same, as it does for a Lambda container's life."""
+    """A new client costs ~5 ms of CPU: one is kept for as long as what boto3 reads from the environment stays
+    the same, as it does for a Lambda container's life."""
     import boto3
 
     made, real_client = [], boto3.client
