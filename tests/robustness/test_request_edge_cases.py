@@ -46,7 +46,7 @@ def test_every_kind_of_bad_batch_item_is_answered_in_its_place(server, pants_pho
     import base64
 
     base, routes = image_server
-    routes["/wave-pants.jpg"] = (200, {"Content-Type": "image/jpeg"}, pants_photo.read_bytes())
+    routes["/batch-pants.jpg"] = (200, {"Content-Type": "image/jpeg"}, pants_photo.read_bytes())
     good = base64.b64encode(pants_photo.read_bytes()).decode()
     status, body = http_post(server, json.dumps({"images": [good, "not*base64", 7, "aGk=", ""], "top_k": 1}).encode())
     assert status == 200, body
@@ -57,7 +57,7 @@ def test_every_kind_of_bad_batch_item_is_answered_in_its_place(server, pants_pho
         "invalid_image",
         "invalid_image",  # "": an empty image, not a malformed request
     ]
-    urls = [base + "/wave-pants.jpg", 5, "ftp://example.com/x.jpg", "http://169.254.169.254/", base + "/nope"]
+    urls = [base + "/batch-pants.jpg", 5, "ftp://example.com/x.jpg", "http://169.254.169.254/", base + "/nope"]
     status, body = http_post(server, json.dumps({"urls": urls, "top_k": 1}).encode())
     assert status == 200, body
     assert list(body[0]) == ["pants"]
