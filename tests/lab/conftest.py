@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -39,3 +40,11 @@ def run_tool(module: str, *args, timeout: int = 600, env: dict[str, str] | None 
         cwd=ROOT,
         env=env,
     )
+
+
+def run_main(main: Callable[[list[str]], int], capsys, *args) -> tuple[int, str, str]:
+    """A lab command's ``main`` in this process, which has Keras loaded already: exit code, stdout and stderr.
+    Each command also runs once as ``python -m`` (run_tool), as a user types it."""
+    code = main([str(a) for a in args])
+    printed = capsys.readouterr()
+    return code, printed.out, printed.err

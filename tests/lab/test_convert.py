@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 
 from core.model import Classifier
 from lab.convert import main as convert_main
-from tests.lab.conftest import run_tool
+from tests.lab.conftest import run_main, run_tool
 
 
 def small_model(outputs=10, softmax=False):
@@ -35,9 +35,7 @@ def keras_file(tmp_path_factory):
 
 
 def run(capsys, *args):
-    code = convert_main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_main(convert_main, capsys, *args)
 
 
 def run_int8(capsys, source, out, image_dir, *args):

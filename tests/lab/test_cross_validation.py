@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.lab.conftest import SMALL_NETWORK, run_tool
+from tests.lab.conftest import SMALL_NETWORK, run_main, run_tool
 
 pytest.importorskip("tensorflow", reason="TensorFlow (requirements-model.txt) is needed to train")
 
@@ -43,8 +43,8 @@ def test_a_fold_model_is_served_int8_on_the_photos_it_held_out(dataset, tmp_path
     from lab.train import main
 
     run = tmp_path / "cv"
-    code = main([str(a) for a in ("--data-dir", dataset, "--out", run / "fold3", "--fold", "3/5", *TINY)])
-    assert code == 0, capsys.readouterr().err[-3000:]
+    code, _, err = run_main(main, capsys, "--data-dir", dataset, "--out", run / "fold3", "--fold", "3/5", *TINY)
+    assert code == 0, err[-3000:]
     proc = run_tool("lab.cv_serving", run, "--data-dir", dataset, "--representative-count", 8, "--min-agreement", 0,
         "--json", run / "serving.json", "--confusion-png", run / "confusion.png",
     )  # fmt: skip
@@ -69,10 +69,9 @@ def test_the_final_fit_trains_on_every_photo_and_keeps_the_last_epoch(dataset, t
     from lab.train import main
 
     out = tmp_path / "final"
-    code = main([str(a) for a in ("--data-dir", dataset, "--out", out, "--all-photos", *TINY)])
-    printed = capsys.readouterr()
-    assert code == 0, printed.err[-3000:]
-    assert "loaded 48 train / 0 validation images" in printed.out
+    code, printed, err = run_main(main, capsys, "--data-dir", dataset, "--out", out, "--all-photos", *TINY)
+    assert code == 0, err[-3000:]
+    assert "loaded 48 train / 0 validation images" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_epoch"] == 1 and summary["val_accuracy"] is None and summary["args"]["all_photos"]
     assert not (out / "best.keras").exists()

@@ -12,11 +12,11 @@ keras = pytest.importorskip("keras", reason="TensorFlow (requirements-model.txt)
 torch = pytest.importorskip("torch", reason="torch (requirements-model.txt) reads the ImageNet checkpoint")
 
 from lab import efficientnet_lite
-from lab.convert import main as convert_main
 from lab.imagenet_check import BackboneCheckFailed, check_imagenet_top1, known_photos
 from lab.train import main as train_main
 from tests.helpers import scores_of
-from tests.lab.test_convert import delegate_partitions, op_names, run_int8
+from tests.lab.conftest import run_main
+from tests.lab.test_convert import delegate_partitions, op_names, run, run_int8
 
 LITE0 = efficientnet_lite.VARIANTS["efficientnet-lite0"]
 
@@ -113,15 +113,13 @@ def test_fine_tuning_on_a_dataset_of_ones_own_labels_serves_those_labels(tmp_pat
                 pixels = np.clip(np.array(color) + noise, 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i}.jpg")
     run_dir = tmp_path / "run"
-    # In this process (Keras is loaded already): the command line as a subprocess is tests/lab/test_train.py's
-    code = train_main(
-        [str(a) for a in ("--data-dir", tmp_path / "data", "--out", run_dir, "--image-size", 32, "--epochs", 1)]
-        + ["--batch-size", "8"]
-    )
-    printed = capsys.readouterr()
-    assert code == 0, printed.err[-3000:]
-    assert "efficientnet-lite0 ImageNet weights check: chelsea ->" in printed.out
-    assert "3 labels (blue-jeans, green-cap, red-shirt)" in printed.out
+    code, printed, err = run_main(
+        train_main, capsys, "--data-dir", tmp_path / "data", "--out", run_dir, "--image-size", 32, "--epochs", 1,
+        "--batch-size", 8,
+    )  # fmt: skip
+    assert code == 0, err[-3000:]
+    assert "efficientnet-lite0 ImageNet weights check: chelsea ->" in printed
+    assert "3 labels (blue-jeans, green-cap, red-shirt)" in printed
     assert (run_dir / "labels.txt").read_text().split() == ["blue-jeans", "green-cap", "red-shirt"]
     assert json.loads((run_dir / "summary.json").read_text())["args"]["backbone"] == "efficientnet-lite0"
     # The shipped file is the network alone: much smaller than the checkpoint with its optimizer state.
@@ -137,11 +135,10 @@ def test_fine_tuning_on_a_dataset_of_ones_own_labels_serves_those_labels(tmp_pat
     assert any(not np.array_equal(c.get_weights()[0], imagenet[c.name].get_weights()[0]) for c in convs)
 
     out = tmp_path / "mine.tflite"
-    code = convert_main(
-        [str(a) for a in (run_dir / "model.keras", "--out", out, "--labels", run_dir / "labels.txt")]
-        + ["--quantize", "none"]
+    code, _, err = run(
+        capsys, run_dir / "model.keras", "--out", out, "--labels", run_dir / "labels.txt", "--quantize", "none"
     )
-    assert code == 0, capsys.readouterr().err[-3000:]
+    assert code == 0, err[-3000:]
     from core.model import Classifier
 
     clf = Classifier(out.with_suffix(".json")).load()
