@@ -43,6 +43,9 @@ _CLIENT_ENVIRONMENT = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
 )
 _clients: dict[tuple[str | None, ...], Any] = {}
 _clients_lock = threading.Lock()  # boto3's default session is not thread-safe; its clients are
