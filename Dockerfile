@@ -11,5 +11,6 @@ RUN pip install --no-cache-dir -r ${LAMBDA_TASK_ROOT}/requirements.txt
 COPY core/ ${LAMBDA_TASK_ROOT}/core/
 COPY handlers/ ${LAMBDA_TASK_ROOT}/handlers/
 COPY model/clothing-model.tflite model/clothing-model.json model/clothing-model-novelty.npz ${LAMBDA_TASK_ROOT}/model/
+COPY model/imagenet-gate.tflite ${LAMBDA_TASK_ROOT}/model/
 
 CMD ["handlers.aws.lambda_handler"]

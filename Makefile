@@ -106,10 +106,12 @@ calibrate:
 
 # The verdict of `details` answers: the not-clothing development set (cached outside the repository), then each
 # fold's statistics fitted in-fold and measured on its held-out photos, the thresholds written into the manifest
-# and the shipped model's statistics beside it (python -m lab.novelty; docs/verdict.md).
+# and the shipped model's statistics beside it (python -m lab.novelty; docs/verdict.md); then the ImageNet gate,
+# whose band starts at a distance of the shipped statistics (python -m lab.imagenet_gate, about a minute).
 novelty:
 	$(PY) -m lab.not_clothing
 	$(PY) -m lab.novelty $(CV) --data-dir $(DATA) --json lab/results/novelty.json --write
+	$(PY) -m lab.imagenet_gate --data-dir $(DATA) --json lab/results/imagenet-gate.json --write
 
 package:
 	npx serverless package

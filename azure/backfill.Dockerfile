@@ -11,7 +11,7 @@ COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt azure-storage-blob==12.31.1
 
 COPY core/ ./core/
-COPY model/clothing-model.tflite model/clothing-model.json model/clothing-model-novelty.npz ./model/
+COPY model/clothing-model.tflite model/clothing-model.json model/clothing-model-novelty.npz model/imagenet-gate.tflite ./model/
 COPY azure/backfill_replica.py ./backfill_replica.py
 
 # Unprivileged: the job reads and writes blobs only, through the connection string it is given.

@@ -1,15 +1,19 @@
-"""What the verdict of ``details`` answers costs and does: the shipped model with its novelty statistics against
-the same model without them (its scores alone), on one machine.
+"""What the verdict of ``details`` answers costs and does: the shipped model with its novelty statistics and its
+ImageNet gate, against the same model with the statistics alone and without either (its scores alone), on one
+machine.
 
-1. Time: warm ``Classifier.classify`` of dataset photos by both, interleaved in rounds (order reversed every other
-   round); the extra milliseconds per request (every request computes the verdict, for the log line and the
-   drift metric, asked for or not), the verdict step as the request's trace times it, and the verdict alone on
-   outputs computed once (pooling and the layers' matrix-vector products).
-2. Size: the statistics file and the model file, raw and deflated as a deployment zip stores them.
+1. Time: warm ``Classifier.classify`` of dataset photos by the three, interleaved in rounds (order reversed every
+   other round); the extra milliseconds per request (every request computes the verdict, for the log line and the
+   drift metric, asked for or not), the verdict step as the request's trace times it, the verdict alone on
+   outputs computed once (pooling and the layers' matrix-vector products), the share of the photos whose distance
+   asked the gate and the gate's own inference.
+2. Size: the statistics file, the gate and the model file, raw and deflated as a deployment zip stores them.
 3. What it does: the shipped model's verdicts on the not-clothing development set (``python -m lab.not_clothing``)
    by group, and the cross-validated operating point (held-back clothing, shifted clothing, the development set)
-   as ``python -m lab.novelty`` measured it (lab/results/novelty.json): the shipped model trained on every
-   clothing photo, so only the folds can say how it treats clothing it never saw.
+   as ``python -m lab.novelty`` measured it (lab/results/novelty.json), and the gate's folds
+   (lab/results/imagenet-gate.json): the shipped model trained on every clothing photo, so only the folds can say
+   how it treats clothing it never saw. Its distances of the validation photos below are in-sample too: held-out
+   photos ask the gate more often.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from bench.common import DATA, ROOT, publish, summarize
 
 MANIFEST = ROOT / "model" / "clothing-model.json"
 NOVELTY_REPORT = ROOT / "lab" / "results" / "novelty.json"
+GATE_REPORT = ROOT / "lab" / "results" / "imagenet-gate.json"
 
 
 def without_statistics(folder: Path) -> Path:
@@ -37,9 +42,20 @@ def without_statistics(folder: Path) -> Path:
     model = folder / manifest["model_file"]
     model.write_bytes(scores_only((ROOT / "model" / manifest["model_file"]).read_bytes()))
     manifest["sha256"] = sha256_of(model)
-    for key in ("novelty", "not_sure_below"):
+    for key in ("novelty", "not_sure_below", "gate"):
         manifest.pop(key, None)
     path = folder / MANIFEST.name
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def without_gate(folder: Path) -> Path:
+    """The shipped manifest without its gate, naming the shipped files by their absolute paths."""
+    manifest = json.loads(MANIFEST.read_text())
+    manifest.pop("gate", None)
+    manifest["model_file"] = str(MANIFEST.parent / manifest["model_file"])
+    manifest["novelty"]["statistics_file"] = str(MANIFEST.parent / manifest["novelty"]["statistics_file"])
+    path = folder / "without-gate.json"
     path.write_text(json.dumps(manifest))
     return path
 
@@ -52,30 +68,57 @@ def timings(photos: list[bytes], rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         stacks = {
             "with_verdict": Classifier(MANIFEST).warm(),
+            "distance_only": Classifier(without_gate(Path(tmp))).warm(),
             "scores_only": Classifier(without_statistics(Path(tmp))).warm(),
         }
         rules, budget = DecodeRules(max_pixels=10**8), PixelBudget(10**9)
         medians: dict[str, list[float]] = {name: [] for name in stacks}
         verdict_ms: list[float] = []
+        asked: list[bool] = []
         for r in range(rounds):
             for name in sorted(stacks, reverse=bool(r % 2)):
                 samples = []
                 for data in photos:
                     trace = Trace()
                     started = time.perf_counter()
-                    stacks[name].classify(data, None, False, rules, budget, trace, details=True)
+                    answer = stacks[name].classify(data, None, False, rules, budget, trace, details=True)
                     samples.append((time.perf_counter() - started) * 1000)
                     if name == "with_verdict":
                         verdict_ms.append(trace.ms["verdict"])
+                        asked.append("imagenet_gate" in answer)
                 medians[name].append(statistics.median(samples))
-        alone = judged_alone(stacks["with_verdict"], photos)
-    extra = [a - b for a, b in zip(medians["with_verdict"], medians["scores_only"], strict=True)]
+        alone = judged_alone(stacks["distance_only"], photos)
+        gate = gate_alone(stacks["with_verdict"], photos[:5])
+
+    def extra(over: str) -> float:
+        return round(statistics.median(a - b for a, b in zip(medians["with_verdict"], medians[over], strict=True)), 3)
+
     return {
         "request_ms": {name: summarize(values) for name, values in medians.items()},
-        "extra_ms_per_request": round(statistics.median(extra), 3),
+        "extra_ms_per_request": extra("scores_only"),
+        "extra_ms_per_request_over_the_distance_alone": extra("distance_only"),
         "verdict_step_ms": summarize(verdict_ms),
         "verdict_alone_ms": alone,
+        "photos_asking_the_gate": round(sum(asked) / len(asked), 4),
+        "gate_alone_ms": gate,
     }
+
+
+def gate_alone(classifier: Any, photos: list[bytes], repeats: int = 50) -> dict[str, float]:
+    """The gate's inference and log-odds on the sampled pixels, as a photo in the band pays it."""
+    import io
+
+    from PIL import Image
+
+    assert classifier._gate is not None
+    per_photo = []
+    for data in photos:
+        pixels = classifier.sample(Image.open(io.BytesIO(data)).convert("RGB"))
+        started = time.perf_counter()
+        for _ in range(repeats):
+            classifier._gate.log_odds(pixels)
+        per_photo.append((time.perf_counter() - started) * 1000 / repeats)
+    return summarize(per_photo)
 
 
 def judged_alone(classifier: Any, photos: list[bytes], repeats: int = 200) -> dict[str, float]:
@@ -98,7 +141,8 @@ def sizes() -> dict[str, Any]:
 
     manifest = load_manifest(MANIFEST)
     out = {}
-    for name, path in (("statistics", manifest.statistics_path), ("model", manifest.model_path)):
+    named = (("statistics", manifest.statistics_path), ("gate", manifest.gate_path), ("model", manifest.model_path))
+    for name, path in named:
         assert path is not None
         data = path.read_bytes()
         out[name] = {"bytes": len(data), "zipped_bytes": len(zlib.compress(data, 6))}
@@ -139,6 +183,7 @@ def run(smoke: bool = False):
         "size": sizes(),
         "development_set": development_set(smoke),
         "cross_validated": json.loads(NOVELTY_REPORT.read_text()) if NOVELTY_REPORT.is_file() else None,
+        "imagenet_gate": json.loads(GATE_REPORT.read_text()) if GATE_REPORT.is_file() else None,
     }
     times = result["request_ms"]
     return publish(

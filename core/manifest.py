@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
+from .gate import GateRule
 from .novelty import NoveltyRule
 from .preprocess import MODES as KNOWN_PREPROCESSING
 
@@ -39,6 +41,8 @@ class Manifest:
     # third-party model): the verdict then uses what there is, and has no ``clothing_distance`` without the first.
     novelty: NoveltyRule | None = None
     not_sure_below: float | None = None
+    # A second network asked about the photos the distance leaves in doubt (gate.py); absent: the distance decides.
+    gate: GateRule | None = None
 
     @property
     def model_path(self) -> Path:
@@ -47,6 +51,10 @@ class Manifest:
     @property
     def statistics_path(self) -> Path | None:
         return None if self.novelty is None else self.path.parent / self.novelty.statistics_file
+
+    @property
+    def gate_path(self) -> Path | None:
+        return None if self.gate is None else self.path.parent / self.gate.model_file
 
 
 def sha256_of(path: Path) -> str:
@@ -110,6 +118,7 @@ def load_manifest(path: str | Path) -> Manifest:
         temperature=float(temperature),
         novelty=_novelty(data.get("novelty"), path),
         not_sure_below=_not_sure_below(data.get("not_sure_below"), path),
+        gate=_gate(data.get("gate"), path),
     )
 
 
@@ -132,6 +141,32 @@ def _novelty(block: Any, path: Path) -> NoveltyRule | None:
     if not _number(threshold) or not threshold > 0:
         raise ModelError(f"{where}.threshold must be a positive number")
     return NoveltyRule("mahalanobis", block["statistics_file"], block["sha256"].lower(), float(threshold))
+
+
+def _gate(block: Any, path: Path) -> GateRule | None:
+    if block is None:
+        return None
+    where = f"model manifest {path}: 'gate'"
+    if not isinstance(block, dict):
+        raise ModelError(f"{where} must be an object")
+    if block.get("method") != "imagenet-classes":
+        raise ModelError(f'{where}.method must be "imagenet-classes" (the one this service computes)')
+    for key in ("model_file", "sha256"):
+        if not isinstance(block.get(key), str) or not block[key]:
+            raise ModelError(f"{where}.{key} is missing or not a string")
+    classes = block.get("classes")
+    if not isinstance(classes, list) or not classes or not all(type(c) is int and c >= 0 for c in classes):
+        raise ModelError(f"{where}.classes must be a non-empty list of class ids (integers from 0)")
+    for key in ("threshold", "from_distance"):
+        if not _number(block.get(key)) or not math.isfinite(block[key]):
+            raise ModelError(f"{where}.{key} must be a number")
+    return GateRule(
+        block["model_file"],
+        block["sha256"].lower(),
+        tuple(classes),
+        float(block["threshold"]),
+        float(block["from_distance"]),
+    )
 
 
 def _not_sure_below(value: Any, path: Path) -> float | None:

@@ -18,8 +18,9 @@ import numpy as np
 from PIL import Image
 
 from .errors import ModelError
+from .gate import ClothingGate
 from .images import load_pixels, open_image
-from .interpreter import find_runtime
+from .interpreter import _quantize, find_runtime, invoke, run_interpreter
 from .manifest import Manifest, load_manifest, sha256_of
 from .memory import PixelBudget, release_freed_memory
 from .novelty import ClothingDistance, verdict
@@ -61,6 +62,7 @@ class Judgement(NamedTuple):
     verdict: str | None  # novelty.VERDICTS, or None for a model whose manifest has no rule for it
     distance: float | None  # clothing_distance; None without the statistics
     threshold: float | None
+    gate_log_odds: float | None = None  # the ImageNet gate's score, where it was asked (gate.py)
 
 
 class Classifier:
@@ -73,6 +75,7 @@ class Classifier:
         self._preprocessor: Preprocessor | None = None
         self._quantized_input: Callable[[np.ndarray], np.ndarray] | None = None  # integer models: preprocess.lookup
         self._distance: ClothingDistance | None = None
+        self._gate: ClothingGate | None = None
         self._local = threading.local()
         self._load_lock = threading.Lock()
 
@@ -112,6 +115,7 @@ class Classifier:
             inp = interpreter.get_input_details()[0]
             if np.issubdtype(inp["dtype"], np.integer):
                 self._quantized_input = self._preprocessor.lookup(lambda batch: _quantize(batch, inp))
+            self._gate = self._load_gate(manifest)
             self.manifest = manifest
         return self
 
@@ -124,18 +128,35 @@ class Classifier:
         blank = io.BytesIO()
         Image.new("RGB", (width, height)).save(blank, "JPEG")
         self.judge(*self.infer(self.prepare(blank.getvalue(), DecodeRules(max_pixels=width * height))))
+        if self._gate is not None:
+            self._gate.log_odds(np.zeros((height, width, 3), np.uint8))
         return self
 
-    def _new_interpreter(self, manifest: Manifest) -> Any:
+    def _new_interpreter(self, manifest: Manifest, path: Path | None = None) -> Any:
+        path = path or manifest.model_path
         try:
-            interpreter = self._interpreter_class(model_path=str(manifest.model_path), num_threads=self.threads)
+            interpreter = self._interpreter_class(model_path=str(path), num_threads=self.threads)
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(
-                f"{self.runtime} cannot load {manifest.model_path}: {exc}. If the model needs a "
-                f"newer runtime, install ai-edge-litert"
+                f"{self.runtime} cannot load {path}: {exc}. If the model needs a newer runtime, install ai-edge-litert"
             ) from None
         return interpreter
+
+    def _load_gate(self, manifest: Manifest) -> ClothingGate | None:
+        """The ImageNet gate the manifest names, checked against its sha256 and the classifier's input."""
+        path = manifest.gate_path
+        if manifest.gate is None or path is None:
+            return None
+        if not path.is_file():
+            raise ModelError(f"gate model not found: {path} (named by {manifest.path})")
+        if sha256_of(path) != manifest.gate.sha256:
+            raise ModelError(f"sha256 of {path} differs from {manifest.path}'s 'gate': they do not belong together")
+        gate = ClothingGate(path, manifest.gate, lambda p: self._new_interpreter(manifest, p), self._preprocessor)
+        problem = gate.problem(manifest.input_size)
+        if problem:
+            raise ModelError(f"the gate {path} {problem}")
+        return gate
 
     @staticmethod
     def _check_signature(manifest: Manifest, interpreter: Any, distance: ClothingDistance | None) -> None:
@@ -203,14 +224,15 @@ class Classifier:
             image, scaled = load_pixels(opened), opened.scaled
             del opened
             t = trace.lap("decode", t)
-            batch = self.model_input(image, area=scaled)
+            sampled = self.sample(image, area=scaled)
             del image
+            batch = self.model_input(sampled, sampled=True)
         if pixels >= TRIM_AFTER_PIXELS:
             release_freed_memory()
         t = trace.lap("preprocess", t)
         scores, features = self.infer(batch)
         t = trace.lap("inference", t)
-        judgement = self.judge(scores, features)
+        judgement = self.judge(scores, features, sampled)
         trace.judged(judgement.verdict, judgement.distance)
         trace.lap("verdict", t)
         if details:
@@ -226,14 +248,21 @@ class Classifier:
         assert self._preprocessor is not None
         return self._preprocessor(image, area)
 
-    def model_input(self, image: Image.Image | np.ndarray, area: bool = False) -> np.ndarray:
-        """The batch the interpreter takes: ``preprocess``' for a float model; for an integer one, the very values
-        quantizing it gives, looked up from the sampled pixels (preprocess.py), which skips two float arrays."""
+    def sample(self, image: Image.Image | np.ndarray, area: bool = False) -> np.ndarray:
+        """uint8 RGB pixels at the input size (preprocess.py), before the mode's scaling: what the gate takes too."""
         self.loaded_manifest()
         assert self._preprocessor is not None
+        return self._preprocessor.sample(image, area)
+
+    def model_input(self, image: Image.Image | np.ndarray, area: bool = False, sampled: bool = False) -> np.ndarray:
+        """The batch the interpreter takes: ``preprocess``' for a float model; for an integer one, the very values
+        quantizing it gives, looked up from the sampled pixels (preprocess.py), which skips two float arrays.
+        ``sampled``: ``image`` is ``sample``'s already."""
+        pixels = image if sampled else self.sample(image, area)
+        assert isinstance(pixels, np.ndarray) and self._preprocessor is not None
         if self._quantized_input is None:
-            return self._preprocessor(image, area)
-        return self._quantized_input(self._preprocessor.sample(image, area))
+            return self._preprocessor.scale(pixels)
+        return self._quantized_input(pixels)
 
     def prepare(self, data: bytes, rules: DecodeRules) -> np.ndarray:
         """An image file's bytes -> the model's input, decoded and prepared as ``classify`` does (the lab's
@@ -265,20 +294,28 @@ class Classifier:
         order = np.argsort(-scores, kind="stable")[:top_k]
         return {labels[i]: float(scores[i]) for i in order}
 
-    def judge(self, scores: np.ndarray, features: list[np.ndarray] | None) -> Judgement:
-        """The top label, its calibrated probability, and the verdict by the manifest's rules (novelty.py)."""
+    def judge(
+        self, scores: np.ndarray, features: list[np.ndarray] | None, pixels: np.ndarray | None = None
+    ) -> Judgement:
+        """The top label, its calibrated probability, and the verdict by the manifest's rules (novelty.py), the
+        ImageNet gate asked where they apply and the sampled ``pixels`` are given (gate.py)."""
         manifest = self.loaded_manifest()
         probabilities = softmax(scores / manifest.temperature) if manifest.output == "logits" else scores
         top = int(np.argmax(probabilities))
         confidence = float(probabilities[top])
         distance = None if features is None or self._distance is None else self._distance(features)
         threshold = manifest.novelty.threshold if manifest.novelty is not None and distance is not None else None
+        odds = None
+        if self._gate is not None and pixels is not None and self._gate.rule.applies(distance, threshold):
+            odds = self._gate.log_odds(pixels)
+        gate_says_not = None if odds is None or self._gate is None else odds < self._gate.rule.threshold
         return Judgement(
             manifest.labels[top],
             confidence,
-            verdict(distance, threshold, confidence, manifest.not_sure_below),
+            verdict(distance, threshold, confidence, manifest.not_sure_below, gate_says_not),
             distance,
             threshold,
+            odds,
         )
 
     def describe(
@@ -297,44 +334,13 @@ class Classifier:
         if judgement.distance is not None:
             answer["clothing_distance"] = round(judgement.distance, 4)
             answer["threshold"] = judgement.threshold
+        if judgement.gate_log_odds is not None and manifest.gate is not None:
+            answer["imagenet_gate"] = {
+                "clothing_log_odds": round(judgement.gate_log_odds, 4),
+                "threshold": manifest.gate.threshold,
+            }
         answer["model"] = {"name": manifest.name, "version": manifest.version}
         return answer
-
-
-def run_interpreter(interpreter: Any, batch: np.ndarray) -> np.ndarray:
-    """One float batch through a TF Lite interpreter (any runtime) -> float32 scores (its first output)."""
-    return invoke(interpreter, batch)[0]
-
-
-def invoke(interpreter: Any, batch: np.ndarray) -> list[np.ndarray]:
-    """One float batch through a TF Lite interpreter -> each output as float32, flattened.
-
-    The one place inputs are quantized and outputs dequantized, so that convert.py's parity checks, the lab's
-    measurements and the tflite-runtime check measure exactly what serving computes."""
-    inp = interpreter.get_input_details()[0]
-    interpreter.set_tensor(inp["index"], _quantize(batch, inp))
-    interpreter.invoke()
-    return [
-        _dequantize(interpreter.get_tensor(out["index"]), out).reshape(-1) for out in interpreter.get_output_details()
-    ]
-
-
-def _quantize(batch: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
-    dtype = detail["dtype"]
-    if batch.dtype == dtype:  # float for a float model; quantized already by Classifier.model_input
-        return batch
-    if np.issubdtype(dtype, np.integer):
-        scale, zero_point = detail["quantization"]
-        info = np.iinfo(dtype)
-        batch = np.clip(np.round(batch / scale + zero_point), info.min, info.max)
-    return batch.astype(dtype, copy=False)
-
-
-def _dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
-    if np.issubdtype(values.dtype, np.integer):
-        scale, zero_point = detail["quantization"]
-        return (values.astype(np.float32) - zero_point) * scale
-    return values.astype(np.float32, copy=False)
 
 
 def _load_statistics(manifest: Manifest) -> ClothingDistance | None:

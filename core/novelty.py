@@ -106,14 +106,19 @@ class ClothingDistance:
 
 
 def verdict(
-    distance: float | None, threshold: float | None, confidence: float, not_sure_below: float | None
+    distance: float | None,
+    threshold: float | None,
+    confidence: float,
+    not_sure_below: float | None,
+    gate_says_not: bool | None = None,
 ) -> str | None:
-    """ "not_clothing" when the photo is far from every label's training photos; "not_sure" when it is clothing but
-    the calibrated top probability is below the manifest's bar; "clothing" otherwise. None when the model's
-    manifest has neither rule (a third-party model without the statistics)."""
-    if distance is None and not_sure_below is None:
+    """ "not_clothing" when the photo is far from every label's training photos, or the ImageNet gate (gate.py)
+    sees no clothing in it; "not_sure" when it is clothing but the calibrated top probability is below the
+    manifest's bar; "clothing" otherwise. None when the model's manifest has no rule at all (a third-party model
+    without the statistics). ``gate_says_not``: None where the gate was not asked."""
+    if distance is None and not_sure_below is None and gate_says_not is None:
         return None
-    if distance is not None and threshold is not None and distance > threshold:
+    if distance is not None and threshold is not None and distance > threshold or gate_says_not:
         return "not_clothing"
     if not_sure_below is not None and confidence < not_sure_below:
         return "not_sure"

@@ -30,13 +30,16 @@ class BundleError(Exception):
 
 
 def model_files(manifest_path: Path) -> list[Path]:
-    """The model file the manifest names, and its novelty statistics where it names them, each checked against the
-    manifest's SHA-256 before it is shipped."""
+    """The model file the manifest names, and its novelty statistics and gate where it names them, each checked
+    against the manifest's SHA-256 before it is shipped."""
     manifest = json.loads(manifest_path.read_text())
     named = [(manifest["model_file"], manifest.get("sha256"))]
     novelty = manifest.get("novelty")
     if isinstance(novelty, dict):
         named.append((novelty["statistics_file"], novelty.get("sha256")))
+    gate = manifest.get("gate")
+    if isinstance(gate, dict):
+        named.append((gate["model_file"], gate.get("sha256")))
     paths = []
     for name, sha256 in named:
         path = manifest_path.parent / name

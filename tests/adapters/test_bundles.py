@@ -45,6 +45,7 @@ def fresh_venv(bundle: Path, where: Path) -> Path:
                 "model/clothing-model.json",
                 "model/clothing-model.tflite",
                 "model/clothing-model-novelty.npz",
+                "model/imagenet-gate.tflite",
             ],
         ),
         (
@@ -57,6 +58,7 @@ def fresh_venv(bundle: Path, where: Path) -> Path:
                 "model/clothing-model.json",
                 "model/clothing-model.tflite",
                 "model/clothing-model-novelty.npz",
+                "model/imagenet-gate.tflite",
             ],
         ),
     ],
@@ -142,7 +144,7 @@ def test_a_bare_python_builds_the_bundle(tmp_path):
     )
     assert proc.returncode == 0 and "built" in proc.stdout, proc.stderr
     model = tmp_path / "b" / "model"
-    for name in ("clothing-model.tflite", "clothing-model-novelty.npz"):
+    for name in ("clothing-model.tflite", "clothing-model-novelty.npz", "imagenet-gate.tflite"):
         assert (model / name).read_bytes() == (ROOT / "model" / name).read_bytes()
     assert (tmp_path / "b" / "function_app.py").is_file() and (tmp_path / "b" / "core" / "service.py").is_file()
 

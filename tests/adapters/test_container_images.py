@@ -53,7 +53,8 @@ def test_every_copied_file_is_in_the_build_context(dockerfile):
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_every_file_the_manifest_names_is_shipped(dockerfile):
     manifest = json.loads(MANIFEST.read_text())
-    named = [manifest["model_file"], manifest["novelty"]["statistics_file"], MANIFEST.name]
+    named = [manifest["model_file"], manifest["novelty"]["statistics_file"], manifest["gate"]["model_file"]]
+    named.append(MANIFEST.name)
     for name in named:
         assert f"model/{name}" in copied(dockerfile), f"{dockerfile} does not ship model/{name}"
 

@@ -180,7 +180,7 @@ def manifest_without_statistics(folder: Path, not_sure_below: float | None) -> P
     manifest = json.loads(MANIFEST.read_text())
     (folder / manifest["model_file"]).write_bytes(scores_only((MANIFEST.parent / manifest["model_file"]).read_bytes()))
     manifest["sha256"] = sha256_of(folder / manifest["model_file"])
-    del manifest["novelty"]
+    del manifest["novelty"], manifest["gate"]
     manifest.pop("not_sure_below", None)
     if not_sure_below is not None:
         manifest["not_sure_below"] = not_sure_below

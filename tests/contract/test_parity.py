@@ -123,6 +123,7 @@ CASES = [
     ("options", "OPTIONS", lambda p, u: b"", "application/json", None, 204),
     ("delete", "DELETE", lambda p, u: b"", "application/json", None, 405),
 ] + [(*case[:3], case[3] or "application/json", *case[4:]) for case in ORIENTATIONS]
+# The pants photo's distance is below the band where the ImageNet gate is asked (core/gate.py): no imagenet_gate.
 DETAILS_KEYS = ("scores", "label", "confidence", "verdict", "clothing_distance", "threshold", "model")
 SHOP, ELSEWHERE = "https://shop.example", "https://elsewhere.example"  # an allowed origin, and another
 CORS = [

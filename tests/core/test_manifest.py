@@ -44,6 +44,20 @@ def test_committed_manifest_matches_model():
         (lambda m: m["novelty"].update(statistics_file="gone.npz"), "novelty statistics not found"),
         (lambda m: m.update(not_sure_below=1.5), "'not_sure_below' must be a probability"),
         (lambda m: m.update(novelty="yes"), "'novelty' must be an object"),
+        # the ImageNet gate (core/gate.py)
+        (lambda m: m.update(gate=[]), "'gate' must be an object"),
+        (lambda m: m["gate"].update(method="softmax"), 'must be "imagenet-classes"'),
+        (lambda m: m["gate"].update(classes=[]), "classes must be a non-empty list"),
+        (lambda m: m["gate"].update(classes=[1, "jersey"]), "classes must be a non-empty list"),
+        (lambda m: m["gate"].update(classes=[True]), "classes must be a non-empty list"),
+        (lambda m: m["gate"].update(threshold="low"), "threshold must be a number"),
+        (lambda m: m["gate"].update(from_distance=float("nan")), "from_distance must be a number"),
+        (lambda m: m["gate"].pop("sha256"), "gate'.sha256 is missing"),
+        (lambda m: m["gate"].update(sha256="0" * 64), "'gate': they do not belong together"),
+        (lambda m: m["gate"].update(model_file="gone.tflite"), "gate model not found"),
+        (lambda m: m["gate"].update(classes=[3, 1000]), "has 1000 outputs, fewer than the classes"),
+        # the classifier as its own gate: the same input, but 10 outputs
+        (lambda m: m["gate"].update(model_file=m["model_file"], sha256=m["sha256"]), "has 10 outputs"),
     ],
 )
 def test_mismatches_fail_at_load(copied, change, message):

@@ -103,7 +103,7 @@ def test_a_model_without_statistics_answers_details_with_what_it_has(copied, pan
     model = path.parent / data["model_file"]
     model.write_bytes(scores_only(model.read_bytes()))  # a third-party model: the scores alone
     data["sha256"] = sha256_of(path.parent / data["model_file"])
-    del data["novelty"]
+    del data["novelty"], data["gate"]
     path.write_text(json.dumps({**data, "not_sure_below": 0.999}))
     answer = details_of(Classifier(path), pants_photo.read_bytes())
     assert answer["verdict"] == "not_sure" and "clothing_distance" not in answer and "threshold" not in answer
@@ -116,7 +116,7 @@ def test_a_model_without_statistics_answers_details_with_what_it_has(copied, pan
 def test_the_verdict_can_be_turned_off_by_the_manifest_alone(copied, pants_photo):
     """The shipped file with a manifest that names no statistics: the scores, no verdict, the same flat answer."""
     path, data = copied
-    del data["novelty"], data["not_sure_below"]
+    del data["novelty"], data["not_sure_below"], data["gate"]
     path.write_text(json.dumps(data))
     classifier = Classifier(path)
     answer = details_of(classifier, pants_photo.read_bytes())

@@ -134,6 +134,7 @@ def test_zip_holds_the_function_and_nothing_else(packaged):
         assert needed in tops, needed
     assert "model/clothing-model.tflite" in names and "model/clothing-model.json" in names
     assert "model/clothing-model-novelty.npz" in names  # the verdict's statistics (core/novelty.py)
+    assert "model/imagenet-gate.tflite" in names  # and its second opinion (core/gate.py)
     assert "handlers/aws.py" in names and "core/service.py" in names
     for unwanted in (
         "node_modules",

@@ -153,7 +153,12 @@ def test_dockerfile_ships_what_the_zip_ships():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM public.ecr.aws/lambda/python:3.12" in dockerfile
     assert 'CMD ["handlers.aws.lambda_handler"]' in dockerfile
-    shipped = ("model/clothing-model.tflite", "model/clothing-model.json", "model/clothing-model-novelty.npz")
+    shipped = (
+        "model/clothing-model.tflite",
+        "model/clothing-model.json",
+        "model/clothing-model-novelty.npz",
+        "model/imagenet-gate.tflite",
+    )
     for path in ("core/", "handlers/", *shipped, "requirements.txt"):
         assert path in dockerfile and (ROOT / path).exists()
 
