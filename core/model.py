@@ -232,7 +232,9 @@ class Classifier:
         t = trace.lap("preprocess", t)
         scores, features = self.infer(batch)
         t = trace.lap("inference", t)
-        judgement = self.judge(scores, features, sampled)
+        # The gate's inference (~2 ms) is paid only by the answers that show its verdict: a flat answer's log line
+        # and metrics carry the distance's.
+        judgement = self.judge(scores, features, sampled if details else None)
         trace.judged(judgement.verdict, judgement.distance)
         trace.lap("verdict", t)
         if details:

@@ -11,9 +11,11 @@ import pytest
 from core.gate import ClothingGate, GateRule, log_odds
 from core.interpreter import find_runtime
 from core.manifest import load_manifest
-from core.model import Classifier
+from core.memory import PixelBudget
+from core.model import Classifier, DecodeRules
 from core.novelty import verdict
 from core.preprocess import Preprocessor
+from core.trace import Trace
 from tests.core.test_novelty import CAT, details_of
 from tests.helpers import MANIFEST
 
@@ -88,6 +90,10 @@ def test_a_photo_in_the_band_the_gate_rejects_is_not_clothing():
     assert rule.from_distance < answer["clothing_distance"] <= answer["threshold"], answer  # the band
     assert answer["imagenet_gate"]["clothing_log_odds"] < answer["imagenet_gate"]["threshold"] == rule.threshold
     assert answer["verdict"] == "not_clothing"
+    # A flat answer does not pay for the gate: its log line carries the distance's verdict.
+    trace = Trace()
+    Classifier(MANIFEST).classify(photo.read_bytes(), None, False, DecodeRules(10**8), PixelBudget(10**9), trace)
+    assert "not_clothing" not in trace.verdicts and sum(trace.verdicts.values()) == 1, trace.verdicts
 
 
 def test_the_gate_is_not_asked_outside_the_band(copied, pants_photo):
