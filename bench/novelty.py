@@ -7,7 +7,8 @@ machine.
    drift metric, asked for or not), the verdict step as the request's trace times it, the verdict alone on
    outputs computed once (pooling and the layers' matrix-vector products), the share of the photos whose distance
    asked the gate and the gate's own inference.
-2. Size: the statistics file, the gate and the model file, raw and deflated as a deployment zip stores them.
+2. Size: the statistics file, the gate and the model file, raw and deflated as a deployment zip stores them; and
+   what the gate adds to init: ``Classifier.warm()`` in fresh processes with and without it (time, peak RSS).
 3. What it does: the shipped model's verdicts on the not-clothing development set (``python -m lab.not_clothing``)
    by group, and the cross-validated operating point (held-back clothing, shifted clothing, the development set)
    as ``python -m lab.novelty`` measured it (lab/results/novelty.json), and the gate's folds
@@ -49,26 +50,46 @@ def without_statistics(folder: Path) -> Path:
     return path
 
 
-def without_gate(folder: Path) -> Path:
-    """The shipped manifest without its gate, naming the shipped files by their absolute paths."""
-    manifest = json.loads(MANIFEST.read_text())
-    manifest.pop("gate", None)
-    manifest["model_file"] = str(MANIFEST.parent / manifest["model_file"])
-    manifest["novelty"]["statistics_file"] = str(MANIFEST.parent / manifest["novelty"]["statistics_file"])
-    path = folder / "without-gate.json"
-    path.write_text(json.dumps(manifest))
-    return path
+# A fresh process loads the classifier and runs it once, as an entry point's init does: its time and peak RSS
+# (VmHWM: getrusage's maximum would carry over the forking parent's, across exec).
+WARM = (
+    "import json, sys, time; from core.model import Classifier; t = time.perf_counter(); "
+    "Classifier(sys.argv[1]).warm(); ms = (time.perf_counter() - t) * 1000; "
+    "hwm = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0]; "
+    "print(json.dumps({'ms': ms, 'peak_rss_mb': int(hwm) / 1024}))"
+)
+
+
+def init_cost(runs: int) -> dict[str, Any]:
+    """``Classifier.warm()`` in fresh processes, with the gate and without it, alternating."""
+    import subprocess
+
+    from bench.common import VENV_PY
+    from lab.imagenet_gate import without_gate
+
+    samples: dict[str, dict[str, list[float]]] = {"with_gate": {}, "without_gate": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        manifests = {"with_gate": MANIFEST, "without_gate": without_gate(MANIFEST, Path(tmp))}
+        for _ in range(runs):
+            for name, manifest in manifests.items():
+                proc = subprocess.run(
+                    [str(VENV_PY), "-c", WARM, str(manifest)], cwd=ROOT, capture_output=True, text=True, check=True
+                )
+                for key, value in json.loads(proc.stdout.splitlines()[-1]).items():
+                    samples[name].setdefault(key, []).append(value)
+    return {name: {key: summarize(values) for key, values in measured.items()} for name, measured in samples.items()}
 
 
 def timings(photos: list[bytes], rounds: int) -> dict[str, Any]:
     from core.memory import PixelBudget
     from core.model import Classifier, DecodeRules
     from core.trace import Trace
+    from lab.imagenet_gate import without_gate
 
     with tempfile.TemporaryDirectory() as tmp:
         stacks = {
             "with_verdict": Classifier(MANIFEST).warm(),
-            "distance_only": Classifier(without_gate(Path(tmp))).warm(),
+            "distance_only": Classifier(without_gate(MANIFEST, Path(tmp))).warm(),
             "scores_only": Classifier(without_statistics(Path(tmp))).warm(),
         }
         rules, budget = DecodeRules(max_pixels=10**8), PixelBudget(10**9)
@@ -181,6 +202,7 @@ def run(smoke: bool = False):
         "design": f"{rounds} rounds x {len(photos)} validation photos per stack, details=true",
         **timings(photos, rounds),
         "size": sizes(),
+        "init": init_cost(1 if smoke else 7),
         "development_set": development_set(smoke),
         "cross_validated": json.loads(NOVELTY_REPORT.read_text()) if NOVELTY_REPORT.is_file() else None,
         "imagenet_gate": json.loads(GATE_REPORT.read_text()) if GATE_REPORT.is_file() else None,

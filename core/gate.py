@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .interpreter import _quantize, invoke
+from .preprocess import Preprocessor
 
 SMALLEST_MASS = 1e-9  # keeps the log-odds finite when the classes get all or none of the probability
 
@@ -36,6 +37,7 @@ class GateRule:
 
     model_file: str
     sha256: str
+    preprocessing: str  # how the gate's input is scaled (preprocess.py's modes), as its training scaled it
     classes: tuple[int, ...]  # ImageNet class ids: the ones clothing photos fall in
     threshold: float  # the classes' log-odds below it: "not_clothing"
     from_distance: float  # the gate runs for a clothing_distance above it, and for every photo without one
@@ -51,22 +53,27 @@ class ClothingGate:
     """The ImageNet network behind ``log_odds(pixels)``. A TF Lite interpreter is not thread-safe: each thread
     builds its own over the same file, as the classifier does."""
 
-    def __init__(self, path: Path, rule: GateRule, make_interpreter: Callable[[Path], Any], scale: Any) -> None:
-        """``make_interpreter``: path -> an allocated interpreter; ``scale``: the classifier's Preprocessor, whose
-        ``scale`` (float models) or ``lookup`` (integer ones) turns sampled pixels into the network's input."""
+    def __init__(
+        self, path: Path, rule: GateRule, make_interpreter: Callable[[Path], Any], lock: threading.Lock | None = None
+    ) -> None:
+        """``make_interpreter``: path -> an allocated interpreter; ``lock``: held while another thread's is built
+        (the classifier's, so that no two interpreters set up their delegates at once). The first is built here,
+        where the classifier's load already holds that lock."""
         self.path = path
         self.rule = rule
         self._make = make_interpreter
         self._local = threading.local()
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
         interpreter = self._local.interpreter = make_interpreter(path)
         inp = interpreter.get_input_details()[0]
         self.input_shape = tuple(int(v) for v in inp["shape"])
         self.outputs = int(np.prod(interpreter.get_output_details()[0]["shape"][1:]))
+        height, width = self.input_shape[1:3] if len(self.input_shape) == 4 else (1, 1)  # else problem() refuses it
+        scaling = Preprocessor(rule.preprocessing, (width, height))
         if np.issubdtype(inp["dtype"], np.integer):
-            self._input: Callable[[np.ndarray], np.ndarray] = scale.lookup(lambda batch: _quantize(batch, inp))
+            self._input: Callable[[np.ndarray], np.ndarray] = scaling.lookup(lambda batch: _quantize(batch, inp))
         else:
-            self._input = lambda pixels: scale.scale(pixels)
+            self._input = scaling.scale
 
     def problem(self, input_size: tuple[int, int]) -> str | None:
         """Why this network cannot judge the classifier's pixels of ``input_size`` (height, width), or None."""

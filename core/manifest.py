@@ -154,15 +154,20 @@ def _gate(block: Any, path: Path) -> GateRule | None:
     for key in ("model_file", "sha256"):
         if not isinstance(block.get(key), str) or not block[key]:
             raise ModelError(f"{where}.{key} is missing or not a string")
+    if block.get("preprocessing") not in KNOWN_PREPROCESSING:
+        raise ModelError(f"{where}.preprocessing must be one of {', '.join(sorted(KNOWN_PREPROCESSING))}")
     classes = block.get("classes")
     if not isinstance(classes, list) or not classes or not all(type(c) is int and c >= 0 for c in classes):
         raise ModelError(f"{where}.classes must be a non-empty list of class ids (integers from 0)")
+    if len(set(classes)) != len(classes):
+        raise ModelError(f"{where}.classes names a class twice")
     for key in ("threshold", "from_distance"):
         if not _number(block.get(key)) or not math.isfinite(block[key]):
             raise ModelError(f"{where}.{key} must be a number")
     return GateRule(
         block["model_file"],
         block["sha256"].lower(),
+        block["preprocessing"],
         tuple(classes),
         float(block["threshold"]),
         float(block["from_distance"]),

@@ -152,7 +152,11 @@ class Classifier:
             raise ModelError(f"gate model not found: {path} (named by {manifest.path})")
         if sha256_of(path) != manifest.gate.sha256:
             raise ModelError(f"sha256 of {path} differs from {manifest.path}'s 'gate': they do not belong together")
-        gate = ClothingGate(path, manifest.gate, lambda p: self._new_interpreter(manifest, p), self._preprocessor)
+        if manifest.novelty is not None and manifest.gate.from_distance >= manifest.novelty.threshold:
+            raise ModelError(
+                f"{manifest.path}: the gate's from_distance is not below the novelty threshold: it would never be asked"
+            )
+        gate = ClothingGate(path, manifest.gate, lambda p: self._new_interpreter(manifest, p), self._load_lock)
         problem = gate.problem(manifest.input_size)
         if problem:
             raise ModelError(f"the gate {path} {problem}")

@@ -6,7 +6,8 @@
    classifier's sampled pixels, its ``clothing_distance`` (the shipped statistics), and the gate's 1,000
    probabilities of the same pixels.
 3. Five folds (the recipe's stratified split): the class set and threshold fitted on four, the fifth's photos
-   counted (lab/gate_fit.py). The ImageNet network never saw any of these photos, so nothing leaks.
+   counted (lab/gate_fit.py). The ImageNet network never trained on these photos; the one thing set from them
+   outside the folds is its int8 activation ranges (200 training photos), which scale the network, not the rule.
 4. The shipped rule: classes and threshold fitted on all the photos; the gate asked for a distance above
    ``from_distance``, the distance its training photos exceed one time in ``1 / ASKED`` (in-sample, so held-out
    photos exceed it more often). The development set is scored by the whole rule, by group.
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ModelError
 from lab.gate_fit import combined, cross_validated, fit, rates, scores
 
 COVER = 0.95  # the classes that are the top-1 answer of this share of the clothing photos
@@ -36,6 +38,7 @@ CALIBRATION_PHOTOS = 200
 FOLDS = 5
 SEED = 42  # the recipe's seed: the same folds as `make cv`
 GATE_FILE = "imagenet-gate.tflite"
+PREPROCESSING = "xception"  # the ImageNet network's own scaling: 0..255 -> -1..1
 
 
 def build_gate(data_dir: Path, size: tuple[int, int]) -> bytes:
@@ -50,7 +53,7 @@ def build_gate(data_dir: Path, size: tuple[int, int]) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "imagenet-lite0.keras"
         model.save(path)
-        representative = image_batches(data_dir / "train", CALIBRATION_PHOTOS, size, "xception", SEED)
+        representative = image_batches(data_dir / "train", CALIBRATION_PHOTOS, size, PREPROCESSING, SEED)
         return convert_for_serving(SourceModel(path), "int8", representative)
 
 
@@ -62,7 +65,7 @@ class PhotoReader:
         from core.interpreter import find_runtime
         from core.model import Classifier
 
-        self.classifier = Classifier(manifest, threads=1).load()
+        self.classifier = Classifier(without_gate(manifest, gate_path.parent), threads=1).load()
         interpreter_class = find_runtime()[1]
 
         def make(path: Path) -> Any:
@@ -70,8 +73,7 @@ class PhotoReader:
             interpreter.allocate_tensors()
             return interpreter
 
-        preprocessor = self.classifier._preprocessor
-        self.gate = ClothingGate(gate_path, GateRule(gate_path.name, "", (0,), 0.0, 0.0), make, preprocessor)
+        self.gate = ClothingGate(gate_path, GateRule(gate_path.name, "", PREPROCESSING, (0,), 0.0, 0.0), make)
         problem = self.gate.problem(self.classifier.loaded_manifest().input_size)
         if problem:
             raise ValueError(f"the gate {problem}")
@@ -91,6 +93,19 @@ class PhotoReader:
             distances.append(np.nan if judgement.distance is None else judgement.distance)
             probabilities.append(self.gate.probabilities(sampled))
         return np.array(distances), np.stack(probabilities)
+
+
+def without_gate(manifest: Path, folder: Path) -> Path:
+    """A copy of the manifest in ``folder`` without its gate block, naming the model's files by absolute path: the
+    distances are the statistics', whatever gate the manifest had before."""
+    data = json.loads(manifest.read_text())
+    data.pop("gate", None)
+    data["model_file"] = str(manifest.parent.resolve() / data["model_file"])
+    if isinstance(data.get("novelty"), dict):
+        data["novelty"]["statistics_file"] = str(manifest.parent.resolve() / data["novelty"]["statistics_file"])
+    copy = folder / "without-gate.json"
+    copy.write_text(json.dumps(data))
+    return copy
 
 
 def clothing_photos(data_dir: Path, labels: list[str]) -> tuple[list[Path], np.ndarray]:
@@ -133,6 +148,10 @@ def measure(args: argparse.Namespace, gate_path: Path) -> dict[str, Any]:
     cv = cross_validated(probabilities, fold_masks(paths, ids), COVER, args.flag)
     shipped = fit(probabilities, COVER, args.flag)
     from_distance = round(float(np.quantile(distance, 1 - args.asked)), 3)
+    if from_distance >= threshold:
+        raise ValueError(
+            f"{args.asked:.0%} of the training photos are farther than the threshold {threshold}: the band is empty"
+        )
     dev_says_not = scores(dev_probabilities, shipped.classes) < shipped.threshold
     asked = (distance > from_distance) & (distance <= threshold)
     return {
@@ -182,6 +201,7 @@ def install(manifest_path: Path, gate_bytes: bytes, report: dict[str, Any]) -> P
         "method": "imagenet-classes",
         "model_file": GATE_FILE,
         "sha256": sha256_of(gate_path),
+        "preprocessing": PREPROCESSING,
         "classes": report["classes"],
         "threshold": report["threshold"],
         "from_distance": report["from_distance"],
@@ -207,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = measure(args, gate_path)
         if args.write:
             print(f"wrote {install(args.manifest, gate_bytes, report)} and the manifest's gate")
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+    except (FileNotFoundError, ValueError, KeyError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     text = json.dumps(report, indent=2) + "\n"

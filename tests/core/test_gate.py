@@ -14,7 +14,6 @@ from core.manifest import load_manifest
 from core.memory import PixelBudget
 from core.model import Classifier, DecodeRules
 from core.novelty import verdict
-from core.preprocess import Preprocessor
 from core.trace import Trace
 from tests.core.test_novelty import CAT, details_of
 from tests.helpers import MANIFEST
@@ -29,8 +28,7 @@ def shipped_gate() -> ClothingGate:
         interpreter.allocate_tensors()
         return interpreter
 
-    height, width = manifest.input_size
-    return ClothingGate(manifest.gate_path, manifest.gate, make, Preprocessor(manifest.preprocessing, (width, height)))
+    return ClothingGate(manifest.gate_path, manifest.gate, make)
 
 
 @pytest.mark.parametrize(
@@ -41,11 +39,10 @@ def shipped_gate() -> ClothingGate:
         (1.4, 1.4, True),  # the threshold itself is still clothing by the distance
         (1.5, 1.4, False),  # not clothing by the distance already
         (None, None, True),  # no statistics: every photo
-        (1.2, None, True),
     ],
 )
 def test_the_gate_is_asked_only_where_the_distance_leaves_doubt(distance, threshold, asked):
-    assert GateRule("g.tflite", "", (1,), -4.0, from_distance=1.1).applies(distance, threshold) is asked
+    assert GateRule("g.tflite", "", "xception", (1,), -4.0, from_distance=1.1).applies(distance, threshold) is asked
 
 
 def test_the_gates_no_makes_a_photo_not_clothing_whatever_the_rest_says():
@@ -100,10 +97,11 @@ def test_the_gate_is_not_asked_outside_the_band(copied, pants_photo):
     cat = details_of(Classifier(MANIFEST), CAT.read_bytes())
     assert cat["verdict"] == "not_clothing" and "imagenet_gate" not in cat  # the distance decided
     path, data = copied
-    data["gate"]["from_distance"] = 5.0  # no photo in the band
+    data["gate"]["from_distance"] = data["novelty"]["threshold"] - 0.01  # a band too narrow for the pants photo
     path.write_text(json.dumps(data))
     pants = details_of(Classifier(path), pants_photo.read_bytes())
     assert pants["verdict"] == "clothing" and "imagenet_gate" not in pants
+    assert pants["clothing_distance"] < data["gate"]["from_distance"]
 
 
 def test_a_manifest_with_the_gate_and_no_statistics_asks_it_for_every_photo(copied, pants_photo):

@@ -16,16 +16,16 @@ from tests.lab.conftest import run_main, run_tool
 
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory):
-    """The ten labels, 6 train and 2 validation photos each (views of the sample photos), and a not-clothing
+    """The ten labels, 8 train and 2 validation photos each (views of the sample photos), and a not-clothing
     folder of two groups, one of them kept apart."""
     import skimage
 
     root = tmp_path_factory.mktemp("gate")
-    samples = sorted((ROOT / "samples").glob("*.jpg"))
+    samples = [ROOT / "samples" / "pants.jpg", ROOT / "samples" / "t-shirt.jpg"]
     for i, label in enumerate(load_manifest(MANIFEST).labels):
-        views = photo_views(samples[i % len(samples)], 8, seed=i)
+        views = photo_views(samples[i % len(samples)], 10, seed=i)
         for j, view in enumerate(views):
-            folder = root / "data" / ("train" if j < 6 else "validation") / label
+            folder = root / "data" / ("train" if j < 8 else "validation") / label
             folder.mkdir(parents=True, exist_ok=True)
             view.save(folder / f"{label}-{j}.jpg", quality=90)
     for group, names in {"skimage": ["coffee.png", "rocket.jpg", "horse.png"], "people": ["astronaut.png"]}.items():
@@ -49,15 +49,30 @@ def test_fitting_and_shipping_the_gate(small_dataset, capsys, pants_photo):
     report_path = root / "report.json"
     shipped_gate = load_manifest(MANIFEST).gate_path
     args = ["--data-dir", root / "data", "--not-clothing", root / "dev", "--manifest", manifest]
+    novelty = ROOT / "lab" / "results" / "novelty.json"
     code, out, err = run_main(
-        imagenet_gate.main, capsys, *args, "--gate", shipped_gate, "--json", report_path, "--write"
+        imagenet_gate.main,
+        capsys,
+        *args,
+        *("--gate", shipped_gate, "--json", report_path, "--novelty-report", novelty, "--write"),
     )
     assert code == 0, err
     report = json.loads(report_path.read_text())
-    assert report["photos"] == 80 and len(report["per_fold"]) == 5
-    assert 0 <= report["held_out_flagged_by_the_gate"] <= 1
-    assert report["distance_and_gate"]["by_group"]["skimage"] >= report["distance_alone"]["by_group"]["skimage"]
+    assert report["photos"] == 100 and len(report["per_fold"]) == 5
+    folds = report["per_fold"]  # two photos of each label each, 20 in all: the pooled share is their mean
+    assert report["held_out_flagged_by_the_gate"] == pytest.approx(sum(f["held_out_flagged"] for f in folds) / 5)
+    assert all(1 <= f["classes"] <= 80 for f in folds)  # fitted on the other 80
     assert set(report["gate_alone"]["by_group"]) == {"skimage", "people"}
+    for rule in ("gate_alone", "distance_alone", "distance_and_gate"):  # the people are reported, never counted
+        rates = report[rule]
+        assert rates["development_set_not_clothing"] == rates["by_group"]["skimage"], rule
+    held = json.loads(novelty.read_text())["held_out"]
+    worst = report["held_out_with_the_gate"]
+    assert worst["not_clothing_at_most"] == round(held["not_clothing"] + report["held_out_flagged_by_the_gate"], 4)
+    gate = report["held_out_flagged_by_the_gate"]
+    assert worst["clothing_at_least"] == round(held["clothing"] - gate, 4)
+    right = held["clothing"] * held["clothing_right"]  # every photo the gate took was a right "clothing" answer
+    assert worst["clothing_right_at_least"] == round((right - gate) / (held["clothing"] - gate), 4)
     gate = json.loads(manifest.read_text())["gate"]
     assert gate["classes"] == report["classes"] and gate["threshold"] == report["threshold"]
     assert gate["sha256"] == sha256_of(root / "model" / gate["model_file"])
