@@ -9,9 +9,9 @@ threshold the photo is "not_clothing".
 
 It costs one more inference, so it runs only where the distance leaves room for doubt: a ``clothing_distance``
 above ``from_distance`` (a photo less typical than most training photos) and not above the distance's own
-threshold. It takes the pixels the classifier sampled, so both networks take the same input (a gate at 160 pixels
-saved only 0.2-0.3 of its 2 ms here, and caught fewer photos). The lab picks the classes and the threshold from
-the clothing photos, cross-validated (lab/imagenet_gate.py; docs/verdict.md).
+threshold. It takes the pixels the classifier sampled, so both networks take the same input (measured: a gate at
+160 pixels saves 0.2-0.3 of its 2 ms and catches fewer photos; lab/notebook.md). The lab picks the classes and the
+threshold from the clothing photos, cross-validated (lab/imagenet_gate.py; docs/verdict.md).
 """
 
 from __future__ import annotations

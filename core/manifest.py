@@ -126,17 +126,24 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _named_file_block(block: Any, where: str, method: str, file_key: str) -> dict[str, Any]:
+    """A block that names a file beside the model: an object, of the one method served, with the file and its
+    sha256."""
+    if not isinstance(block, dict):
+        raise ModelError(f"{where} must be an object")
+    if block.get("method") != method:
+        raise ModelError(f'{where}.method must be "{method}" (the one this service computes)')
+    for key in (file_key, "sha256"):
+        if not isinstance(block.get(key), str) or not block[key]:
+            raise ModelError(f"{where}.{key} is missing or not a string")
+    return block
+
+
 def _novelty(block: Any, path: Path) -> NoveltyRule | None:
     if block is None:
         return None
     where = f"model manifest {path}: 'novelty'"
-    if not isinstance(block, dict):
-        raise ModelError(f"{where} must be an object")
-    if block.get("method") != "mahalanobis":
-        raise ModelError(f'{where}.method must be "mahalanobis" (the one this service computes)')
-    for key in ("statistics_file", "sha256"):
-        if not isinstance(block.get(key), str) or not block[key]:
-            raise ModelError(f"{where}.{key} is missing or not a string")
+    block = _named_file_block(block, where, "mahalanobis", "statistics_file")
     threshold: Any = block.get("threshold")
     if not _number(threshold) or not threshold > 0:
         raise ModelError(f"{where}.threshold must be a positive number")
@@ -147,13 +154,7 @@ def _gate(block: Any, path: Path) -> GateRule | None:
     if block is None:
         return None
     where = f"model manifest {path}: 'gate'"
-    if not isinstance(block, dict):
-        raise ModelError(f"{where} must be an object")
-    if block.get("method") != "imagenet-classes":
-        raise ModelError(f'{where}.method must be "imagenet-classes" (the one this service computes)')
-    for key in ("model_file", "sha256"):
-        if not isinstance(block.get(key), str) or not block[key]:
-            raise ModelError(f"{where}.{key} is missing or not a string")
+    block = _named_file_block(block, where, "imagenet-classes", "model_file")
     if block.get("preprocessing") not in KNOWN_PREPROCESSING:
         raise ModelError(f"{where}.preprocessing must be one of {', '.join(sorted(KNOWN_PREPROCESSING))}")
     classes = block.get("classes")

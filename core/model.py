@@ -148,10 +148,7 @@ class Classifier:
         path = manifest.gate_path
         if manifest.gate is None or path is None:
             return None
-        if not path.is_file():
-            raise ModelError(f"gate model not found: {path} (named by {manifest.path})")
-        if sha256_of(path) != manifest.gate.sha256:
-            raise ModelError(f"sha256 of {path} differs from {manifest.path}'s 'gate': they do not belong together")
+        _check_named_file(path, manifest.gate.sha256, manifest, "gate model", "'gate': they do not belong together")
         if manifest.novelty is not None and manifest.gate.from_distance >= manifest.novelty.threshold:
             raise ModelError(
                 f"{manifest.path}: the gate's from_distance is not below the novelty threshold: it would never be asked"
@@ -349,15 +346,22 @@ class Classifier:
         return answer
 
 
+def _check_named_file(path: Path, sha256: str, manifest: Manifest, what: str, mismatch: str) -> None:
+    """A file the manifest names beside the model is there, and is the one it describes."""
+    if not path.is_file():
+        raise ModelError(f"{what} not found: {path} (named by {manifest.path})")
+    if sha256_of(path) != sha256:
+        raise ModelError(f"sha256 of {path} differs from {manifest.path}'s{mismatch}")
+
+
 def _load_statistics(manifest: Manifest) -> ClothingDistance | None:
     """The novelty statistics the manifest names, checked against its sha256; None when it names none."""
     path = manifest.statistics_path
     if manifest.novelty is None or path is None:
         return None
-    if not path.is_file():
-        raise ModelError(f"novelty statistics not found: {path} (named by {manifest.path})")
-    if sha256_of(path) != manifest.novelty.sha256:
-        raise ModelError(f"sha256 of {path} differs from {manifest.path}'s: the statistics belong to another model")
+    _check_named_file(
+        path, manifest.novelty.sha256, manifest, "novelty statistics", ": the statistics belong to another model"
+    )
     try:
         return ClothingDistance.load(path)
     except (OSError, ValueError, KeyError) as exc:
