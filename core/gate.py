@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ class ClothingGate:
         inp = interpreter.get_input_details()[0]
         self.input_shape = tuple(int(v) for v in inp["shape"])
         self.outputs = int(np.prod(interpreter.get_output_details()[0]["shape"][1:]))
+        self._classes = np.array(rule.classes)
         height, width = self.input_shape[1:3] if len(self.input_shape) == 4 else (1, 1)  # else problem() refuses it
         scaling = Preprocessor(rule.preprocessing, (width, height))
         if np.issubdtype(inp["dtype"], np.integer):
@@ -98,9 +99,10 @@ class ClothingGate:
 
     def log_odds(self, pixels: np.ndarray) -> float:
         """The log-odds that the photo shows one of the rule's classes."""
-        return log_odds(self.probabilities(pixels), self.rule.classes)
+        return log_odds(self.probabilities(pixels), self._classes)
 
 
-def log_odds(probabilities: np.ndarray, classes: tuple[int, ...] | list[int] | np.ndarray) -> float:
-    mass = min(max(float(np.asarray(probabilities)[list(classes)].sum()), SMALLEST_MASS), 1 - SMALLEST_MASS)
+def log_odds(probabilities: np.ndarray, classes: Sequence[int] | np.ndarray) -> float:
+    """The log-odds of the probability mass of ``classes`` (class ids)."""
+    mass = min(max(float(np.asarray(probabilities)[np.asarray(classes)].sum()), SMALLEST_MASS), 1 - SMALLEST_MASS)
     return math.log(mass) - math.log1p(-mass)

@@ -227,7 +227,7 @@ class Classifier:
             t = trace.lap("decode", t)
             sampled = self.sample(image, area=scaled)
             del image
-            batch = self.model_input(sampled, sampled=True)
+            batch = self.model_input(sampled)
         if pixels >= TRIM_AFTER_PIXELS:
             release_freed_memory()
         t = trace.lap("preprocess", t)
@@ -257,21 +257,27 @@ class Classifier:
         assert self._preprocessor is not None
         return self._preprocessor.sample(image, area)
 
-    def model_input(self, image: Image.Image | np.ndarray, area: bool = False, sampled: bool = False) -> np.ndarray:
-        """The batch the interpreter takes: ``preprocess``' for a float model; for an integer one, the very values
-        quantizing it gives, looked up from the sampled pixels (preprocess.py), which skips two float arrays.
-        ``sampled``: ``image`` is ``sample``'s already."""
-        pixels = image if sampled else self.sample(image, area)
-        assert isinstance(pixels, np.ndarray) and self._preprocessor is not None
+    def model_input(self, pixels: np.ndarray) -> np.ndarray:
+        """``sample``'s pixels -> the batch the interpreter takes: ``preprocess``' for a float model; for an integer
+        one, the very values quantizing it gives, looked up from the pixels (preprocess.py), which skips two float
+        arrays."""
+        self.loaded_manifest()
+        assert self._preprocessor is not None
         if self._quantized_input is None:
             return self._preprocessor.scale(pixels)
         return self._quantized_input(pixels)
 
-    def prepare(self, data: bytes, rules: DecodeRules) -> np.ndarray:
-        """An image file's bytes -> the model's input, decoded and prepared as ``classify`` does (the lab's
-        measurements use it; ``classify`` also holds the decode budget and times each step)."""
+    def sample_file(self, data: bytes, rules: DecodeRules) -> np.ndarray:
+        """An image file's bytes -> ``sample``'s pixels, decoded as ``classify`` decodes them (without its budget)."""
         opened = open_image(data, rules.max_pixels, rules.draft_size, rules.draft_above_pixels)
-        return self.preprocess(load_pixels(opened), area=opened.scaled)
+        return self.sample(load_pixels(opened), area=opened.scaled)
+
+    def prepare(self, data: bytes, rules: DecodeRules) -> np.ndarray:
+        """An image file's bytes -> the float batch ``preprocess`` makes, decoded as ``classify`` does (the lab's
+        measurements use it; ``classify`` also holds the decode budget and times each step)."""
+        self.loaded_manifest()
+        assert self._preprocessor is not None
+        return self._preprocessor.scale(self.sample_file(data, rules))
 
     # -- predict ------------------------------------------------------------------------------------
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -308,10 +314,10 @@ class Classifier:
         confidence = float(probabilities[top])
         distance = None if features is None or self._distance is None else self._distance(features)
         threshold = manifest.novelty.threshold if manifest.novelty is not None and distance is not None else None
-        odds = None
+        odds = gate_says_not = None
         if self._gate is not None and pixels is not None and self._gate.rule.applies(distance, threshold):
             odds = self._gate.log_odds(pixels)
-        gate_says_not = None if odds is None or self._gate is None else odds < self._gate.rule.threshold
+            gate_says_not = odds < self._gate.rule.threshold
         return Judgement(
             manifest.labels[top],
             confidence,

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from lab.dataset import list_split
+from lab.dataset import all_photos, list_split
 from lab.report import show_report
 from lab.scoring import confusion_png, score
 
@@ -55,10 +55,8 @@ def fold_photos(
     data_dir: Path, labels: Sequence[str], held_out: Iterable[str]
 ) -> tuple[dict[Path, str], list[Path], list[Path]]:
     """All of train + validation by label, and the fold's training and held-out photos (resolved paths)."""
-    labels_of = {}
-    for split in ("train", "validation"):
-        paths, ids = list_split(data_dir / split, labels)
-        labels_of.update({p.resolve(): labels[i] for p, i in zip(paths, ids, strict=True)})
+    paths, ids = all_photos(data_dir, labels)
+    labels_of = {p.resolve(): labels[i] for p, i in zip(paths, ids, strict=True)}
     held = {Path(p).resolve() for p in held_out}
     missing = held - labels_of.keys()
     if missing:

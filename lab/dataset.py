@@ -47,6 +47,14 @@ def list_split(split_dir: Path, labels: Sequence[str]) -> tuple[list[Path], np.n
     return paths, np.asarray(ids, dtype=np.int64)
 
 
+def all_photos(data_dir: Path, labels: Sequence[str]) -> tuple[list[Path], np.ndarray]:
+    """Every photo of train + validation, in that order (the photos cross-validation splits and the shipped model
+    trains on), with their label ids."""
+    train, train_ids = list_split(Path(data_dir) / "train", labels)
+    validation, validation_ids = list_split(Path(data_dir) / "validation", labels)
+    return train + validation, np.concatenate([train_ids, validation_ids])
+
+
 def load_pixels(paths: Sequence[Path | str], size: int, mode: str = "xception") -> np.ndarray:
     """uint8 array (N, size, size, 3), resized exactly as keras_image_helper resizes before preprocessing."""
     preprocessor = create_preprocessor(mode, target_size=(size, size))

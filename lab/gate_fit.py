@@ -32,7 +32,8 @@ def clothing_classes(probabilities: np.ndarray, cover: float) -> tuple[int, ...]
 
 def scores(probabilities: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
     """Each photo's log-odds of the classes, as serving computes it."""
-    return np.array([log_odds(row, classes) for row in probabilities])
+    index = np.asarray(classes)
+    return np.array([log_odds(row, index) for row in probabilities])
 
 
 def fit(probabilities: np.ndarray, cover: float, flag: float) -> GateFit:

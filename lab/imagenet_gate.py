@@ -79,7 +79,6 @@ class PhotoReader:
             raise ValueError(f"the gate {problem}")
 
     def read(self, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
-        from core.images import load_pixels, open_image
         from core.model import DecodeRules
         from core.settings import JPEG_EXACT_MAX_PIXELS
 
@@ -87,9 +86,8 @@ class PhotoReader:
         rules = DecodeRules.for_input(clf.loaded_manifest().input_size, 10**8, JPEG_EXACT_MAX_PIXELS)
         distances, probabilities = [], []
         for path in paths:
-            opened = open_image(Path(path).read_bytes(), rules.max_pixels, rules.draft_size, rules.draft_above_pixels)
-            sampled = clf.sample(load_pixels(opened), area=opened.scaled)
-            judgement = clf.judge(*clf.infer(clf.model_input(sampled, sampled=True)))
+            sampled = clf.sample_file(Path(path).read_bytes(), rules)
+            judgement = clf.judge(*clf.infer(clf.model_input(sampled)))
             distances.append(np.nan if judgement.distance is None else judgement.distance)
             probabilities.append(self.gate.probabilities(sampled))
         return np.array(distances), np.stack(probabilities)
@@ -108,17 +106,6 @@ def without_gate(manifest: Path, folder: Path) -> Path:
     return copy
 
 
-def clothing_photos(data_dir: Path, labels: list[str]) -> tuple[list[Path], np.ndarray]:
-    from lab.dataset import list_split
-
-    paths: list[Path] = []
-    ids: list[int] = []
-    for split in ("train", "validation"):
-        split_paths, split_ids = list_split(data_dir / split, labels)
-        paths, ids = paths + split_paths, ids + list(split_ids)
-    return paths, np.array(ids)
-
-
 def fold_masks(paths: list[Path], ids: np.ndarray) -> list[np.ndarray]:
     from lab.photos import cross_validation_split
 
@@ -132,11 +119,12 @@ def fold_masks(paths: list[Path], ids: np.ndarray) -> list[np.ndarray]:
 
 
 def measure(args: argparse.Namespace, gate_path: Path) -> dict[str, Any]:
+    from lab.dataset import all_photos
     from lab.not_clothing import PEOPLE_GROUPS, photo_groups
 
     manifest = json.loads(args.manifest.read_text())
     threshold = float(manifest["novelty"]["threshold"])
-    paths, ids = clothing_photos(args.data_dir, manifest["labels"])
+    paths, ids = all_photos(args.data_dir, manifest["labels"])
     by_group = photo_groups(args.not_clothing)
     if not by_group:
         raise FileNotFoundError(f"no photos in {args.not_clothing}: run python -m lab.not_clothing")

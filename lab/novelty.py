@@ -237,19 +237,15 @@ def ship(
 ) -> dict[str, Any]:
     """The shipped model's statistics on all its photos, its activations exposed, and both rules in its manifest."""
     from core.manifest import sha256_of
-    from lab.dataset import list_split
+    from lab.dataset import all_photos
     from lab.feature_output import expose_features, scores_only
     from lab.novelty_fit import save_statistics
 
     manifest = json.loads(manifest_path.read_text())
-    paths: list[Path] = []
-    ids: list[int] = []
-    for split in ("train", "validation"):
-        split_paths, split_ids = list_split(data_dir / split, manifest["labels"])
-        paths, ids = paths + split_paths, ids + list(split_ids)
+    paths, ids = all_photos(data_dir, manifest["labels"])
     reader = FeatureReader(manifest_path)
     plain, small = reader.read(paths)[1], reader.read(paths, small_garment_of)[1]
-    statistics = fit_with_small_views(plain, small, np.array(ids), len(manifest["labels"]))
+    statistics = fit_with_small_views(plain, small, ids, len(manifest["labels"]))
     stats_path = manifest_path.with_name(manifest_path.stem + "-novelty.npz")
     save_statistics(stats_path, statistics, LAYERS)
     model_path = manifest_path.with_name(manifest["model_file"])

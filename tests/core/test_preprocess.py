@@ -145,7 +145,7 @@ def test_an_integer_model_is_fed_the_batch_quantizing_the_reference_gives():
     with Image.open(ROOT / "samples" / "pants.jpg") as img:
         rgb = img.convert("RGB")
     for image, area in ((rgb, False), (np.asarray(rgb), False), (np.asarray(rgb), True)):
-        batch = clf.model_input(image, area)
+        batch = clf.model_input(clf.sample(image, area))
         assert batch.dtype == detail["dtype"]
         np.testing.assert_array_equal(batch, _quantize(clf.preprocess(image, area), detail))
         np.testing.assert_array_equal(clf.predict(batch), clf.predict(clf.preprocess(image, area)))
