@@ -286,7 +286,7 @@ def run(smoke: bool = False):
     if not (DATA / "validation").is_dir() or not LEGACY_PY.exists():
         print(f"phone_speed: skipped, it needs the dataset at {DATA} and the book's stack at {LEGACY_PY}")
         return None
-    rounds, n, warmup = (1, 2, 1) if smoke else (7, 15, 3)
+    rounds, n, warmup = (1, 2, 1) if smoke else (11, 15, 3)
     started = time.perf_counter()
     photo_paths = photos()
     server = ImageServer(WORK)

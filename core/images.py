@@ -50,7 +50,7 @@ class OpenedImage:
     ``at_least`` (width, height) is set; otherwise Pillow decodes ``header``."""
 
     header: Image.Image
-    data: bytes
+    data: bytes | bytearray
     size: tuple[int, int]
     stored_size: tuple[int, int]  # the file's own size, as its header says
     colorspace: str | None = None
@@ -70,14 +70,14 @@ class OpenedImage:
 
 
 def decode_image(
-    data: bytes, max_pixels: int, draft_size: tuple | None = None, draft_above_pixels: int | None = None
+    data: bytes | bytearray, max_pixels: int, draft_size: tuple | None = None, draft_above_pixels: int | None = None
 ) -> Image.Image:
     """Open and fully decode ``data`` (first frame if animated); an RGB or L image."""
     return load_image(open_image(data, max_pixels, draft_size, draft_above_pixels))
 
 
 def open_image(
-    data: bytes, max_pixels: int, draft_size: tuple | None = None, draft_above_pixels: int | None = None
+    data: bytes | bytearray, max_pixels: int, draft_size: tuple | None = None, draft_above_pixels: int | None = None
 ) -> OpenedImage:
     """Read the header, check the pixel limit, choose the decoder and the decode scale.
 
@@ -124,7 +124,7 @@ def open_image(
     return OpenedImage(img, data, img.size, (width, height), at_least=at_least)
 
 
-def _libjpeg_turbo(img: Image.Image, data: bytes, at_least: tuple[int, int] | None) -> OpenedImage | None:
+def _libjpeg_turbo(img: Image.Image, data: bytes | bytearray, at_least: tuple[int, int] | None) -> OpenedImage | None:
     """The JPEG opened for jpeg.py's decode; None where Pillow decodes it (CMYK, or a header TurboJPEG cannot read,
     such as an unusual chroma subsampling)."""
     colorspace = jpeg.colorspace_for(img.mode)
@@ -141,7 +141,7 @@ def _libjpeg_turbo(img: Image.Image, data: bytes, at_least: tuple[int, int] | No
 HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
 
-def is_heif(data: bytes) -> bool:
+def is_heif(data: bytes | bytearray) -> bool:
     """Whether ``data`` starts with a HEIF file's ``ftyp`` box, by its major brand."""
     return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
 
@@ -220,7 +220,7 @@ ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (
 PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
 
 
-def _check_png_rows(data: bytes) -> None:
+def _check_png_rows(data: bytes | bytearray) -> None:
     """Refuse a PNG whose compressed data ends before its last row.
 
     A zlib stream that ends cleanly but early is not an error to Pillow: the rows it lacks are left black, so a

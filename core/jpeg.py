@@ -44,7 +44,7 @@ def colorspace_for(pillow_mode: str) -> str | None:
     return COLORSPACES.get(pillow_mode) if available() else None
 
 
-def scaled_size(data: bytes, at_least: tuple[int, int]) -> tuple[int, int]:
+def scaled_size(data: bytes | bytearray, at_least: tuple[int, int]) -> tuple[int, int]:
     """(width, height) the JPEG decodes to at the smallest of the scales 1/2, 1/4 and 1/8 that is still
     ``at_least`` (width, height) in both directions; its full size when none is. Those are the scales libjpeg-turbo
     decodes fastest (the others, 3/8 or 5/8, took longer than 1/2 here), and the ones Pillow's draft mode uses."""
@@ -56,7 +56,7 @@ def scaled_size(data: bytes, at_least: tuple[int, int]) -> tuple[int, int]:
     return width, height
 
 
-def decode(data: bytes, colorspace: str, size: tuple[int, int] | None = None) -> np.ndarray:
+def decode(data: bytes | bytearray, colorspace: str, size: tuple[int, int] | None = None) -> np.ndarray:
     """uint8 pixels (height, width, 3) for RGB or (height, width) for GRAY; at ``size`` (width, height), one of
     ``scaled_size``'s, when it is given. A damaged file raises ValueError, truncated ones included (``strict``)."""
     width, height = size or (0, 0)

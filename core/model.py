@@ -30,9 +30,10 @@ from .trace import Trace
 TRIM_AFTER_PIXELS = 4_000_000  # decodes this large hand their memory back to the system when done
 
 
-# A JPEG decoded at reduced DCT scale keeps at least the model's input on each side and is then box-filtered down
-# to it (each input pixel the mean of the decoded pixels it covers: preprocess.py). Held-back photos enlarged to 3
-# and 12 MP get as many answers right this way as from a full decode (docs/performance.md, "Phone photos").
+# A JPEG decoded at reduced DCT scale keeps at least the model's input on each side and is then sampled as Keras
+# samples every image (nearest neighbour): each decoded pixel already averages a block of 4 to 64 of the photo's.
+# Held-back photos enlarged to 3 and 12 MP get as many answers right this way as from a full decode
+# (docs/performance.md, "Phone photos").
 
 
 class DecodeRules(NamedTuple):
@@ -205,7 +206,7 @@ class Classifier:
     # -- one image: decode within the budget, then the lifecycle ---------------------------------------------------
     def classify(
         self,
-        data: bytes,
+        data: bytes | bytearray,
         top_k: int | None,
         probabilities: bool,
         rules: DecodeRules,
@@ -222,10 +223,10 @@ class Classifier:
         pixels = opened.holds
         trace.image_size = list(opened.size)  # as decoded
         with budget.hold(pixels):
-            image, scaled = load_pixels(opened), opened.scaled
+            image = load_pixels(opened)
             del opened
             t = trace.lap("decode", t)
-            sampled = self.sample(image, area=scaled)
+            sampled = self.sample(image)
             del image
             batch = self.model_input(sampled)
         if pixels >= TRIM_AFTER_PIXELS:
@@ -243,19 +244,18 @@ class Classifier:
         return self.postprocess(scores, top_k, probabilities)
 
     # -- preprocess ---------------------------------------------------------------------------------
-    def preprocess(self, image: Image.Image | np.ndarray, area: bool = False) -> np.ndarray:
+    def preprocess(self, image: Image.Image | np.ndarray) -> np.ndarray:
         """A PIL image, or JPEG pixels as ``images.load_pixels`` gives them -> the float32 batch (1, H, W, 3)
-        keras_image_helper makes for it (preprocess.py); ``area``: resized by area averaging instead, for a decode
-        at reduced scale."""
+        keras_image_helper makes for it (preprocess.py)."""
         self.loaded_manifest()  # the preprocessor is made with the model, from its manifest
         assert self._preprocessor is not None
-        return self._preprocessor(image, area)
+        return self._preprocessor(image)
 
-    def sample(self, image: Image.Image | np.ndarray, area: bool = False) -> np.ndarray:
+    def sample(self, image: Image.Image | np.ndarray) -> np.ndarray:
         """uint8 RGB pixels at the input size (preprocess.py), before the mode's scaling: what the gate takes too."""
         self.loaded_manifest()
         assert self._preprocessor is not None
-        return self._preprocessor.sample(image, area)
+        return self._preprocessor.resize(image)
 
     def model_input(self, pixels: np.ndarray) -> np.ndarray:
         """``sample``'s pixels -> the batch the interpreter takes: ``preprocess``' for a float model; for an integer
@@ -267,12 +267,12 @@ class Classifier:
             return self._preprocessor.scale(pixels)
         return self._quantized_input(pixels)
 
-    def sample_file(self, data: bytes, rules: DecodeRules) -> np.ndarray:
+    def sample_file(self, data: bytes | bytearray, rules: DecodeRules) -> np.ndarray:
         """An image file's bytes -> ``sample``'s pixels, decoded as ``classify`` decodes them (without its budget)."""
         opened = open_image(data, rules.max_pixels, rules.draft_size, rules.draft_above_pixels)
-        return self.sample(load_pixels(opened), area=opened.scaled)
+        return self.sample(load_pixels(opened))
 
-    def prepare(self, data: bytes, rules: DecodeRules) -> np.ndarray:
+    def prepare(self, data: bytes | bytearray, rules: DecodeRules) -> np.ndarray:
         """An image file's bytes -> the float batch ``preprocess`` makes, decoded as ``classify`` does (the lab's
         measurements use it; ``classify`` also holds the decode budget and times each step)."""
         self.loaded_manifest()

@@ -44,18 +44,6 @@ class Preprocessor:
         sampled = image.take(nearest_indices(image.shape[0], height), 0).take(nearest_indices(image.shape[1], width), 1)
         return sampled if sampled.ndim == 3 else np.repeat(sampled[:, :, np.newaxis], 3, axis=2)  # L -> RGB
 
-    def area_resize(self, image: Image.Image | np.ndarray) -> np.ndarray:
-        """uint8 RGB at the target size for pixels the DCT already reduced: each output pixel the mean of the
-        pixels it covers (Pillow's box filter), so that no detail is skipped as nearest-neighbour sampling skips
-        it."""
-        if isinstance(image, np.ndarray):
-            image = Image.fromarray(np.ascontiguousarray(image))
-        return np.asarray(image.resize(self.target_size, Image.Resampling.BOX).convert("RGB"))
-
-    def sample(self, image: Image.Image | np.ndarray, area: bool = False) -> np.ndarray:
-        """uint8 RGB (height, width, 3) at the target size: ``resize``, or ``area_resize`` for a reduced decode."""
-        return self.area_resize(image) if area else self.resize(image)
-
     def scale(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 RGB (height, width, 3) -> the mode's float32 batch of one."""
         x = pixels.astype(np.float32)[np.newaxis]
@@ -68,8 +56,8 @@ class Preprocessor:
             x[..., channel] -= mean
         return x
 
-    def __call__(self, image: Image.Image | np.ndarray, area: bool = False) -> np.ndarray:
-        return self.scale(self.sample(image, area))
+    def __call__(self, image: Image.Image | np.ndarray) -> np.ndarray:
+        return self.scale(self.resize(image))
 
     def lookup(self, quantize: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
         """For an integer model: sampled pixels -> ``quantize(scale(pixels))`` by table lookup. Each value depends

@@ -6,12 +6,14 @@
 
 Each held-out photo (a fold's, with that fold's int8 model from ``python -m lab.cv_serving``; or any folder-per-label
 ``--split`` with a model that never saw it) is enlarged with Lanczos to each size and saved as a JPEG (quality 90),
-then prepared by the serving code (``Classifier.prepare``) three ways: ``exact`` (decoded at full size: Keras'
-pixels, then its nearest-neighbour resize), ``scaled`` (libjpeg-turbo's DCT scale, the smallest that keeps the
-model's input, then box-filtered to it, as the service decodes big JPEGs) and ``page`` (reduced first to a
+then prepared four ways: ``exact`` (decoded at full size: Keras' pixels, then its nearest-neighbour resize),
+``scaled`` (libjpeg-turbo's DCT scale, the smallest that keeps the model's input, then the same nearest-neighbour
+resize, as the service decodes big JPEGs), ``box`` (the same DCT scale, then a box filter to the input: each input
+pixel the mean of the decoded pixels it covers, the alternative to ``scaled``) and ``page`` (reduced first to a
 1,024-pixel long side with Lanczos and sent as a JPEG of quality 85, as the page and the bulk command do, then
-decoded exactly). Its own file is measured too. Each row counts the photos its answer gets wrong that the photo's
-own file gets right, and the other way round: the differences between rows are a few photos, so say which.
+decoded exactly). All but ``box`` go through the serving code (``Classifier.prepare``). Its own file is measured
+too. Each row counts the photos its answer gets wrong that the photo's own file gets right, and the other way
+round: the differences between rows are a few photos, so say which.
 
 Enlarged photos are a proxy for phone photos: they hold no detail finer than the originals, so what a full-size
 decode's nearest-neighbour sampling loses to aliasing on a real phone photo is, if anything, understated here.
@@ -35,7 +37,7 @@ import numpy as np
 from lab.dataset import list_split
 
 SIZES_MP = (0.5, 1.0, 2.0, 3.0, 12.0)
-PATHS = ("exact", "scaled", "page")
+PATHS = ("exact", "scaled", "box", "page")
 QUALITY = 90
 PAGE_LONG_SIDE, PAGE_QUALITY = 1024, 85  # core/page.html and cli/inputs.py
 
@@ -93,9 +95,28 @@ def answers(path: str) -> dict[str, int]:
         data = original if size == "native" else enlarged(original, float(size))
         for way in PATHS:
             sent = page_upload(data) if way == "page" else data
-            rules = scaled if way == "scaled" else exact
-            result[f"{size}/{way}"] = int(np.argmax(clf.predict(clf.prepare(sent, rules))))
+            if way == "box":
+                batch = box_filtered(sent, scaled)
+            else:
+                batch = clf.prepare(sent, scaled if way == "scaled" else exact)
+            result[f"{size}/{way}"] = int(np.argmax(clf.predict(batch)))
     return result
+
+
+def box_filtered(data: bytes, rules: Any) -> np.ndarray:
+    """The float batch of a JPEG decoded as the service decodes it (the DCT scale), then box-filtered to the input
+    instead of sampled: Pillow's BOX resize of the decoded pixels."""
+    from PIL import Image
+
+    from core.images import load_pixels, open_image
+    from core.preprocess import Preprocessor
+
+    manifest = _classifier.loaded_manifest()
+    height, width = manifest.input_size
+    pixels = load_pixels(open_image(data, rules.max_pixels, rules.draft_size, rules.draft_above_pixels))
+    image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(np.ascontiguousarray(pixels))
+    sampled = np.asarray(image.resize((width, height), Image.Resampling.BOX).convert("RGB"))
+    return Preprocessor(manifest.preprocessing, (width, height)).scale(sampled)
 
 
 def measure(manifest: Path, split: Path, jobs: int) -> dict[str, Any]:

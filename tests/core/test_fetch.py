@@ -108,7 +108,7 @@ def test_http_error_and_wrong_content_type(image_server):
         fetch_image_bytes(base + "/html", fetch_settings())
 
 
-def test_size_cap_while_streaming_ignores_content_length(image_server):
+def test_size_cap_by_announced_length_and_while_streaming(image_server):
     base, routes = image_server
 
     def unannounced(handler):  # no Content-Length: the body ends when the connection closes
@@ -118,20 +118,93 @@ def test_size_cap_while_streaming_ignores_content_length(image_server):
         for _ in range(30):
             handler.wfile.write(b"x" * 10_000)
 
+    def announced_only(handler):  # a length over the cap, then nothing: refused without waiting for the body
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/jpeg")
+        handler.send_header("Content-Length", "300000")
+        handler.end_headers()
+        handler.wfile.flush()
+        time.sleep(3)
+
     routes["/big"] = unannounced
     routes["/big2"] = (200, {"Content-Type": "image/jpeg"}, b"x" * 300_000)
+    routes["/big3"] = announced_only
     with pytest.raises(PayloadTooLarge):
         fetch_image_bytes(base + "/big", fetch_settings())
     with pytest.raises(PayloadTooLarge):
         fetch_image_bytes(base + "/big2", fetch_settings())
+    started = time.monotonic()
+    with pytest.raises(PayloadTooLarge):
+        fetch_image_bytes(base + "/big3", fetch_settings())
+    assert time.monotonic() - started < 1.0
 
 
-def test_slow_drip_is_cut_at_the_total_deadline(image_server):
+def test_a_content_length_python_cannot_read_is_no_crash(image_server):
+    """A length of 5,000 digits is over what Python converts to an int: the body is read in chunks instead."""
+    base, routes = image_server
+    body = image_bytes("JPEG")
+
+    def absurd(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/jpeg")
+        handler.send_header("Content-Length", "9" * 5000)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    routes["/absurd.jpg"] = absurd
+    assert fetch_image_bytes(base + "/absurd.jpg", fetch_settings()) == body
+
+
+def test_a_body_of_announced_length_is_read_into_one_buffer(image_server, monkeypatch):
+    """A body with a Content-Length goes straight into a buffer of that size; a compressed or chunked one is read in
+    chunks (urllib3 decodes it, and its decoded length is another); a body shorter than announced is refused."""
+    import gzip
+
+    from core import fetch
+
+    base, routes = image_server
+    body = image_bytes("JPEG")
+    routes["/plain.jpg"] = (200, {"Content-Type": "image/jpeg"}, body)
+    routes["/gzip.jpg"] = (200, {"Content-Type": "image/jpeg", "Content-Encoding": "gzip"}, gzip.compress(body))
+
+    def chunked(handler):
+        handler.protocol_version = "HTTP/1.1"
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/jpeg")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        for start in range(0, len(body), 1000):
+            piece = body[start : start + 1000]
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        handler.wfile.write(b"0\r\n\r\n")
+
+    def short(handler):  # announces more than it sends, then closes
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/jpeg")
+        handler.send_header("Content-Length", str(len(body) + 5000))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    routes["/chunked.jpg"], routes["/short.jpg"] = chunked, short
+    into, read_into = [], fetch._read_into
+    monkeypatch.setattr(fetch, "_read_into", lambda *args: into.append(args[1]) or read_into(*args))
+    for path in ("/plain.jpg", "/gzip.jpg", "/chunked.jpg"):
+        assert fetch_image_bytes(base + path, fetch_settings()) == body
+    assert into == [len(body)]  # the plain one only
+    with pytest.raises(FetchFailed, match=f"ended after {len(body)} of {len(body) + 5000} bytes"):
+        fetch_image_bytes(base + "/short.jpg", fetch_settings())
+
+
+@pytest.mark.parametrize("announced", [False, True])  # read in chunks, or into one buffer of the announced length
+def test_slow_drip_is_cut_at_the_total_deadline(image_server, announced):
     base, routes = image_server
 
     def drip(handler):
         handler.send_response(200)
         handler.send_header("Content-Type", "image/jpeg")
+        if announced:
+            handler.send_header("Content-Length", "100")
         handler.end_headers()
         for _ in range(100):
             handler.wfile.write(b"x")
@@ -252,7 +325,7 @@ def keepalive_server():
             super().setup()
 
         def do_GET(self):
-            payload = body * 500 if self.path == "/big.jpg" else body  # big: well over one read (64 KB)
+            payload = {"/big.jpg": body * 500, "/empty.jpg": b""}.get(self.path, body)  # big: over one read (64 KB)
             self.send_response(200)
             self.send_header("Content-Type", "image/jpeg")
             self.send_header("Content-Length", str(len(payload)))
@@ -287,6 +360,13 @@ def test_a_half_read_connection_is_not_reused(keepalive_server):
     # the rest of the big body must not leak into the next answer
     assert fetch_image_bytes(base + "/a.jpg", fetch_settings()) == state["body"]
     assert state["connections"] == 2
+
+
+def test_an_empty_body_leaves_its_connection_ready_for_the_next_fetch(keepalive_server):
+    base, state = keepalive_server
+    assert fetch_image_bytes(base + "/empty.jpg", fetch_settings()) == b""
+    assert fetch_image_bytes(base + "/a.jpg", fetch_settings()) == state["body"]
+    assert state["connections"] == 1
 
 
 def test_connections_the_server_dropped_are_replaced(keepalive_server):

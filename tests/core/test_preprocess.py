@@ -97,19 +97,28 @@ def test_jpeg_pixels_sampled_where_they_lie_match_keras_image_helper(tmp_path, s
     np.testing.assert_array_equal(clf.preprocess(pixels), reference.from_path(str(path)))
 
 
-def test_a_reduced_decode_is_box_filtered_to_the_input():
-    """JPEG pixels the DCT reduced: each input pixel the mean of the pixels it covers (Pillow's box filter), the
-    same from an array or an image, RGB or greyscale."""
+def test_a_reduced_decode_is_sampled_as_keras_samples_every_image():
+    """A big JPEG the DCT reduced is sampled by Pillow's nearest-neighbour rows and columns of the reduced pixels,
+    as Keras samples any image: only the decode differs from the exact path."""
+    import io
+
+    import simplejpeg
+
+    from core.model import DecodeRules
+
     with Image.open(ROOT / "samples" / "pants.jpg") as img:
-        rgb = img.convert("RGB")
-    prep = Preprocessor("xception", (192, 192))
-    from_array = prep(np.asarray(rgb), area=True)
-    np.testing.assert_array_equal(from_array, prep(rgb, area=True))
-    box = np.asarray(rgb.resize((192, 192), Image.Resampling.BOX), dtype=np.float32)[np.newaxis] / 127.5 - 1.0
-    np.testing.assert_allclose(from_array, box, atol=1e-6)
-    assert not np.array_equal(from_array, prep(rgb))  # not the nearest-neighbour sampling of the same pixels
-    grey = rgb.convert("L")
-    np.testing.assert_array_equal(prep(np.asarray(grey), area=True), prep(grey.convert("RGB"), area=True))
+        big = img.convert("RGB").resize((img.width * 4, img.height * 4), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    big.save(out, "JPEG", quality=90)
+    data = out.getvalue()
+    clf = _classifier()
+    rules = DecodeRules.for_input(clf.loaded_manifest().input_size, 10**8, exact_max_pixels=2_000_000)
+    reduced = simplejpeg.decode_jpeg(data, min_height=192, min_width=192)
+    assert reduced.shape[:2] == (267, 200)  # an eighth of the photo, still over the input's 192 pixels
+    keras = np.asarray(Image.fromarray(reduced).resize((192, 192), Image.Resampling.NEAREST))
+    np.testing.assert_array_equal(clf.sample_file(data, rules), keras)
+    exact = DecodeRules.for_input(clf.loaded_manifest().input_size, 10**8, None, exact=True)
+    assert not np.array_equal(clf.sample_file(data, exact), keras)  # the full decode samples other pixels
 
 
 def test_the_model_decodes_big_jpegs_to_at_least_its_input():
@@ -144,8 +153,8 @@ def test_an_integer_model_is_fed_the_batch_quantizing_the_reference_gives():
     assert np.issubdtype(detail["dtype"], np.integer)  # the shipped model is int8
     with Image.open(ROOT / "samples" / "pants.jpg") as img:
         rgb = img.convert("RGB")
-    for image, area in ((rgb, False), (np.asarray(rgb), False), (np.asarray(rgb), True)):
-        batch = clf.model_input(clf.sample(image, area))
+    for image in (rgb, np.asarray(rgb)):
+        batch = clf.model_input(clf.sample(image))
         assert batch.dtype == detail["dtype"]
-        np.testing.assert_array_equal(batch, _quantize(clf.preprocess(image, area), detail))
-        np.testing.assert_array_equal(clf.predict(batch), clf.predict(clf.preprocess(image, area)))
+        np.testing.assert_array_equal(batch, _quantize(clf.preprocess(image), detail))
+        np.testing.assert_array_equal(clf.predict(batch), clf.predict(clf.preprocess(image)))

@@ -164,7 +164,7 @@ def test_the_jpeg_settings_choose_full_size_or_reduced_decodes(loopback_settings
         )
     assert decoded(loopback_settings, small)[1] == [800, 1066]  # full size: Keras' pixels
     default_big, size = decoded(loopback_settings, big)
-    assert size == [200, 267]  # an eighth of the size, still over the model's 192 pixels, then box-filtered
+    assert size == [200, 267]  # an eighth of the size, still over the model's 192 pixels
     exact_big, size = decoded(replace(loopback_settings, jpeg_exact=True), big)
     assert size == [1600, 2132] and exact_big != default_big  # other pixels, other scores
     assert max(default_big, key=default_big.get) == max(exact_big, key=exact_big.get) == "pants"

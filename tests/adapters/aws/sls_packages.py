@@ -124,7 +124,15 @@ def packages(sls: str, names: tuple[str, ...] = tuple(PACKAGES)) -> dict[str, Pa
                         if name not in WITH_REQUIREMENTS:
                             (service / "requirements.txt").write_text("")
                         package(sls, work / "out", *PACKAGES[name], cwd=service)
-                        (work / "out").rename(out)
+                        # osls names the REST API's Deployment after the millisecond its CLI started: packages
+                        # built at once can share that name, and the second of two such stacks deployed one
+                        # after the other would create no new Deployment. A package whose name is taken is
+                        # built again (under a lock every process takes, so that no two renames race).
+                        with FileLock(root / "deployments.lock"):
+                            while (taken := deployment_id(work / "out")) and taken in deployment_ids(root):
+                                shutil.rmtree(work / "out")
+                                package(sls, work / "out", *PACKAGES[name], cwd=service)
+                            (work / "out").rename(out)
                     finally:
                         shutil.rmtree(work, ignore_errors=True)
             return name, out
@@ -132,6 +140,18 @@ def packages(sls: str, names: tuple[str, ...] = tuple(PACKAGES)) -> dict[str, Pa
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
             _built.update(pool.map(build, names))
     return {name: _built[name] for name in names}
+
+
+def deployment_id(out: Path) -> str | None:
+    """The logical id of the package's API Gateway Deployment (REST APIs only), or None."""
+    resources = template_resources(out)
+    return next((key for key, r in resources.items() if r["Type"] == "AWS::ApiGateway::Deployment"), None)
+
+
+def deployment_ids(root: Path) -> set[str]:
+    """The Deployment ids of the finished packages under ``root`` (each renamed into its own folder)."""
+    finished = [out for out in root.iterdir() if (out / "cloudformation-template-update-stack.json").is_file()]
+    return {i for i in map(deployment_id, finished) if i}
 
 
 def template(out: Path) -> dict[str, Any]:
