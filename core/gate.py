@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .interpreter import _quantize, invoke
+from .interpreter import _quantize, invoke, softmax
 from .preprocess import Preprocessor
 
 SMALLEST_MASS = 1e-9  # keeps the log-odds finite when the classes get all or none of the probability
@@ -93,9 +93,7 @@ class ClothingGate:
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 RGB (height, width, 3), sampled as the classifier's input -> the softmax over ImageNet's classes."""
-        logits = invoke(self._interpreter(), self._input(pixels))[0]
-        e = np.exp(logits - logits.max())
-        return np.asarray(e / e.sum())
+        return softmax(invoke(self._interpreter(), self._input(pixels))[0])
 
     def log_odds(self, pixels: np.ndarray) -> float:
         """The log-odds that the photo shows one of the rule's classes."""

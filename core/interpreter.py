@@ -64,3 +64,10 @@ def _dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
         scale, zero_point = detail["quantization"]
         return (values.astype(np.float32) - zero_point) * scale
     return values.astype(np.float32, copy=False)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Over the last axis: one image's scores, or a batch's (the classifier's calibrated probabilities, the gate's,
+    and lab/calibrate.py's temperature fit)."""
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)

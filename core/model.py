@@ -20,7 +20,7 @@ from PIL import Image
 from .errors import ModelError
 from .gate import ClothingGate
 from .images import load_pixels, open_image
-from .interpreter import _quantize, find_runtime, invoke, run_interpreter
+from .interpreter import _quantize, find_runtime, invoke, run_interpreter, softmax
 from .manifest import Manifest, load_manifest, sha256_of
 from .memory import PixelBudget, release_freed_memory
 from .novelty import ClothingDistance, verdict
@@ -372,9 +372,3 @@ def _load_statistics(manifest: Manifest) -> ClothingDistance | None:
         return ClothingDistance.load(path)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"{path} is not novelty statistics: {exc}") from None
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    """Over the last axis: one image's scores, or a batch's (model/calibrate.py fits the temperature with it)."""
-    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
